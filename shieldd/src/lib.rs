@@ -1,0 +1,8 @@
+//! shieldd: run an AI agent on a Linux host without trusting it.
+//!
+//! The path of data: [`policy`] (YAML -> typed rules) -> sandbox (Landlock,
+//! seccomp, cgroup, capabilities) and monitor (eBPF maps) -> events ->
+//! decisions -> audit.
+#![deny(missing_docs)]
+
+pub mod policy;
