@@ -6,3 +6,6 @@
 #![deny(missing_docs)]
 
 pub mod policy;
+pub mod monitor;
+pub mod scan;
+pub mod tools;

@@ -1,0 +1,1 @@
+//! eBPF monitor (issue 3).

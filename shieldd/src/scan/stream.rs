@@ -1,0 +1,1 @@
+//! (scan-core helper fills this in)
