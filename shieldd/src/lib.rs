@@ -5,7 +5,7 @@
 //! decisions -> audit.
 #![deny(missing_docs)]
 
-pub mod policy;
 pub mod monitor;
+pub mod policy;
 pub mod scan;
 pub mod tools;
