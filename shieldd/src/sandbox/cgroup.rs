@@ -1,0 +1,397 @@
+//! The agent's own cgroup: limits, freeze and kill of the whole tree.
+//!
+//! The v2 hierarchy is required (cgroup.kill, cgroup.freeze, and the eBPF
+//! programs attach to it). Controllers the v2 hierarchy lacks (`pids`,
+//! `memory` on hybrid hosts) are taken from v1 hierarchies. Everything is
+//! found through /proc/self/mountinfo and /proc/self/cgroup.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::policy::Limits;
+
+/// Errors creating or driving a cgroup; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No cgroup2 mount.
+    #[error("no cgroup v2 hierarchy is mounted (none in /proc/self/mountinfo); mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified` or boot with systemd's unified hierarchy")]
+    NoV2,
+    /// A controller the policy's limits need is in no hierarchy.
+    #[error("the `{0}` cgroup controller is not available (neither in cgroup v2 nor as a v1 hierarchy), so `limits.{0}` cannot be enforced; enable the controller, remove the limit, or pass --allow-degraded=cgroup-limits")]
+    NoController(&'static str),
+    /// A file operation failed.
+    #[error("cgroup {what} {path}: {source}{hint}")]
+    Io {
+        /// Operation.
+        what: &'static str,
+        /// File or directory.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+        /// Advice.
+        hint: &'static str,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path, source: io::Error) -> CgroupError {
+    let hint = if source.kind() == io::ErrorKind::PermissionDenied {
+        " (shieldd needs root to manage cgroups)"
+    } else {
+        ""
+    };
+    CgroupError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+        hint,
+    }
+}
+
+/// Where the cgroup hierarchies are mounted and where this process sits in them.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// cgroup2 mount point.
+    pub v2: Option<PathBuf>,
+    /// v1 controller name -> (mount point, this process's path in it).
+    pub v1: BTreeMap<String, (PathBuf, PathBuf)>,
+}
+
+impl Layout {
+    /// Read /proc/self/mountinfo and /proc/self/cgroup.
+    pub fn discover() -> Result<Layout, CgroupError> {
+        let mi = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| io_err("read", Path::new("/proc/self/mountinfo"), e))?;
+        let own = fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| io_err("read", Path::new("/proc/self/cgroup"), e))?;
+        Ok(Layout::parse(&mi, &own))
+    }
+
+    /// Parse the two files (separate for tests).
+    pub fn parse(mountinfo: &str, self_cgroup: &str) -> Layout {
+        let mut own_v1: BTreeMap<String, String> = BTreeMap::new();
+        for line in self_cgroup.lines() {
+            let mut it = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            for c in ctrls.split(',').filter(|c| !c.is_empty()) {
+                own_v1.insert(c.to_string(), path.to_string());
+            }
+        }
+        let mut layout = Layout::default();
+        for line in mountinfo.lines() {
+            // Fields: id parent major:minor root mount-point options ... - fstype source super-options
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            let (Some(root), Some(mnt), Some(fstype)) = (pre.get(3), pre.get(4), post.first())
+            else {
+                continue;
+            };
+            let mnt = PathBuf::from(unescape_mountinfo(mnt));
+            match *fstype {
+                "cgroup2" if layout.v2.is_none() => layout.v2 = Some(mnt),
+                "cgroup" => {
+                    let opts = post.get(2).copied().unwrap_or("");
+                    for c in opts.split(',') {
+                        if matches!(c, "pids" | "memory" | "freezer") {
+                            let own = own_v1.get(c).map(String::as_str).unwrap_or("/");
+                            // Inside a cgroup namespace the mount's root is
+                            // not "/": our path is relative to it.
+                            let rel = own.strip_prefix(*root).unwrap_or(own);
+                            layout.v1.insert(
+                                c.to_string(),
+                                (mnt.clone(), PathBuf::from(rel.trim_start_matches('/'))),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        layout
+    }
+
+    /// Whether the v2 hierarchy offers `controller`.
+    fn v2_has(&self, controller: &str) -> bool {
+        let Some(v2) = &self.v2 else { return false };
+        fs::read_to_string(v2.join("cgroup.controllers"))
+            .map(|s| s.split_whitespace().any(|c| c == controller))
+            .unwrap_or(false)
+    }
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup directories of one session.
+#[derive(Debug)]
+pub struct SessionCgroup {
+    /// The v2 directory (kill, freeze, eBPF attach point).
+    pub v2_dir: PathBuf,
+    /// v1 directories holding limits the v2 hierarchy cannot.
+    pub v1_dirs: Vec<PathBuf>,
+    /// Limits that could not be applied (only with --allow-degraded=cgroup-limits).
+    pub missing_limits: Vec<&'static str>,
+    removed: bool,
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|e| io_err("write", path, e))
+}
+
+fn mkdir(path: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err("create", path, e)),
+    }
+}
+
+impl SessionCgroup {
+    /// Create `shieldd/<session>` in each hierarchy the limits need and apply them.
+    ///
+    /// v2: under the mount root, because a v2 cgroup that holds processes
+    /// (ours, on systemd hosts) cannot delegate controllers to children.
+    /// v1: under this process's own cgroup, so limits set on us still bound the agent.
+    pub fn create(
+        layout: &Layout,
+        session: &str,
+        limits: &Limits,
+        allow_missing_limits: bool,
+    ) -> Result<SessionCgroup, CgroupError> {
+        let v2 = layout.v2.as_ref().ok_or(CgroupError::NoV2)?;
+        let parent = v2.join("shieldd");
+        mkdir(&parent)?;
+        let mut cg = SessionCgroup {
+            v2_dir: parent.join(session),
+            v1_dirs: Vec::new(),
+            missing_limits: Vec::new(),
+            removed: false,
+        };
+        let wanted: Vec<(&'static str, u64)> = [("pids", limits.pids), ("memory", limits.memory)]
+            .into_iter()
+            .filter_map(|(c, v)| v.map(|v| (c, v)))
+            .collect();
+        // Controllers must be enabled on every ancestor's subtree_control.
+        let mut v2_ctrls = Vec::new();
+        for (c, _) in &wanted {
+            if layout.v2_has(c) {
+                v2_ctrls.push(*c);
+            }
+        }
+        if !v2_ctrls.is_empty() {
+            let spec: String = v2_ctrls.iter().map(|c| format!("+{c} ")).collect();
+            write(&v2.join("cgroup.subtree_control"), spec.trim_end())?;
+            write(&parent.join("cgroup.subtree_control"), spec.trim_end())?;
+        }
+        mkdir(&cg.v2_dir)?;
+        for (c, value) in wanted {
+            if v2_ctrls.contains(&c) {
+                let file = if c == "pids" {
+                    "pids.max"
+                } else {
+                    "memory.max"
+                };
+                write(&cg.v2_dir.join(file), &value.to_string())?;
+                if c == "memory" {
+                    // Without this the limit is escaped by swapping.
+                    let swap = cg.v2_dir.join("memory.swap.max");
+                    if swap.exists() {
+                        write(&swap, "0")?;
+                    }
+                }
+            } else if let Some((mnt, own)) = layout.v1.get(c) {
+                let dir = mnt.join(own).join("shieldd").join(session);
+                if let Some(p) = dir.parent() {
+                    mkdir(p)?;
+                }
+                mkdir(&dir)?;
+                cg.v1_dirs.push(dir.clone());
+                if c == "pids" {
+                    write(&dir.join("pids.max"), &value.to_string())?;
+                } else {
+                    write(&dir.join("memory.limit_in_bytes"), &value.to_string())?;
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        write(&memsw, &value.to_string())?;
+                    }
+                }
+            } else if allow_missing_limits {
+                cg.missing_limits.push(c);
+            } else {
+                let _ = cg.remove();
+                return Err(CgroupError::NoController(c));
+            }
+        }
+        Ok(cg)
+    }
+
+    /// Every directory, v2 first.
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.v2_dir).chain(self.v1_dirs.iter())
+    }
+
+    /// Move `pid` into every hierarchy of the session.
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in self.dirs() {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Open `cgroup.kill` now so a watchdog can kill the tree later without
+    /// allocating or resolving paths.
+    pub fn open_kill_file(&self) -> Result<OwnedFd, CgroupError> {
+        let p = self.v2_dir.join("cgroup.kill");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map(OwnedFd::from)
+            .map_err(|e| io_err("open", &p, e))
+    }
+
+    /// The pids in the session.
+    pub fn procs(&self) -> Vec<i32> {
+        fs::read_to_string(self.v2_dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Kill every process of the session at once.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        let kill = self.v2_dir.join("cgroup.kill");
+        if kill.exists() {
+            return write(&kill, "1");
+        }
+        // Before Linux 5.14: freeze so nothing forks while we walk the list.
+        let _ = self.set_frozen(true);
+        for _ in 0..100 {
+            let procs = self.procs();
+            if procs.is_empty() {
+                break;
+            }
+            for p in procs {
+                // SAFETY: kill(2) with a pid read from our own cgroup; no memory is touched.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Freeze (true) or thaw (false) the tree.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        write(
+            &self.v2_dir.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
+    }
+
+    /// Whether the tree is frozen, as the kernel reports it.
+    pub fn is_frozen(&self) -> bool {
+        fs::read_to_string(self.v2_dir.join("cgroup.events"))
+            .map(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+            .unwrap_or(false)
+    }
+
+    /// Wait until no process is left, up to `timeout`.
+    pub fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let populated = fs::read_to_string(self.v2_dir.join("cgroup.events"))
+                .map(|s| s.lines().any(|l| l.trim() == "populated 1"))
+                .unwrap_or(false);
+            if !populated {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Kill what is left and remove the directories.
+    pub fn remove(&mut self) -> Result<(), CgroupError> {
+        if self.removed {
+            return Ok(());
+        }
+        let _ = self.kill();
+        self.wait_empty(Duration::from_secs(5));
+        let mut first_err = None;
+        for d in self.dirs() {
+            if let Err(e) = fs::remove_dir(d) {
+                if e.kind() != io::ErrorKind::NotFound && first_err.is_none() {
+                    first_err = Some(io_err("remove", d, e));
+                }
+            }
+        }
+        self.removed = true;
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for SessionCgroup {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_layout() {
+        let mi = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n\
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let own = "8:pids:/\n4:memory:/process_api/abc\n0::/\n";
+        let l = Layout::parse(mi, own);
+        assert_eq!(l.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.v1.get("memory"),
+            Some(&(
+                PathBuf::from("/sys/fs/cgroup/memory"),
+                PathBuf::from("process_api/abc")
+            ))
+        );
+        assert_eq!(l.v1.get("pids").map(|x| x.1.clone()), Some(PathBuf::new()));
+    }
+
+    #[test]
+    fn unified_layout_and_escapes() {
+        let mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let l = Layout::parse(mi, "0::/user.slice/x.scope\n");
+        assert_eq!(l.v2.as_deref(), Some(Path::new("/sys/fs/cgroup")));
+        assert!(l.v1.is_empty());
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/a\\"), "/a\\");
+    }
+}

@@ -1,0 +1,383 @@
+//! Policy -> Landlock ruleset.
+//!
+//! Landlock only grants, so a `deny` path inside an allowed tree is carved
+//! out: instead of the tree's root, each sibling on the way down to the denied
+//! path is granted, and the directories on that way get `ReadDir` only (their
+//! entries can be listed, nothing beneath the denied path can be opened).
+//! The ruleset is built in the parent; the child only calls
+//! `landlock_restrict_self` on the returned fd (no allocation after fork).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    make_bitflags, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort,
+    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+};
+
+/// Errors building the ruleset.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// The kernel's Landlock is older than the policy needs.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The crate or kernel refused the ruleset.
+    #[error("Landlock ruleset: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+    /// A path could not be opened for a rule.
+    #[error("Landlock rule for {path}: {source}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        source: landlock::PathFdError,
+    },
+}
+
+/// The Landlock ABI version of the running kernel (0 = none).
+pub fn kernel_abi() -> i32 {
+    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    // only returns the ABI version; no memory is passed.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+/// What the policy asks of Landlock, with every path absolute and resolved.
+#[derive(Debug, Clone, Default)]
+pub struct FsSpec {
+    /// Read (+ execute when `exec` is `None`).
+    pub read: Vec<PathBuf>,
+    /// Read + write + create.
+    pub write: Vec<PathBuf>,
+    /// Carved out of both.
+    pub deny: Vec<PathBuf>,
+    /// Files that may be executed; `None` = anything under `read`.
+    pub exec: Option<Vec<PathBuf>>,
+    /// TCP ports for connect; `None` = connect not restricted by Landlock.
+    pub connect_ports: Option<Vec<u16>>,
+    /// TCP ports for bind.
+    pub bind_ports: Vec<u16>,
+    /// Restrict TCP at all (needs ABI 4).
+    pub restrict_net: bool,
+}
+
+/// One computed rule (also used to show what a policy grants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRule {
+    /// Path the rule is attached to.
+    pub path: PathBuf,
+    /// Rights beneath it.
+    pub access: BitFlags<AccessFs>,
+}
+
+fn read_access(exec_everywhere: bool) -> BitFlags<AccessFs> {
+    let base = make_bitflags!(AccessFs::{ReadFile | ReadDir});
+    if exec_everywhere {
+        base | AccessFs::Execute
+    } else {
+        base
+    }
+}
+
+fn write_access() -> BitFlags<AccessFs> {
+    AccessFs::from_all(ABI::V5) & !AccessFs::Execute
+}
+
+/// Canonical form when the path exists, the lexical one otherwise.
+fn canon(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|_| crate::policy::normalize_lexically(p))
+}
+
+/// Compute the rules for the file-system part of `spec`.
+pub fn fs_rules(spec: &FsSpec) -> Vec<FsRule> {
+    let denies: Vec<PathBuf> = spec.deny.iter().map(|d| canon(d)).collect();
+    let mut out = Vec::new();
+    let exec_everywhere = spec.exec.is_none();
+    for p in &spec.read {
+        grant(
+            p,
+            read_access(exec_everywhere),
+            &denies,
+            &mut out,
+            &mut HashSet::new(),
+            0,
+        );
+    }
+    for p in &spec.write {
+        grant(p, write_access(), &denies, &mut out, &mut HashSet::new(), 0);
+    }
+    if let Some(exec) = &spec.exec {
+        for p in exec {
+            let rights = make_bitflags!(AccessFs::{Execute | ReadFile});
+            grant(p, rights, &denies, &mut out, &mut HashSet::new(), 0);
+        }
+    }
+    out
+}
+
+fn grant(
+    path: &Path,
+    access: BitFlags<AccessFs>,
+    denies: &[PathBuf],
+    out: &mut Vec<FsRule>,
+    seen: &mut HashSet<PathBuf>,
+    depth: usize,
+) {
+    // Rules attach to inodes, so compare real paths: a symlink into a denied
+    // tree must not smuggle it back in.
+    let Ok(real) = fs::canonicalize(path) else {
+        tracing::debug!(path = %path.display(), "policy path does not exist; no rule");
+        return;
+    };
+    if depth > 32 || !seen.insert(real.clone()) {
+        return;
+    }
+    if denies.iter().any(|d| real.starts_with(d)) {
+        return;
+    }
+    let inner = denies.iter().any(|d| d.starts_with(&real) && *d != real);
+    let is_dir = real.is_dir();
+    if !inner || !is_dir {
+        let access = if is_dir {
+            access
+        } else {
+            access & AccessFs::from_file(ABI::V5)
+        };
+        out.push(FsRule { path: real, access });
+        return;
+    }
+    out.push(FsRule {
+        path: real.clone(),
+        access: access & AccessFs::ReadDir,
+    });
+    let Ok(entries) = fs::read_dir(&real) else {
+        return;
+    };
+    for e in entries.flatten() {
+        grant(&e.path(), access, denies, out, seen, depth + 1);
+    }
+}
+
+/// Expand `exec.allow` globs to the files they name, plus the ELF
+/// interpreters (PT_INTERP) those files need: the kernel opens the loader
+/// for execution too.
+pub fn expand_exec_allow(globs: &[String]) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for g in globs {
+        let Ok(glob) = globset::GlobBuilder::new(g).literal_separator(true).build() else {
+            continue;
+        };
+        let m = glob.compile_matcher();
+        // Walk from the longest literal directory prefix.
+        let mut base = PathBuf::from("/");
+        let mut rest = 0usize;
+        let comps: Vec<&str> = g.split('/').filter(|c| !c.is_empty()).collect();
+        for (i, c) in comps.iter().enumerate() {
+            if c.contains(['*', '?', '[', '{']) {
+                rest = comps.len() - i;
+                break;
+            }
+            base.push(c);
+        }
+        let depth = if g.contains("**") { 8 } else { rest };
+        if rest == 0 {
+            if base.exists() {
+                found.push(base);
+            }
+            continue;
+        }
+        walk(&base, depth, &mut |p| {
+            if m.is_match(p) && p.is_file() {
+                found.push(p.to_path_buf());
+            }
+        });
+    }
+    let mut interps: Vec<PathBuf> = found.iter().filter_map(|p| elf_interpreter(p)).collect();
+    found.append(&mut interps);
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn walk(dir: &Path, depth: usize, f: &mut dyn FnMut(&Path)) {
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten().take(100_000) {
+        let p = e.path();
+        f(&p);
+        if depth > 1 && e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&p, depth - 1, f);
+        }
+    }
+}
+
+/// The PT_INTERP of an ELF file, if it has one.
+pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
+    // Program headers and the interpreter string sit at the start of the
+    // file; reading 64 KiB avoids loading multi-megabyte binaries.
+    let mut buf = Vec::with_capacity(65536);
+    fs::File::open(path)
+        .ok()?
+        .take(65536)
+        .read_to_end(&mut buf)
+        .ok()?;
+    let header = goblin::elf::Elf::parse_header(&buf).ok()?;
+    let ctx = goblin::container::Ctx::new(
+        if header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
+            goblin::container::Container::Big
+        } else {
+            goblin::container::Container::Little
+        },
+        goblin::container::Endian::from(header.e_ident[goblin::elf::header::EI_DATA] == 1),
+    );
+    let phdrs = goblin::elf::ProgramHeader::parse(
+        &buf,
+        header.e_phoff as usize,
+        header.e_phnum as usize,
+        ctx,
+    )
+    .ok()?;
+    let ph = phdrs
+        .iter()
+        .find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
+    let start = ph.p_offset as usize;
+    let bytes = buf.get(start..start.checked_add(ph.p_filesz as usize)?)?;
+    let s = std::str::from_utf8(bytes).ok()?.trim_end_matches('\0');
+    Some(PathBuf::from(s))
+}
+
+/// Build the ruleset; the returned fd is handed to `landlock_restrict_self`
+/// in the child. `abi` is the kernel's ABI, already checked by the caller
+/// against what the policy needs.
+pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> {
+    let rules = fs_rules(spec);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI::V5))?;
+    if spec.restrict_net && abi >= 4 {
+        let mut net = BitFlags::<AccessNet>::empty();
+        if spec.connect_ports.is_some() {
+            net |= AccessNet::ConnectTcp;
+        }
+        net |= AccessNet::BindTcp;
+        ruleset = ruleset.handle_access(net)?;
+    }
+    if abi >= 6 {
+        ruleset = ruleset.scope(Scope::Signal | Scope::AbstractUnixSocket)?;
+    }
+    let mut created = ruleset.create()?;
+    for r in rules {
+        let fd = PathFd::new(&r.path).map_err(|e| LandlockError::Path {
+            path: r.path.clone(),
+            source: e,
+        })?;
+        created = created.add_rule(PathBeneath::new(fd, r.access))?;
+    }
+    if spec.restrict_net && abi >= 4 {
+        for p in spec.connect_ports.iter().flatten() {
+            created = created.add_rule(NetPort::new(*p, AccessNet::ConnectTcp))?;
+        }
+        for p in &spec.bind_ports {
+            created = created.add_rule(NetPort::new(*p, AccessNet::BindTcp))?;
+        }
+    }
+    let fd: Option<OwnedFd> = created.into();
+    fd.ok_or_else(|| {
+        LandlockError::Unsupported(
+            "Landlock is not enabled in this kernel (add `landlock` to the lsm= boot parameter)"
+                .into(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_is_carved_by_siblings() {
+        let dir = tempdir();
+        fs::create_dir_all(dir.join("a/secret")).unwrap();
+        fs::create_dir_all(dir.join("a/ok")).unwrap();
+        fs::write(dir.join("a/file"), "x").unwrap();
+        fs::write(dir.join("b"), "x").unwrap();
+        let spec = FsSpec {
+            read: vec![dir.clone()],
+            deny: vec![dir.join("a/secret")],
+            ..Default::default()
+        };
+        let rules = fs_rules(&spec);
+        let paths: Vec<_> = rules.iter().map(|r| r.path.clone()).collect();
+        assert!(paths.contains(&dir.join("a/ok")));
+        assert!(paths.contains(&dir.join("a/file")));
+        assert!(paths.contains(&dir.join("b")));
+        assert!(!paths.iter().any(|p| p.starts_with(dir.join("a/secret"))));
+        // The carved directories themselves are only listable.
+        for d in [&dir, &dir.join("a")] {
+            let r = rules.iter().find(|r| &r.path == d).unwrap();
+            assert_eq!(r.access, BitFlags::from(AccessFs::ReadDir));
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn symlink_into_denied_tree_is_not_granted() {
+        let dir = tempdir();
+        fs::create_dir_all(dir.join("secret")).unwrap();
+        fs::write(dir.join("secret/key"), "k").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret/key"), dir.join("link")).unwrap();
+        let spec = FsSpec {
+            read: vec![dir.clone()],
+            deny: vec![dir.join("secret")],
+            ..Default::default()
+        };
+        let rules = fs_rules(&spec);
+        assert!(!rules.iter().any(|r| r.path.starts_with(dir.join("secret"))));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn exec_glob_expands_with_interpreter() {
+        let files = expand_exec_allow(&["/usr/bin/python3*".to_string()]);
+        if let Ok(real) = fs::canonicalize("/usr/bin/python3.11") {
+            assert!(
+                files
+                    .iter()
+                    .any(|f| fs::canonicalize(f).ok() == Some(real.clone())),
+                "{files:?}"
+            );
+            let interp = elf_interpreter(&real).expect("dynamic binary has PT_INTERP");
+            assert!(files.contains(&interp), "{files:?}");
+        }
+        assert!(expand_exec_allow(&["/nonexistent/*".to_string()]).is_empty());
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "shieldd-ll-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::canonicalize(d).unwrap()
+    }
+}
