@@ -109,7 +109,9 @@ impl Drop for TmpGuard {
 fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outcome, SetupError> {
     let req = &opts.request;
     let policy = &opts.policy;
+    let t0 = Instant::now();
     let prepared = sandbox::prepare(policy, req)?;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
     let tmp_guard = TmpGuard(prepared.private_tmp.clone());
     for d in &prepared.degraded {
         warn(&format!("degraded (allowed by --allow-degraded): {d}"));
@@ -131,6 +133,7 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
         ));
     }
     let kill_fd = cg.open_kill_file()?;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
 
     // Signals are taken through a signalfd; block them before fork so none
     // is lost between fork and the supervision loop (the child unblocks).
@@ -149,7 +152,11 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
     let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| SetupError::Other(format!("signalfd: {e}")))?;
 
-    let watchdog = launch::spawn_watchdog(&kill_fd)?;
+    let dirs: Vec<std::ffi::CString> = cg
+        .dirs()
+        .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
+        .collect();
+    let watchdog = launch::spawn_watchdog(&kill_fd, &dirs)?;
     let gated = match launch::spawn_gated(&prepared.child) {
         Ok(g) => g,
         Err(e) => {
@@ -165,7 +172,7 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
         launch::reap(watchdog.pid);
         return Err(e.into());
     }
-    if let Some(a) = audit.as_deref_mut() {
+    if let Some(a) = audit.as_mut() {
         let cmd: Vec<String> = req
             .command
             .iter()
@@ -204,8 +211,10 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
     );
 
     let outcome = wait_agent(pid, &mut sfd, &cg, opts.grace);
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
     // The agent is gone; whatever it left running goes with it.
     let _ = cg.remove();
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup removed");
     drop(watchdog.lifeline);
     launch::reap(watchdog.pid);
     drop(tmp_guard);

@@ -1,1 +1,227 @@
-fn main() {}
+//! Project tasks: `cargo xtask build | demo | test | bench`.
+//!
+//! Each task installs the distribution packages it needs (as root, with
+//! apt-get) so the README's commands work on a fresh machine.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+mod bench;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The real interpreter; `python3` may be a pyenv shim outside any policy.
+pub const PY: &str = "/usr/bin/python3.11";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("build") => build().map(|_| ()),
+        Some("demo") => demo(),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("deps") => ensure_deps(&["bubblewrap"]),
+        _ => {
+            eprintln!("usage: cargo xtask build|demo|test|bench|deps");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Debian packages that provide each command the tasks use.
+const PACKAGES: &[(&str, &str)] = &[("bubblewrap", "bwrap")];
+
+/// Install missing distribution packages with apt-get (root only).
+pub fn ensure_deps(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            let cmd = PACKAGES.iter().find(|(n, _)| n == p).map(|(_, c)| *c);
+            match cmd {
+                Some(c) => !on_path(c),
+                None => !Command::new("dpkg")
+                    .args(["-s", p])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()),
+            }
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "missing packages {}: install them with `sudo apt-get install {}`",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {} with apt-get", missing.join(" "));
+    let lists_fresh = Path::new("/var/lib/apt/lists")
+        .read_dir()
+        .map(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with("Packages")))
+        })
+        .unwrap_or(false);
+    if !lists_fresh {
+        sh(Command::new("apt-get").args(["update", "-q"]))?;
+    }
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    if sh(&mut c).is_err() {
+        sh(Command::new("apt-get").args(["update", "-q"]))?;
+        sh(&mut c)?;
+    }
+    Ok(())
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn sh(c: &mut Command) -> Result<()> {
+    let st = c.status().with_context(|| format!("cannot run {c:?}"))?;
+    if !st.success() {
+        bail!("{c:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Build everything in release mode; returns the shieldd binary.
+fn build() -> Result<PathBuf> {
+    ensure_deps(&[])?;
+    sh(cargo().args(["build", "--release", "--workspace"]))?;
+    Ok(root().join("target/release/shieldd"))
+}
+
+/// The main job: a demo agent under the default policy.
+fn demo() -> Result<()> {
+    let shieldd = build()?;
+    let dir = std::env::temp_dir().join(format!("shieldd-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let home = dir.join("home");
+    let work = dir.join("work");
+    std::fs::create_dir_all(home.join(".ssh"))?;
+    std::fs::create_dir_all(&work)?;
+    let secret = home.join(".ssh/id_ed25519");
+    std::fs::write(&secret, "-----BEGIN OPENSSH PRIVATE KEY----- demo canary")?;
+    let events = dir.join("events.jsonl");
+
+    // A listener standing in for the attacker's server.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = mpsc::channel::<usize>();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = Vec::new();
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read_to_end(&mut buf);
+            let _ = tx.send(buf.len());
+        }
+    });
+
+    println!("== shieldd demo: an agent under the built-in default policy ==");
+    println!(
+        "$ shieldd run --events {} -- {PY} examples/demo_agent.py",
+        events.display()
+    );
+    let t0 = Instant::now();
+    let status = Command::new(&shieldd)
+        .args(["run", "--events"])
+        .arg(&events)
+        .args(["--", PY])
+        .arg(root().join("examples/demo_agent.py"))
+        .args(["--port", &port.to_string(), "--secret"])
+        .arg(&secret)
+        .current_dir(&work)
+        .env("HOME", &home)
+        .status()
+        .context("running shieldd")?;
+    let took = t0.elapsed();
+    let received: usize =
+        rx.try_iter().sum::<usize>() + rx.recv_timeout(Duration::from_millis(200)).unwrap_or(0);
+    println!("== what shieldd did ==");
+    println!(
+        "agent exit status: {} (after {:.0} ms)",
+        status.code().unwrap_or(-1),
+        took.as_secs_f64() * 1e3
+    );
+    println!("attacker's listener on 127.0.0.1:{port} received {received} bytes");
+    println!(
+        "report.txt written by the agent: {}",
+        std::fs::read_to_string(work.join("report.txt")).unwrap_or_else(|_| "(missing)".into())
+    );
+    let text = std::fs::read_to_string(&events).unwrap_or_default();
+    println!(
+        "events file {} ({} records):",
+        events.display(),
+        text.lines().count()
+    );
+    for l in text.lines() {
+        println!("  {}", truncate(l, 160));
+    }
+    let ok = status.success() && received == 0;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !ok {
+        bail!("demo failed: the agent got through or did not finish");
+    }
+    println!("demo ok: allowed work done, secret read, shadow read and exfiltration refused by the kernel");
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Lint and run every test (the README's test command; CI runs it).
+fn test(extra: &[String]) -> Result<()> {
+    ensure_deps(&[])?;
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    sh(cargo().args(["test", "--workspace"]).args(extra))?;
+    Ok(())
+}

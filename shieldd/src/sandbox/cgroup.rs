@@ -253,7 +253,7 @@ impl SessionCgroup {
     }
 
     /// Every directory, v2 first.
-    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         std::iter::once(&self.v2_dir).chain(self.v1_dirs.iter())
     }
 

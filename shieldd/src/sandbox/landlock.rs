@@ -143,6 +143,22 @@ fn grant(
         tracing::debug!(path = %path.display(), "policy path does not exist; no rule");
         return;
     };
+    let is_dir = real.is_dir();
+    grant_real(real, is_dir, access, denies, out, seen, depth);
+}
+
+/// `real` is canonical; entries of a canonical directory that are not
+/// symlinks are canonical too, which saves a realpath per entry when
+/// carving a large directory like /etc.
+fn grant_real(
+    real: PathBuf,
+    is_dir: bool,
+    access: BitFlags<AccessFs>,
+    denies: &[PathBuf],
+    out: &mut Vec<FsRule>,
+    seen: &mut HashSet<PathBuf>,
+    depth: usize,
+) {
     if depth > 32 || !seen.insert(real.clone()) {
         return;
     }
@@ -150,7 +166,6 @@ fn grant(
         return;
     }
     let inner = denies.iter().any(|d| d.starts_with(&real) && *d != real);
-    let is_dir = real.is_dir();
     if !inner || !is_dir {
         let access = if is_dir {
             access
@@ -168,7 +183,12 @@ fn grant(
         return;
     };
     for e in entries.flatten() {
-        grant(&e.path(), access, denies, out, seen, depth + 1);
+        match e.file_type() {
+            Ok(t) if !t.is_symlink() => {
+                grant_real(e.path(), t.is_dir(), access, denies, out, seen, depth + 1)
+            }
+            _ => grant(&e.path(), access, denies, out, seen, depth + 1),
+        }
     }
 }
 

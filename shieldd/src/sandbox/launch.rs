@@ -446,8 +446,11 @@ pub struct Watchdog {
     pub lifeline: OwnedFd,
 }
 
-/// Start the watchdog for a session whose `cgroup.kill` is open as `kill_fd`.
-pub fn spawn_watchdog(kill_fd: &OwnedFd) -> Result<Watchdog, LaunchError> {
+/// Start the watchdog for a session whose `cgroup.kill` is open as
+/// `kill_fd`; after the kill it removes `dirs` (the session's cgroup
+/// directories, v2 first) once they are empty.
+pub fn spawn_watchdog(kill_fd: &OwnedFd, dirs: &[CString]) -> Result<Watchdog, LaunchError> {
+    let dir_ptrs: Vec<*const libc::c_char> = dirs.iter().map(|d| d.as_ptr()).collect();
     let (life_r, life_w) = pipe_cloexec()?;
     // SAFETY: the child only makes async-signal-safe system calls on fds and
     // constants, then _exit()s.
@@ -457,7 +460,14 @@ pub fn spawn_watchdog(kill_fd: &OwnedFd) -> Result<Watchdog, LaunchError> {
     }
     if pid == 0 {
         // SAFETY: we are the freshly forked watchdog child.
-        unsafe { watchdog_main(life_r.as_raw_fd(), kill_fd.as_raw_fd(), life_w.as_raw_fd()) }
+        unsafe {
+            watchdog_main(
+                life_r.as_raw_fd(),
+                kill_fd.as_raw_fd(),
+                life_w.as_raw_fd(),
+                &dir_ptrs,
+            )
+        }
     }
     drop(life_r);
     Ok(Watchdog {
@@ -466,7 +476,12 @@ pub fn spawn_watchdog(kill_fd: &OwnedFd) -> Result<Watchdog, LaunchError> {
     })
 }
 
-unsafe fn watchdog_main(life: RawFd, kill: RawFd, life_w: RawFd) -> ! {
+unsafe fn watchdog_main(
+    life: RawFd,
+    kill: RawFd,
+    life_w: RawFd,
+    dirs: &[*const libc::c_char],
+) -> ! {
     libc::close(life_w);
     reset_signals();
     // Out of the terminal's process group: a Ctrl-C meant for shieldd must
@@ -501,6 +516,20 @@ unsafe fn watchdog_main(life: RawFd, kill: RawFd, life_w: RawFd) -> ! {
     }
     let one = b"1";
     libc::write(kill, one.as_ptr().cast(), 1);
+    // A cgroup can be removed once its last task is gone (EBUSY until then).
+    // After a normal exit shieldd has removed them already (ENOENT).
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    for d in dirs {
+        for _ in 0..1000 {
+            if libc::rmdir(*d) == 0 || errno() != libc::EBUSY {
+                break;
+            }
+            libc::nanosleep(&pause, std::ptr::null_mut());
+        }
+    }
     libc::_exit(0)
 }
 

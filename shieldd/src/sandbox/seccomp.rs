@@ -157,6 +157,8 @@ fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, SeccompError> {
 /// gives one filter one match action, and clone3 must fail with ENOSYS (so
 /// libc falls back to clone, whose flags a filter can inspect) while
 /// everything else fails with EPERM.
+// The casts are no-ops on 64-bit targets but not on every target libc serves.
+#[allow(clippy::unnecessary_cast)]
 pub fn build_filters(sock: SocketRules) -> Result<Vec<BpfProgram>, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in DENIED {

@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests: real processes, real kernel.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The real interpreter: `python3` on PATH may be a pyenv shim (a bash
+/// script under $HOME) that no sandboxed policy would let run.
+pub const PY: &str = "/usr/bin/python3.11";
+
+pub fn shieldd() -> &'static str {
+    env!("CARGO_BIN_EXE_shieldd")
+}
+
+/// Whether a privileged test can run. Under CI=true a missing privilege is a
+/// failure; elsewhere the test says SKIPPED with its name and returns false.
+pub fn privileged(name: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: querying the Landlock ABI passes no memory.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    let why = if !root {
+        Some("not root".to_string())
+    } else if abi < 4 {
+        Some(format!("Landlock ABI {abi} < 4"))
+    } else if !Path::new(PY).exists() {
+        Some(format!("{PY} missing"))
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{name}: privileged test cannot run under CI: {why}");
+            }
+            eprintln!("SKIPPED {name}: {why}");
+            false
+        }
+    }
+}
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory (canonical path), removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "shieldd-it-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(std::fs::canonicalize(p).expect("canonical"))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `shieldd run [--policy FILE] [extra...] -- argv` in `cwd`.
+pub fn run_in(cwd: &Path, policy: Option<&Path>, extra: &[&str], argv: &[&str]) -> Output {
+    let mut c = Command::new(shieldd());
+    c.arg("run");
+    if let Some(p) = policy {
+        c.arg("--policy").arg(p);
+    }
+    c.args(extra).arg("--").args(argv).current_dir(cwd);
+    c.stdin(Stdio::null());
+    c.output().expect("spawn shieldd")
+}
+
+/// Run a Python snippet under a policy given as YAML text (None = default).
+pub fn py(dir: &TempDir, policy_yaml: Option<&str>, code: &str) -> Output {
+    let policy = policy_yaml.map(|y| dir.write("policy.yaml", y));
+    run_in(dir.path(), policy.as_deref(), &[], &[PY, "-c", code])
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The cgroup v2 mount, from mountinfo.
+pub fn cgroup2_mount() -> PathBuf {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    for line in mi.lines() {
+        if let Some((pre, post)) = line.split_once(" - ") {
+            if post.starts_with("cgroup2 ") {
+                if let Some(m) = pre.split(' ').nth(4) {
+                    return PathBuf::from(m);
+                }
+            }
+        }
+    }
+    panic!("no cgroup2 mount")
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes: it runs nothing.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,610 @@
+//! `shieldd run` on real agents and the real kernel (issue 2): every test
+//! asserts what happened to a real file, socket or process.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A loopback listener that reports every byte it receives.
+struct Listener {
+    port: u16,
+    rx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Listener {
+    fn new() -> Listener {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                if tx.send(buf).is_err() {
+                    return;
+                }
+            }
+        });
+        Listener { port, rx }
+    }
+    /// What arrived within `wait`.
+    fn received(&self, wait: Duration) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let end = Instant::now() + wait;
+        while let Ok(v) = self
+            .rx
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            out.push(v);
+        }
+        out
+    }
+}
+
+#[test]
+fn default_policy_allows_work_and_refuses_the_rest() {
+    if !privileged("default_policy_allows_work_and_refuses_the_rest") {
+        return;
+    }
+    let d = TempDir::new("default");
+    // A file outside every read path of the default policy.
+    let outside = TempDir::new("outside");
+    let canary = outside.write("canary.txt", "CANARY-outside-7731");
+    let code = format!(
+        r#"
+import os
+print("hostname", open("/etc/hostname").read() != "")
+open("work.txt", "w").write("written")
+print("cwd-write", open("work.txt").read())
+t = os.path.join(os.environ["TMPDIR"], "t")
+open(t, "w").write("tmp")
+print("tmp-write", open(t).read())
+for label, fn in [("read-outside", lambda: open({canary:?}).read()),
+                  ("write-outside", lambda: open("/var/tmp/shieldd-escape", "w")),
+                  ("read-shadow", lambda: open("/etc/shadow").read())]:
+    try:
+        print(label, "LEAK", fn())
+    except OSError as e:
+        print(label, e.errno)
+"#,
+        canary = canary.to_str().unwrap()
+    );
+    let o = py(&d, None, &code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("hostname True"), "{out}");
+    assert!(out.contains("cwd-write written"), "{out}");
+    assert!(out.contains("tmp-write tmp"), "{out}");
+    assert!(out.contains("read-outside 13"), "{out}");
+    assert!(out.contains("write-outside 13"), "{out}");
+    assert!(out.contains("read-shadow 13"), "{out}");
+    assert!(!out.contains("CANARY"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("work.txt")).unwrap(),
+        "written"
+    );
+    assert!(!std::path::Path::new("/var/tmp/shieldd-escape").exists());
+}
+
+#[test]
+fn deny_inside_an_allowed_tree_is_refused() {
+    if !privileged("deny_inside_an_allowed_tree_is_refused") {
+        return;
+    }
+    let d = TempDir::new("deny");
+    let data = TempDir::new("data");
+    data.write("public/report.txt", "REPORT");
+    data.write("secret/key.pem", "CANARY-secret-4410");
+    data.write("notes.txt", "NOTES");
+    let policy = format!(
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, {root}]\n    write: [./]\n    deny: [{root}/secret]\n",
+        root = data.path().display()
+    );
+    let code = format!(
+        r#"
+import os
+root = {root:?}
+print("public", open(root + "/public/report.txt").read())
+print("notes", open(root + "/notes.txt").read())
+for p in ["/secret/key.pem"]:
+    try:
+        print("LEAK", open(root + p).read())
+    except OSError as e:
+        print("secret", e.errno)
+try:
+    open(root + "/public/new.txt", "w")
+    print("LEAK write")
+except OSError as e:
+    print("write-in-read-tree", e.errno)
+"#,
+        root = data.path().to_str().unwrap()
+    );
+    let o = py(&d, Some(&policy), &code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("public REPORT"), "{out}");
+    assert!(out.contains("notes NOTES"), "{out}");
+    assert!(out.contains("secret 13"), "{out}");
+    assert!(out.contains("write-in-read-tree 13"), "{out}");
+    assert!(!out.contains("CANARY") && !out.contains("LEAK"), "{out}");
+    assert!(!data.path().join("public/new.txt").exists());
+}
+
+#[test]
+fn tcp_connect_only_to_allowed_ports() {
+    if !privileged("tcp_connect_only_to_allowed_ports") {
+        return;
+    }
+    let d = TempDir::new("net");
+    let allowed = Listener::new();
+    let forbidden = Listener::new();
+    let policy = format!(
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - {{ host: \"*\", port: {} }}\n",
+        allowed.port
+    );
+    let code = format!(
+        r#"
+import socket
+for label, port in [("allowed", {a}), ("forbidden", {f})]:
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port)); s.sendall(b"EXFIL-" + label.encode()); s.close()
+        print(label, "connected")
+    except OSError as e:
+        print(label, e.errno)
+"#,
+        a = allowed.port,
+        f = forbidden.port
+    );
+    let o = py(&d, Some(&policy), &code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("allowed connected"), "{out}");
+    assert!(out.contains("forbidden 13"), "{out}");
+    assert_eq!(
+        allowed.received(Duration::from_secs(2)),
+        vec![b"EXFIL-allowed".to_vec()]
+    );
+    assert!(forbidden.received(Duration::from_millis(300)).is_empty());
+}
+
+#[test]
+fn default_policy_has_no_network() {
+    if !privileged("default_policy_has_no_network") {
+        return;
+    }
+    let d = TempDir::new("nonet");
+    let l = Listener::new();
+    let code = format!(
+        r#"
+import socket
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", {p})); s.sendall(b"EXFIL"); print("LEAK")
+except OSError as e:
+    print("tcp", e.errno)
+for fam, addr in [(socket.AF_INET, ("127.0.0.1", {p})), (socket.AF_INET6, ("::1", {p}))]:
+    try:
+        u = socket.socket(fam, socket.SOCK_DGRAM); u.sendto(b"EXFIL", addr); print("LEAK udp")
+    except OSError as e:
+        print("udp", e.errno)
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW); print("LEAK raw")
+except OSError as e:
+    print("raw", e.errno)
+"#,
+        p = l.port
+    );
+    let o = py(&d, None, &code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("tcp 13"), "{out}");
+    assert_eq!(out.matches("udp 1").count(), 2, "{out}");
+    assert!(out.contains("raw 1"), "{out}");
+    assert!(!out.contains("LEAK"), "{out}");
+    assert!(l.received(Duration::from_millis(300)).is_empty());
+}
+
+#[test]
+fn seccomp_baseline_returns_eperm() {
+    if !privileged("seccomp_baseline_returns_eperm") {
+        return;
+    }
+    let d = TempDir::new("seccomp");
+    let code = r#"
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+def t(name, nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    print(name, r, errno.errorcode.get(ctypes.get_errno()))
+t("ptrace", 101, 16, os.getppid(), 0, 0)
+t("io_uring_setup", 425, 1, 0)
+t("bpf", 321, 0, 0, 0)
+t("mount", 165, b"none", b"/tmp", b"tmpfs", 0, 0)
+t("unshare", 272, 0x10000000)
+t("keyctl", 250, 0, 0, 0)
+t("clone_newuser", 56, 0x10000000 | 17, 0, 0, 0, 0)
+t("clone3", 435, 0, 0)
+t("x32_ptrace", 0x40000000 + 521, 0, 0, 0, 0)
+t("personality", 135, 0x0040000)
+print("status", [l for l in open("/proc/self/status") if l.startswith(("Cap", "NoNewPrivs", "Seccomp:"))])
+"#;
+    let o = py(&d, None, code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    for name in [
+        "ptrace",
+        "io_uring_setup",
+        "bpf",
+        "mount",
+        "unshare",
+        "keyctl",
+        "clone_newuser",
+        "x32_ptrace",
+        "personality",
+    ] {
+        assert!(out.contains(&format!("{name} -1 EPERM")), "{name}: {out}");
+    }
+    assert!(out.contains("clone3 -1 ENOSYS"), "{out}");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            out.contains(&format!("{cap}:\\t0000000000000000")),
+            "{cap}: {out}"
+        );
+    }
+    assert!(out.contains("NoNewPrivs:\\t1"), "{out}");
+    assert!(out.contains("Seccomp:\\t2"), "{out}");
+}
+
+#[test]
+fn pids_limit_holds_against_a_fork_loop() {
+    if !privileged("pids_limit_holds_against_a_fork_loop") {
+        return;
+    }
+    let d = TempDir::new("pids");
+    let policy = "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  limits: { pids: 16 }\n";
+    let code = r#"
+import os, time, errno
+kids, err = [], None
+for i in range(200):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.errno; break
+    if pid == 0:
+        time.sleep(30); os._exit(0)
+    kids.append(pid)
+print("forked", len(kids), "err", err, flush=True)
+"#;
+    let o = py(&d, Some(policy), code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    let n: usize = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(n < 16, "fork loop exceeded pids.max: {out}");
+    assert!(out.contains("err 11"), "expected EAGAIN: {out}");
+}
+
+#[test]
+fn tree_dies_when_shieldd_is_killed() {
+    if !privileged("tree_dies_when_shieldd_is_killed") {
+        return;
+    }
+    let d = TempDir::new("sigkill");
+    let session = format!("it-kill-{}", std::process::id());
+    // The agent double-forks a daemon, then both wait forever.
+    let code = "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        os.setsid(); time.sleep(300)\n    os._exit(0)\nprint('ready', flush=True)\ntime.sleep(300)\n";
+    let mut child = Command::new(shieldd())
+        .args(["run", "--session", &session, "--", PY, "-c", code])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut buf = [0u8; 6];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut buf)
+        .expect("agent ready");
+    let procs_file = cgroup2_mount()
+        .join("shieldd")
+        .join(&session)
+        .join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pids: Vec<i32> = Vec::new();
+    while Instant::now() < deadline {
+        pids = std::fs::read_to_string(&procs_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if pids.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.len() >= 2,
+        "agent and its daemon in the cgroup: {pids:?}"
+    );
+    // SAFETY: killing the shieldd process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left: Vec<_> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(
+        left.is_empty(),
+        "still alive after shieldd was SIGKILLed: {left:?}"
+    );
+    // The watchdog also removes the emptied cgroup.
+    let dir = procs_file.parent().unwrap().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn exit_statuses_follow_the_spec() {
+    if !privileged("exit_statuses_follow_the_spec") {
+        return;
+    }
+    let d = TempDir::new("status");
+    let cases: &[(&[&str], i32)] = &[
+        (&["/bin/sh", "-c", "exit 0"], 0),
+        (&["/bin/sh", "-c", "exit 7"], 7),
+        (&["/bin/sh", "-c", "kill -9 $$"], 137),
+        (&["/bin/sh", "-c", "kill -15 $$"], 143),
+        (&["/definitely/not/here"], 127),
+    ];
+    for (argv, want) in cases {
+        let o = run_in(d.path(), None, &[], argv);
+        assert_eq!(o.status.code(), Some(*want), "{argv:?}: {}", stderr(&o));
+    }
+    let noexec = d.write("script.sh", "#!/bin/sh\necho hi\n");
+    let o = run_in(d.path(), None, &[], &[noexec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    // A bad policy: shieldd never starts the agent.
+    let marker = d.path().join("ran");
+    let bad = d.write(
+        "bad.yaml",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [usr]\n",
+    );
+    let o = run_in(
+        d.path(),
+        Some(&bad),
+        &[],
+        &["/bin/sh", "-c", &format!("touch {}", marker.display())],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("bad.yaml:4:12: error: relative path `usr`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!marker.exists(), "the agent ran despite a bad policy");
+}
+
+#[test]
+fn exec_allow_limits_programs() {
+    if !privileged("exec_allow_limits_programs") {
+        return;
+    }
+    let d = TempDir::new("exec");
+    let policy = "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, /bin]\n    write: [./]\n  exec:\n    allow: [/usr/bin/python3*]\n";
+    let code = r#"
+import subprocess
+try:
+    subprocess.run(["/usr/bin/id"], check=False); print("LEAK")
+except OSError as e:
+    print("exec-id", e.errno)
+print("python-ok")
+"#;
+    let o = py(&d, Some(policy), code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("exec-id 13"), "{out}");
+    assert!(out.contains("python-ok"), "{out}");
+    assert!(!out.contains("uid="), "{out}");
+    // The agent command itself outside exec.allow: 126, and nothing ran.
+    let p = d.write("p.yaml", policy);
+    let o = run_in(d.path(), Some(&p), &[], &["/usr/bin/id"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    assert!(stderr(&o).contains("exec.allow"), "{}", stderr(&o));
+}
+
+#[test]
+fn fds_env_and_session() {
+    if !privileged("fds_env_and_session") {
+        return;
+    }
+    let d = TempDir::new("env");
+    let policy = d.write(
+        "p.yaml",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, /proc]\n    write: [./]\n  env:\n    remove: [SECRET_*, AWS_SECRET_ACCESS_KEY]\n",
+    );
+    // An inherited descriptor without close-on-exec must not reach the agent.
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two fds into our array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let code = "import os\nprint('fds', sorted(int(f) for f in os.listdir('/proc/self/fd')))\nprint('secret', os.environ.get('SECRET_TOKEN'), os.environ.get('AWS_SECRET_ACCESS_KEY'))\nprint('keep', os.environ.get('KEEP_ME'))\nprint('session', os.environ.get('SHIELD_SESSION'))\n";
+    let o = Command::new(shieldd())
+        .args(["run", "--session", "it-env-1", "--policy"])
+        .arg(&policy)
+        .args(["--", PY, "-c", code])
+        .current_dir(d.path())
+        .env("SECRET_TOKEN", "s3cr3t")
+        .env("AWS_SECRET_ACCESS_KEY", "aws")
+        .env("KEEP_ME", "yes")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    // SAFETY: closing the pipe fds this test created.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    // 0-2 plus the one listdir itself opens.
+    assert!(out.contains("fds [0, 1, 2, 3]"), "{out}");
+    assert!(out.contains("secret None None"), "{out}");
+    assert!(out.contains("keep yes"), "{out}");
+    assert!(out.contains("session it-env-1"), "{out}");
+}
+
+#[test]
+fn sigterm_is_forwarded_then_the_tree_is_killed() {
+    if !privileged("sigterm_is_forwarded_then_the_tree_is_killed") {
+        return;
+    }
+    let d = TempDir::new("term");
+    let code = "import signal, sys, time\ndef h(s, f):\n    open('got-term', 'w').write('yes'); sys.exit(3)\nsignal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(60)\n";
+    let mut child = Command::new(shieldd())
+        .args(["run", "--", PY, "-c", code])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut buf = [0u8; 6];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .expect("ready");
+    // SAFETY: signalling the shieldd this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().expect("wait");
+    assert_eq!(st.code(), Some(3));
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("got-term")).unwrap(),
+        "yes"
+    );
+
+    // An agent that ignores SIGTERM is killed after the grace period.
+    let code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n";
+    let mut child = Command::new(shieldd())
+        .args(["run", "--grace", "0.2", "--", PY, "-c", code])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut buf)
+        .expect("ready");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().expect("wait");
+    assert_eq!(st.code(), Some(137));
+}
+
+#[test]
+fn unsupported_confinement_fails_closed() {
+    if !privileged("unsupported_confinement_fails_closed") {
+        return;
+    }
+    let d = TempDir::new("degraded");
+    let marker = d.path().join("ran");
+    let policy = d.write(
+        "p.yaml",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - { host: api.example.com, port: 443 }\n",
+    );
+    let touch = format!("touch {}", marker.display());
+    let o = run_in(d.path(), Some(&policy), &[], &["/bin/sh", "-c", &touch]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(
+        err.contains("api.example.com") && err.contains("--allow-degraded=net-addresses"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert!(!marker.exists());
+    // Named by the user, it runs, and says what was left out.
+    let o = run_in(
+        d.path(),
+        Some(&policy),
+        &["--allow-degraded", "net-addresses"],
+        &["/bin/sh", "-c", &touch],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("degraded"), "{}", stderr(&o));
+    assert!(marker.exists());
+}
+
+#[test]
+fn without_root_shieldd_refuses() {
+    if !privileged("without_root_shieldd_refuses") {
+        return;
+    }
+    let d = TempDir::new("noroot");
+    let marker = d.path().join("ran");
+    use std::os::unix::process::CommandExt;
+    let o = Command::new(shieldd())
+        .args(["run", "--", "/bin/sh", "-c"])
+        .arg(format!("touch {}", marker.display()))
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn events_file_records_the_session() {
+    if !privileged("events_file_records_the_session") {
+        return;
+    }
+    let d = TempDir::new("events");
+    let ev = d.path().join("events.jsonl");
+    let o = run_in(
+        d.path(),
+        None,
+        &["--events", ev.to_str().unwrap(), "--session", "it-ev-1"],
+        &["/bin/sh", "-c", "exit 4"],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let text = std::fs::read_to_string(&ev).expect("events written");
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(recs[0]["event"], "session_start");
+    assert_eq!(recs[0]["session"], "it-ev-1");
+    assert!(recs[0]["pid"].as_i64().unwrap() > 0);
+    let last = recs.last().unwrap();
+    assert_eq!(last["event"], "session_end");
+    assert_eq!(last["exit_status"], 4);
+    assert_eq!(
+        shieldd::audit::verify(&ev).expect("chain verifies"),
+        recs.len()
+    );
+}
