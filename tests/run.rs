@@ -360,6 +360,8 @@ fn tree_dies_when_shieldd_is_killed() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(!dir.exists(), "{} left behind", dir.display());
+    // The private temp dir stays after an abnormal end (evidence); tidy it.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("shieldd-{session}")));
 }
 
 #[test]
@@ -607,4 +609,19 @@ fn events_file_records_the_session() {
         shieldd::audit::verify(&ev).expect("chain verifies"),
         recs.len()
     );
+}
+
+#[test]
+fn sandbox_user_runs_the_agent_unprivileged() {
+    if !privileged("sandbox_user_runs_the_agent_unprivileged") {
+        return;
+    }
+    let d = TempDir::new("user");
+    let policy = "version: 1\nsandbox:\n  user: nobody\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n";
+    let code = "import os\nprint('ids', os.getuid(), os.geteuid(), os.getgid())\nopen(os.path.join(os.environ['TMPDIR'], 'x'), 'w').write('ok')\nprint('tmp ok')\n";
+    let o = py(&d, Some(policy), code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("ids 65534 65534"), "{out}");
+    assert!(out.contains("tmp ok"), "{out}");
 }

@@ -135,6 +135,11 @@ fn demo() -> Result<()> {
     let secret = home.join(".ssh/id_ed25519");
     std::fs::write(&secret, "-----BEGIN OPENSSH PRIVATE KEY----- demo canary")?;
     let events = dir.join("events.jsonl");
+    // The agent's code lives in its working directory, as a deployed agent's would.
+    std::fs::copy(
+        root().join("examples/demo_agent.py"),
+        work.join("demo_agent.py"),
+    )?;
 
     // A listener standing in for the attacker's server.
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -152,15 +157,17 @@ fn demo() -> Result<()> {
 
     println!("== shieldd demo: an agent under the built-in default policy ==");
     println!(
-        "$ shieldd run --events {} -- {PY} examples/demo_agent.py",
-        events.display()
+        "$ cd {} && HOME={} shieldd run --events {} -- {PY} demo_agent.py --port {port} --secret {}",
+        work.display(),
+        home.display(),
+        events.display(),
+        secret.display()
     );
     let t0 = Instant::now();
     let status = Command::new(&shieldd)
         .args(["run", "--events"])
         .arg(&events)
-        .args(["--", PY])
-        .arg(root().join("examples/demo_agent.py"))
+        .args(["--", PY, "demo_agent.py"])
         .args(["--port", &port.to_string(), "--secret"])
         .arg(&secret)
         .current_dir(&work)
@@ -195,7 +202,7 @@ fn demo() -> Result<()> {
     if !ok {
         bail!("demo failed: the agent got through or did not finish");
     }
-    println!("demo ok: allowed work done, secret read, shadow read and exfiltration refused by the kernel");
+    println!("demo ok: the allowed work was done; reading the key, reading /etc/shadow and the exfiltration were refused by the kernel");
     Ok(())
 }
 
