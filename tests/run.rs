@@ -625,3 +625,51 @@ fn sandbox_user_runs_the_agent_unprivileged() {
     assert!(out.contains("ids 65534 65534"), "{out}");
     assert!(out.contains("tmp ok"), "{out}");
 }
+
+#[test]
+fn agent_cannot_signal_or_reach_abstract_sockets_outside() {
+    if !privileged("agent_cannot_signal_or_reach_abstract_sockets_outside") {
+        return;
+    }
+    // A process outside the sandbox, same uid: only Landlock scoping stops a
+    // signal to it, and an abstract socket it listens on.
+    let mut victim = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+    let name = format!("shieldd-it-abstract-{}", std::process::id());
+    let listener = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )
+        .expect("abstract name"),
+    )
+    .expect("bind abstract");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let d = TempDir::new("scope");
+    let code = format!(
+        r#"
+import os, signal, socket
+try:
+    os.kill({pid}, signal.SIGKILL); print("LEAK kill")
+except OSError as e:
+    print("kill", e.errno)
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("\0{name}"); print("LEAK connect")
+except OSError as e:
+    print("abstract", e.errno)
+"#,
+        pid = victim.id(),
+        name = name
+    );
+    let o = py(&d, None, &code);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("kill 1"), "{out}");
+    assert!(out.contains("abstract 1"), "{out}");
+    assert!(
+        victim.try_wait().expect("wait").is_none(),
+        "the victim was killed"
+    );
+    assert!(listener.accept().is_err(), "the listener got a connection");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
