@@ -91,3 +91,186 @@ impl Verdict {
         }
     }
 }
+
+/// Default largest request line the server accepts, in bytes.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// The operation of a request (SPEC section 4), with its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Scan one text.
+    Scan {
+        /// The text.
+        text: String,
+        /// Which way it flows.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// Check one tool call against the tool policy.
+    CheckTool {
+        /// Tool name.
+        tool: String,
+        /// Its parameters.
+        #[serde(default)]
+        params: serde_json::Value,
+    },
+    /// Liveness.
+    Ping,
+    /// A streaming scan: `open`, then `chunk`s, then `close`.
+    ScanStream {
+        /// open, chunk or close.
+        action: StreamAction,
+        /// Stream handle returned by `open` (absent on `open`).
+        #[serde(default)]
+        stream: Option<u64>,
+        /// The chunk (for `chunk`).
+        #[serde(default)]
+        text: String,
+        /// Direction (for `open`).
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// Server counters.
+    Stats,
+}
+
+/// Step of a streaming scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamAction {
+    /// Start a stream; the response carries its handle.
+    Open,
+    /// Add text.
+    Chunk,
+    /// End it; the response carries the final verdict.
+    Close,
+}
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Copied into the response; any JSON value.
+    #[serde(default)]
+    pub id: serde_json::Value,
+    /// What to do.
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not UTF-8, or not a known request shape.
+    BadRequest,
+    /// The line exceeded the server's limit.
+    TooLarge,
+    /// Too many requests in flight.
+    Busy,
+    /// The peer may not do this.
+    Forbidden,
+    /// Unknown stream handle.
+    NoSuchStream,
+    /// A server fault; the request may be retried.
+    Internal,
+}
+
+/// The error of a failed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    /// Code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// One response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (null when the request could not be read).
+    #[serde(default)]
+    pub id: serde_json::Value,
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The verdict of `scan`, `check_tool` and `scan_stream` chunk/close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The handle of an opened stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<u64>,
+    /// `stats` counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<serde_json::Value>,
+    /// Set when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+impl Response {
+    /// A success carrying nothing (ping).
+    pub fn ok(id: serde_json::Value) -> Response {
+        Response {
+            id,
+            ok: true,
+            verdict: None,
+            stream: None,
+            stats: None,
+            error: None,
+        }
+    }
+
+    /// A success carrying a verdict.
+    pub fn verdict(id: serde_json::Value, v: Verdict) -> Response {
+        Response {
+            verdict: Some(v),
+            ..Response::ok(id)
+        }
+    }
+
+    /// A failure.
+    pub fn error(id: serde_json::Value, code: ErrorCode, message: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(WireError {
+                code,
+                message: message.into(),
+            }),
+            ..Response::ok(id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_requests_parse() {
+        let r: Request = serde_json::from_str(
+            r#"{"id": 1, "op": "scan", "text": "hi", "direction": "outbound"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.op,
+            Op::Scan {
+                text: "hi".into(),
+                direction: Direction::Outbound
+            }
+        );
+        let r: Request = serde_json::from_str(
+            r#"{"id": "a", "op": "check_tool", "tool": "read_file", "params": {"path": "/etc/passwd"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(r.op, Op::CheckTool { ref tool, .. } if tool == "read_file"));
+        let r: Request = serde_json::from_str(r#"{"id": 3, "op": "ping"}"#).unwrap();
+        assert_eq!(r.op, Op::Ping);
+        assert!(serde_json::from_str::<Request>(r#"{"id": 3, "op": "nope"}"#).is_err());
+        let resp = Response::error(serde_json::json!(1), ErrorCode::BadRequest, "x");
+        let s = serde_json::to_string(&resp).unwrap();
+        assert_eq!(
+            s,
+            r#"{"id":1,"ok":false,"error":{"code":"bad_request","message":"x"}}"#
+        );
+    }
+}

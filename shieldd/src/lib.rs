@@ -5,6 +5,7 @@
 //! events -> decisions -> [`audit`].
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod monitor;
