@@ -36,13 +36,16 @@ pub const STRIDE_CHARS: u32 = WINDOW_CHARS / 2;
 pub const SCAN_CAP_BYTES: usize = 64 * 1024;
 /// Version of the feature definition; stored in the weight file so that a
 /// change here without retraining is detected instead of silently mis-scoring.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 /// Version of the weight-file layout.
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the weight-file header in bytes.
 pub const HEADER_LEN: usize = 40;
 
 const MAGIC: [u8; 8] = *b"SHLDLRN\0";
+/// Slots of the per-window seen-set; more than the most features a window
+/// can hold (5 per character: three n-grams plus two word features).
+const SEEN_SLOTS: usize = 2048;
 const NGRAM_MIN: usize = 3;
 const NGRAM_MAX: usize = 5;
 
@@ -160,6 +163,8 @@ fn fmix64(mut k: u64) -> u64 {
 #[derive(Clone, Copy, Default)]
 struct Slot {
     open: bool,
+    /// Window number + 1, tags this window's entries in `seen`.
+    generation: u32,
     n_features: u32,
     byte_start: usize,
     byte_end: usize,
@@ -174,6 +179,10 @@ struct Extractor<'s, S: WindowSink> {
     word: Option<u64>,
     prev_word: Option<u64>,
     slots: [Slot; 2],
+    /// Per slot, an open-addressing set of the buckets already sent for the
+    /// current window (entry = generation << 32 | bucket): features are
+    /// binary, so repeating a sentence cannot inflate a window's score.
+    seen: [[u64; SEEN_SLOTS]; 2],
     /// Origin byte range of the character being emitted.
     cur_start: usize,
     cur_end: usize,
@@ -185,10 +194,30 @@ impl<S: WindowSink> Extractor<'_, S> {
         // Top bits for the bucket, bottom bit for the sign: independent bits.
         let bucket = (f >> (64 - BUCKET_BITS)) as u32;
         let sign = if f & 1 == 0 { 1.0 } else { -1.0 };
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.open {
+        for (i, (slot, seen)) in self.slots.iter_mut().zip(self.seen.iter_mut()).enumerate() {
+            if !slot.open {
+                continue;
+            }
+            slot.byte_end = self.cur_end;
+            let key = (u64::from(slot.generation) << 32) | u64::from(bucket);
+            let mut at = bucket as usize;
+            let mut fresh = false;
+            for _ in 0..SEEN_SLOTS {
+                at %= SEEN_SLOTS;
+                let Some(e) = seen.get_mut(at) else { break };
+                if *e == key {
+                    break;
+                }
+                if (*e >> 32) != u64::from(slot.generation) {
+                    // Empty or left over from an older window: free.
+                    *e = key;
+                    fresh = true;
+                    break;
+                }
+                at += 1;
+            }
+            if fresh {
                 slot.n_features += 1;
-                slot.byte_end = self.cur_end;
                 self.sink.add(i, bucket, sign);
             }
         }
@@ -223,6 +252,7 @@ impl<S: WindowSink> Extractor<'_, S> {
                 }
                 *slot = Slot {
                     open: true,
+                    generation: (k as u32).wrapping_add(1),
                     n_features: 0,
                     byte_start: self.cur_start,
                     byte_end: self.cur_end,
@@ -286,6 +316,7 @@ pub fn extract_windows<S: WindowSink>(text: &str, sink: &mut S) {
         word: None,
         prev_word: None,
         slots: [Slot::default(); 2],
+        seen: [[0; SEEN_SLOTS]; 2],
         cur_start: 0,
         cur_end: 0,
     };
@@ -602,6 +633,20 @@ mod tests {
         let dirty = score(&doc);
         assert!(dirty > clean, "dirty {dirty} clean {clean}");
         assert!(dirty >= threshold(), "dirty {dirty}");
+    }
+
+    #[test]
+    fn repetition_does_not_inflate_score() {
+        let f = "The quarterly invoice for the hosting plan is attached. \
+                 Payment is due within thirty days of the statement date. ";
+        let few = score(&f.repeat(3));
+        let many = score(&f.repeat(300));
+        assert!((few - many).abs() < 0.02, "x3 {few} vs x300 {many}");
+        assert!(many < threshold(), "x300 {many}");
+        // The seen-set makes a window's features binary.
+        let w = windows(&"ab".repeat(100));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].1.n_features < 20, "{:?}", w[0].1);
     }
 
     #[test]

@@ -12,6 +12,13 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("train") => train::run(rest),
         Some("eval") => evaldata::run(rest),
-        _ => anyhow::bail!("usage: learned train [--check] [--out PATH] | eval [--threshold P] [--no-seed]"),
+        Some("score") => {
+            for line in std::io::stdin().lines() {
+                let line = line?;
+                println!("{:.4}\t{line}", shieldd::scan::learned::score(&line));
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: learned train [--check] [--out PATH] | score (stdin lines) | eval [--threshold P] [--no-seed]"),
     }
 }
