@@ -183,19 +183,26 @@ struct Counts {
     ben: usize,
     tp: usize,
     fp: usize,
+    /// Benign rows that still carry a kind (Presidio's contextual PII).
+    grey: usize,
+    grey_fp: usize,
 }
 
 impl Counts {
-    fn add(&mut self, label: Label, blocked: bool) {
+    fn add(&mut self, r: &Row, blocked: bool) {
         self.rows += 1;
-        match label {
-            Label::Attack => {
+        match (r.label, &r.kind) {
+            (Label::Attack, _) => {
                 self.att += 1;
                 self.tp += usize::from(blocked);
             }
-            Label::Benign => {
+            (Label::Benign, None) => {
                 self.ben += 1;
                 self.fp += usize::from(blocked);
+            }
+            (Label::Benign, Some(_)) => {
+                self.grey += 1;
+                self.grey_fp += usize::from(blocked);
             }
         }
     }
@@ -210,7 +217,9 @@ fn pct(a: usize, b: usize) -> String {
 }
 
 /// Render the per-file table: rows, attacks, benign, then recall and FPR of
-/// `shieldd` and (if given) `seed` side by side. `split` names each file's
+/// `shieldd` and (if given) `seed` side by side. As in `eval_scanner.py`,
+/// "benign" and FPR count clean benign rows (kind null); benign rows that
+/// carry a kind (contextual PII) are a separate "grey" column pair. `split` names each file's
 /// role ("trained on" / "held out"). The three slices are parallel to `rows`.
 pub fn table(
     rows: &[Row],
@@ -224,23 +233,23 @@ pub fn table(
             files.push((r.file.clone(), Counts::default(), Counts::default()));
         }
         if let Some(f) = files.last_mut() {
-            f.1.add(r.label, shieldd.get(i).copied().unwrap_or(false));
+            f.1.add(r, shieldd.get(i).copied().unwrap_or(false));
             if let Some(s) = seed {
-                f.2.add(r.label, s.get(i).copied().unwrap_or(false));
+                f.2.add(r, s.get(i).copied().unwrap_or(false));
             }
         }
     }
     let mut out = String::new();
-    out.push_str("| file | split | rows | attacks | benign | shieldd recall | shieldd FPR | seed recall | seed FPR |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| file | split | rows | attacks | benign | shieldd recall | shieldd FPR | seed recall | seed FPR | grey rows | shieldd grey | seed grey |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (name, c, s) in &files {
-        let (sr, sf) = if seed.is_some() {
-            (pct(s.tp, s.att), pct(s.fp, s.ben))
+        let (sr, sf, sg) = if seed.is_some() {
+            (pct(s.tp, s.att), pct(s.fp, s.ben), pct(s.grey_fp, s.grey))
         } else {
-            ("n/a".into(), "n/a".into())
+            ("n/a".into(), "n/a".into(), "n/a".into())
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             name.trim_end_matches(".jsonl"),
             split(name),
             c.rows,
@@ -249,7 +258,10 @@ pub fn table(
             pct(c.tp, c.att),
             pct(c.fp, c.ben),
             sr,
-            sf
+            sf,
+            c.grey,
+            pct(c.grey_fp, c.grey),
+            sg
         ));
     }
     out
@@ -276,9 +288,9 @@ pub fn run(args: &[String]) -> Result<()> {
             "--scores" => {
                 scores_out = Some(PathBuf::from(it.next().context("--scores needs a path")?));
             }
-            other => bail!(
-                "unknown option {other:?} (want --threshold P, --no-seed, --scores PATH)"
-            ),
+            other => {
+                bail!("unknown option {other:?} (want --threshold P, --no-seed, --scores PATH)")
+            }
         }
     }
     let info = shieldd::scan::learned::model_status()
@@ -330,7 +342,7 @@ mod tests {
             text: String::new(),
             direction: Direction::Inbound,
             label,
-            kind: None,
+            kind: (label == Label::Attack).then(|| "injection".to_string()),
             spans: Vec::new(),
             file: file.into(),
         }
@@ -343,19 +355,25 @@ mod tests {
             row("a.jsonl", Label::Attack),
             row("a.jsonl", Label::Benign),
             row("b.jsonl", Label::Benign),
+            Row {
+                kind: Some("pii".into()),
+                ..row("b.jsonl", Label::Benign)
+            },
         ];
         let t = table(
             &rows,
-            &[true, false, true, false],
-            Some(&[false, false, false, true]),
+            &[true, false, true, false, true],
+            Some(&[false, false, false, true, false]),
             &|_| "held out",
         );
         assert!(
-            t.contains("| a | held out | 3 | 2 | 1 | 50.0% (1) | 100.0% (1) | 0.0% (0) | 0.0% (0) |"),
+            t.contains(
+                "| a | held out | 3 | 2 | 1 | 50.0% (1) | 100.0% (1) | 0.0% (0) | 0.0% (0) | 0 | - | - |"
+            ),
             "{t}"
         );
         assert!(
-            t.contains("| b | held out | 1 | 0 | 1 | - | 0.0% (0) | - | 100.0% (1) |"),
+            t.contains("| b | held out | 2 | 0 | 1 | - | 0.0% (0) | - | 100.0% (1) | 1 | 100.0% (1) | 0.0% (0) |"),
             "{t}"
         );
     }

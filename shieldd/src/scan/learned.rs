@@ -236,7 +236,8 @@ impl<S: WindowSink> Extractor<'_, S> {
 
     fn push(&mut self, ch: char) {
         let p = self.pos;
-        if p % STRIDE_CHARS == 0 {
+        let phase = p % STRIDE_CHARS;
+        if phase == 0 {
             // Window k = p / STRIDE starts here and reuses the slot of window
             // k - 2, which ended at the previous character.
             let k = (p / STRIDE_CHARS) as usize;
@@ -696,7 +697,10 @@ mod tests {
     fn parse_rejects_damaged_files() {
         let good = MODEL_BYTES;
         assert!(Model::parse(good).is_ok());
-        assert_eq!(Model::parse(&good[..10]).unwrap_err(), LearnedError::TooShort(10));
+        assert_eq!(
+            Model::parse(&good[..10]).unwrap_err(),
+            LearnedError::TooShort(10)
+        );
         let mut bad = good.to_vec();
         bad[0] ^= 1;
         assert_eq!(Model::parse(&bad).unwrap_err(), LearnedError::BadMagic);
