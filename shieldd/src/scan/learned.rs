@@ -9,6 +9,9 @@
 //! characters (stride [`STRIDE_CHARS`]) and the result is the highest window
 //! probability, because an injected instruction is usually one sentence inside
 //! a long, harmless document and would be diluted in a whole-text average.
+//! Any run of up to [`STRIDE_CHARS`] characters lies whole inside one window.
+//! Features are binary within a window (a seen-set drops repeats), so
+//! repeating a sentence cannot push a window's score up.
 //!
 //! The weights (`learned_weights.bin`, written by `cargo xtask train`) are
 //! embedded in the binary. [`extract_windows`] is the one definition of the
@@ -29,14 +32,14 @@ pub const BUCKET_BITS: u32 = 18;
 /// Number of hash buckets (= weights) in the model.
 pub const N_BUCKETS: usize = 1 << BUCKET_BITS;
 /// Length of a scoring window, in normalised characters.
-pub const WINDOW_CHARS: u32 = 256;
+pub const WINDOW_CHARS: u32 = 192;
 /// Distance between the starts of two consecutive windows.
 pub const STRIDE_CHARS: u32 = WINDOW_CHARS / 2;
 /// Bytes scored at each end of a text longer than twice this.
 pub const SCAN_CAP_BYTES: usize = 64 * 1024;
 /// Version of the feature definition; stored in the weight file so that a
 /// change here without retraining is detected instead of silently mis-scoring.
-pub const FEATURE_VERSION: u32 = 3;
+pub const FEATURE_VERSION: u32 = 4;
 /// Version of the weight-file layout.
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the weight-file header in bytes.
@@ -712,7 +715,7 @@ mod tests {
         assert!((few - many).abs() < 0.02, "x3 {few} vs x300 {many}");
         assert!(many < threshold(), "x300 {many}");
         // The seen-set makes a window's features binary.
-        let w = windows(&"ab".repeat(100));
+        let w = windows(&"ab".repeat(50));
         assert_eq!(w.len(), 1);
         assert!(w[0].1.n_features < 20, "{:?}", w[0].1);
     }
