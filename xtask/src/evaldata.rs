@@ -296,11 +296,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let info = shieldd::scan::learned::model_status()
         .map_err(|e| anyhow::anyhow!("learned model unusable: {e}"))?;
     let t = threshold.unwrap_or(info.threshold);
-    let dir = eval_dir()?;
-    let rows = load_all(&dir)?;
-    let learned = evaluate(&rows, |text, dir| {
-        dir == Direction::Inbound && shieldd::scan::learned::score(text) >= t
-    });
+    let title = format!(
+        "learned layer alone (inbound only, score >= {t:.4}; model checksum {:016x})",
+        info.checksum
+    );
+    let rows = report(
+        &title,
+        |text, dir| dir == Direction::Inbound && shieldd::scan::learned::score(text) >= t,
+        with_seed,
+    )?;
     if let Some(path) = &scores_out {
         let mut tsv = String::from("id\tfile\tdirection\tlabel\tscore\n");
         for r in &rows {
@@ -315,21 +319,31 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         std::fs::write(path, tsv).with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Load the whole corpus, run `scanner` (blocked?) and, if `with_seed`, the
+/// seed baseline over it, and print the per-file table under `title`.
+/// Returns the rows, for further reporting.
+pub fn report<F: Fn(&str, Direction) -> bool>(
+    title: &str,
+    scanner: F,
+    with_seed: bool,
+) -> Result<Vec<Row>> {
+    let dir = eval_dir()?;
+    let rows = load_all(&dir)?;
+    let flags = evaluate(&rows, scanner);
     let seed = if with_seed {
         Some(run_seed(&rows, &dir)?)
     } else {
         None
     };
-    println!(
-        "learned layer alone (inbound only, score >= {t:.4}; model checksum {:016x}) vs seed_scanner.py; corpus {}",
-        info.checksum,
-        dir.display()
-    );
+    println!("{title} vs seed_scanner.py; corpus {}", dir.display());
     print!(
         "{}",
-        table(&rows, &learned, seed.as_deref(), &crate::train::split_of)
+        table(&rows, &flags, seed.as_deref(), &crate::train::split_of)
     );
-    Ok(())
+    Ok(rows)
 }
 
 #[cfg(test)]
