@@ -32,8 +32,10 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("deps") => ensure_deps(&["bubblewrap"]),
+        Some("train") => eval_tool("train", &args[1..]),
+        Some("eval") => eval_tool("eval", &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build|demo|test|bench|deps");
+            eprintln!("usage: cargo xtask build|demo|test|bench|train|eval|deps");
             std::process::exit(2);
         }
     };
@@ -231,4 +233,20 @@ fn test(extra: &[String]) -> Result<()> {
     ]))?;
     sh(cargo().args(["test", "--workspace"]).args(extra))?;
     Ok(())
+}
+
+/// `train` and `eval` live in the shieldd-eval crate (it links shieldd).
+fn eval_tool(cmd: &str, extra: &[String]) -> Result<()> {
+    ensure_deps(&[])?;
+    sh(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "shieldd-eval",
+            "--",
+            cmd,
+        ])
+        .args(extra))
 }
