@@ -35,6 +35,22 @@ fn normalize_domain(d: &str) -> Option<String> {
     ok.then_some(d)
 }
 
+/// Whether `local` is a dot-atom (RFC 5322, with RFC 6531's non-ASCII) or a
+/// quoted string. mailparse keeps text such as `b@evil.com a` as one local
+/// part; a sending tool that splits on spaces would see two recipients, so
+/// anything else is refused.
+fn valid_local(local: &str) -> bool {
+    if local.is_empty() {
+        return false;
+    }
+    if local.len() >= 2 && local.starts_with('"') && local.ends_with('"') {
+        return true;
+    }
+    local
+        .chars()
+        .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+}
+
 impl DomainPattern {
     /// Compile one policy entry.
     pub(crate) fn new(entry: &str) -> Result<DomainPattern, String> {
@@ -110,7 +126,7 @@ pub(crate) fn check_list(patterns: &[DomainPattern], list: &str) -> (usize, Vec<
     for a in &addrs {
         // The domain follows the last `@`: a quoted local part may hold more.
         let domain = match a.rsplit_once('@') {
-            Some((local, d)) if !local.is_empty() => normalize_domain(d),
+            Some((local, d)) if valid_local(local) => normalize_domain(d),
             _ => None,
         };
         match domain {

@@ -1,18 +1,22 @@
 //! Tool-call policy (issue 4, `tools:` of SPEC section 2).
 //!
-//! Deny by default: a tool not in `allowed_tools` gets `default_action`. A
-//! listed tool is checked by the constraints its rule sets:
+//! Deny by default: a tool not in `allowed_tools` gets `default_action`
+//! (tool names compare case-insensitively). A listed tool is checked by the
+//! constraints its rule sets:
 //!
 //! - SQL (`allowed_operations`, `blocked_tables`, `max_rows`): the `query` or
-//!   `sql` parameter is parsed (see [`sql`](self) notes in `sql.rs`): every
-//!   statement kind, every base table referenced anywhere, the top-level
-//!   LIMIT.
+//!   `sql` parameter is parsed with sqlparser in four dialects (`sql.rs`):
+//!   every statement kind, every base table referenced anywhere (joins,
+//!   subqueries, CTE bodies, set operations, quoted and schema-qualified
+//!   names, compared by last identifier, case-insensitively), the top-level
+//!   LIMIT, and calls of functions that run SQL text or reach files.
 //! - Paths (`allowed_paths`): every parameter named like a path (`path`,
 //!   `file`, `filename`, `*path`, `*_file`, `*_dir`, `source`, `target`, ...,
-//!   at any depth) must lie under an allowed directory, compared by
-//!   component after lexical normalisation.
-//! - Recipients (`allowed_domains`): `to`, `cc`, `bcc`, `recipient(s)` are
-//!   parsed as address lists and every address matched by domain.
+//!   at any depth) must be absolute and lie under an allowed directory,
+//!   compared by component after lexical normalisation (`paths.rs`).
+//! - Recipients (`allowed_domains`): `to`, `cc`, `bcc`, `recipient(s)` (a
+//!   string address list or a list of them) are parsed as RFC 5322 address
+//!   lists and every address matched by exact domain (`email.rs`).
 //! - Generic `params` rules: keyed by parameter name or dotted path
 //!   (`options.mode`); `allow` regexes must match the whole value (they are
 //!   anchored), `deny` regexes match anywhere, `max_len` counts bytes.
@@ -20,12 +24,16 @@
 //! Every string in the parameters (values and keys, at any depth) is also
 //! scanned for secrets and personal data; a finding blocks the call.
 //!
-//! A refused call gets action `block` with one finding per reason (kind
-//! `tool_policy`). A call that passes every check but whose rule says
-//! `requires_approval` gets `needs_approval` (not blocked). Findings have
+//! A refused call gets action `block` with one finding per reason, all of
+//! kind `tool_policy`, types: `unknown_tool`, `bad_params`, `bad_policy`,
+//! `sql_parse_error`, `sql_operation`, `sql_blocked_table`, `sql_max_rows`,
+//! `sql_function`, `path_not_allowed`, `recipient_domain`, `param_pattern`,
+//! `param_too_long`, `secret_in_param`, `pii_in_param`. A call that passes
+//! every check but whose rule says `requires_approval` gets `needs_approval`
+//! (not blocked) and one `requires_approval` finding. Findings have
 //! `start = end = 0`, except `secret_in_param`/`pii_in_param`, whose
-//! `start`/`end` are byte offsets inside the string value of the parameter
-//! named in `detail`.
+//! `start`/`end` are byte offsets inside the string value (or key) of the
+//! parameter named in `detail`.
 //!
 //! A rule that sets SQL, path or recipient constraints but whose call lacks
 //! the parameter they apply to is refused (`bad_params`): a constraint never

@@ -25,6 +25,57 @@ pub(crate) const MAX_SQL_BYTES: usize = 16 * 1024;
 /// Nesting depth allowed to the parser (sqlparser's default is 50).
 const PARSER_RECURSION_LIMIT: usize = 50;
 
+/// Functions that run SQL given as text, read or write files, run programs,
+/// reach other servers or stall the database. A query calling one can do
+/// what its own text does not show (`query_to_xml('SELECT * FROM users_pii',
+/// ...)` names no table), so any call refuses the query.
+const RISKY_FUNCTIONS: &[&str] = &[
+    // PostgreSQL
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "query_to_xmlschema",
+    "cursor_to_xml",
+    "table_to_xml",
+    "table_to_xml_and_xmlschema",
+    "table_to_xmlschema",
+    "schema_to_xml",
+    "database_to_xml",
+    "dblink",
+    "dblink_exec",
+    "dblink_open",
+    "dblink_send_query",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "set_config",
+    // SQLite (and its shell)
+    "load_extension",
+    "readfile",
+    "writefile",
+    "edit",
+    "fts3_tokenizer",
+    // MySQL
+    "load_file",
+    "sleep",
+    "benchmark",
+    "sys_exec",
+    "sys_eval",
+    // SQL Server
+    "xp_cmdshell",
+    "openrowset",
+    "opendatasource",
+    "openquery",
+];
+
 /// The compiled SQL part of a tool rule.
 #[derive(Debug, Clone)]
 pub(crate) struct SqlRules {
@@ -112,10 +163,17 @@ fn check_statements(
             ops: BTreeSet::new(),
             tables: BTreeSet::new(),
             unsupported: None,
+            functions: BTreeSet::new(),
         };
         // The analyzer never breaks; the result carries nothing.
         let _ = stmt.visit(&mut a);
 
+        for f in &a.functions {
+            issues.insert((
+                "sql_function",
+                format!("statement {n} calls `{f}`, which can run hidden SQL or reach outside the database"),
+            ));
+        }
         if let Some(why) = a.unsupported {
             issues.insert(("sql_parse_error", format!("statement {n}: {why}")));
         }
@@ -299,6 +357,8 @@ struct Analyzer {
     tables: BTreeSet<String>,
     /// Set when the statement uses a construct the checks cannot judge.
     unsupported: Option<String>,
+    /// Lower-case names of risky functions called.
+    functions: BTreeSet<String>,
 }
 
 fn addr<T>(r: &T) -> usize {
@@ -321,6 +381,13 @@ impl Analyzer {
                 .take(f.visible)
                 .any(|(_, cte)| cte.as_str() == name)
         })
+    }
+
+    fn check_function(&mut self, name: &ObjectName) {
+        let n = last_ident(name);
+        if RISKY_FUNCTIONS.contains(&n.as_str()) {
+            self.functions.insert(n);
+        }
     }
 
     fn record_target(&mut self, t: &TableFactor) {
@@ -403,6 +470,26 @@ impl Visitor for Analyzer {
         // A qualified name (`main.x`) is never a CTE.
         if relation.0.len() > 1 || !self.is_cte_name(&name) {
             self.tables.insert(name);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            self.check_function(&f.name);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Function { name, .. } => self.check_function(name),
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => self.check_function(name),
+            _ => {}
         }
         ControlFlow::Continue(())
     }

@@ -149,6 +149,21 @@ fn sql_table() {
         ("INSERT INTO reports SELECT * FROM credentials", &["sql_blocked_table", "sql_operation"]),
         ("DROP TABLE users_pii", &["sql_blocked_table", "sql_operation"]),
         ("EXPLAIN SELECT * FROM reports LIMIT 5", &["sql_operation"]),
+        // Functions that hide what the query does.
+        (
+            "SELECT query_to_xml('SELECT * FROM users_pii', true, true, '') LIMIT 1",
+            &["sql_function"],
+        ),
+        ("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int) LIMIT 1", &["sql_function"]),
+        ("SELECT pg_read_file('/etc/passwd') LIMIT 1", &["sql_function"]),
+        ("SELECT load_extension('/tmp/x.so') LIMIT 1", &["sql_function"]),
+        ("SELECT * FROM reports WHERE id = (SELECT SLEEP(10)) LIMIT 1", &["sql_function"]),
+        ("SELECT count(*), max(x), lower(name) FROM reports LIMIT 1", &[]),
+        ("SELECT * FROM ONLY users_pii LIMIT 1", &["sql_blocked_table"]),
+        ("SELECT * FROM reports NATURAL JOIN users_pii LIMIT 1", &["sql_blocked_table"]),
+        ("SELECT * FROM reports, LATERAL (SELECT * FROM users_pii) x LIMIT 1", &["sql_blocked_table"]),
+        ("SELECT * FROM reports LIMIT 5 OFFSET (SELECT count(*) FROM users_pii)", &["sql_blocked_table"]),
+        ("SELECT * FROM reports ORDER BY (SELECT 1 FROM credentials) LIMIT 5", &["sql_blocked_table"]),
         // Unparseable or unjudgeable.
         ("SELEC * FROM reports", &["sql_parse_error"]),
         ("", &["sql_parse_error"]),
@@ -314,6 +329,20 @@ fn email_table() {
             approve,
         ),
         (json!({"to": "BOB@YourCompany.COM"}), approve),
+        (json!({"to": "<bob@yourcompany.com>"}), approve),
+        (
+            json!({"to": "Bob <\"bob smith\"@yourcompany.com>"}),
+            approve,
+        ),
+        // mailparse reads a bare quoted local part as a display name: refused.
+        (
+            json!({"to": "\"bob smith\"@yourcompany.com"}),
+            &["recipient_domain"],
+        ),
+        (
+            json!({"to": "a@yourcompany.com; b@yourcompany.com"}),
+            approve,
+        ),
         (json!({"to": "bob@yourcompany.com."}), approve),
         (
             json!({"to": "a@yourcompany.com, b@yourcompany.com", "subject": "hi"}),
@@ -369,6 +398,24 @@ fn email_table() {
         ),
         (json!({"to": "junk"}), &["recipient_domain"]),
         (json!({"to": "bob@[10.0.0.1]"}), &["recipient_domain"]),
+        (
+            json!({"to": "eve@evil.com a@yourcompany.com"}),
+            &["recipient_domain"],
+        ),
+        (
+            json!({"to": "a@yourcompany.com;b@evil.com"}),
+            &["recipient_domain"],
+        ),
+        (json!({"to": ",eve@yourcompany.com"}), &["recipient_domain"]),
+        (
+            json!({"to": "x: a@yourcompany.com; b@evil.com"}),
+            &["recipient_domain"],
+        ),
+        (json!({"to": "a@(comment)evil.com"}), &["recipient_domain"]),
+        (
+            json!({"to": "Bob <a@yourcompany.com>, Bob <b@evil.com"}),
+            &["recipient_domain"],
+        ),
         (json!({}), &["bad_params"]),
         (json!({"to": ""}), &["bad_params"]),
         (json!({"to": 5}), &["bad_params"]),
