@@ -1,1 +1,245 @@
-//! (scan-core helper fills this in)
+//! Prompt-injection and jailbreak rules over normalised text.
+//!
+//! All rules are compiled into one [`RegexSet`]: one pass over the text says
+//! which rules match, and only those are located with their own regex.
+//! Rules are written against the output of [`crate::scan::normalize`]
+//! (lowercase, folded, whitespace collapsed) in a small notation expanded
+//! by [`expand`]:
+//!
+//! - a space matches up to three separator characters (or none, for text
+//!   whose spaced-out letters were joined);
+//! - `{w}` skips up to three words and `{W}` up to eight;
+//! - `\b` is an ASCII word boundary (fast in the lazy DFA).
+//!
+//! Strong rules (score >= [`REPORT_SCORE`]) are reported on their own. Weak
+//! cues (lower scores) are reported only when enough different cues meet in
+//! one text, as one `jailbreak` finding.
+
+use std::sync::OnceLock;
+
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use shield_client::wire::{Finding, FindingKind};
+
+use super::normalize::Normalized;
+use super::rules::RULES;
+
+/// A rule at or above this score is reported by itself.
+pub const REPORT_SCORE: f32 = 0.5;
+/// Weak cues are reported together once their combined score reaches this.
+pub const CUE_SUM: f32 = 1.0;
+
+/// One injection rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Finding type (`direct_injection`, `jailbreak`, ...).
+    pub ty: &'static str,
+    /// Confidence when the rule matches.
+    pub score: f32,
+    /// Pattern in the notation of the module docs.
+    pub pattern: &'static str,
+}
+
+/// Compiled rules.
+#[derive(Debug)]
+pub struct InjectionRules {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+    rules: &'static [Rule],
+}
+
+/// A rule could not be compiled (a defect in the rule table).
+#[derive(Debug, thiserror::Error)]
+#[error("injection rule {index} ({ty}) does not compile: {source}")]
+pub struct RuleError {
+    /// Index in the rule table.
+    pub index: usize,
+    /// The rule's type.
+    pub ty: &'static str,
+    /// The regex error.
+    #[source]
+    pub source: regex::Error,
+}
+
+const GAP: &str = r#"[\s\-,.:;'"!?()\[\]/_#>|=«»“”‘’…]{0,3}"#;
+const WORDS3: &str = r#"(?:[^\s]{1,25}\s){0,3}"#;
+const WORDS8: &str = r#"(?:[^\s]{1,25}\s){0,8}"#;
+
+/// Expand the rule notation into regex syntax.
+pub fn expand(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push('\\');
+                if let Some(n) = chars.next() {
+                    if n == 'b' && !in_class {
+                        out.pop();
+                        out.push_str(r"(?-u:\b)");
+                    } else {
+                        out.push(n);
+                    }
+                }
+            }
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            ' ' if !in_class => out.push_str(GAP),
+            '{' if !in_class && matches!(chars.peek(), Some('w' | 'W')) => {
+                let kind = chars.next();
+                if chars.peek() == Some(&'}') {
+                    chars.next();
+                    out.push_str(if kind == Some('W') { WORDS8 } else { WORDS3 });
+                } else {
+                    out.push('{');
+                    if let Some(k) = kind {
+                        out.push(k);
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+impl InjectionRules {
+    /// Compile a rule table.
+    pub fn compile(rules: &'static [Rule]) -> Result<InjectionRules, RuleError> {
+        let mut regexes = Vec::with_capacity(rules.len());
+        let mut expanded = Vec::with_capacity(rules.len());
+        for (index, r) in rules.iter().enumerate() {
+            let p = format!("(?s){}", expand(r.pattern));
+            let re = regex::RegexBuilder::new(&p)
+                .size_limit(4 << 20)
+                .build()
+                .map_err(|source| RuleError {
+                    index,
+                    ty: r.ty,
+                    source,
+                })?;
+            regexes.push(re);
+            expanded.push(p);
+        }
+        let set = RegexSetBuilder::new(&expanded)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|source| RuleError {
+                index: usize::MAX,
+                ty: "set",
+                source,
+            })?;
+        Ok(InjectionRules {
+            set,
+            regexes,
+            rules,
+        })
+    }
+
+    /// The built-in rules, compiled once.
+    pub fn builtin() -> Result<&'static InjectionRules, &'static RuleError> {
+        static R: OnceLock<Result<InjectionRules, RuleError>> = OnceLock::new();
+        R.get_or_init(|| InjectionRules::compile(RULES)).as_ref()
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Append findings for `norm` to `out`, offsets into the original text.
+    /// `min_score` drops weaker rules (used for the ROT13/reversed views,
+    /// where only strong rules are trusted); `detail` is added to each.
+    pub fn scan(&self, norm: &Normalized, min_score: f32, detail: &str, out: &mut Vec<Finding>) {
+        let text = norm.text();
+        let matched = self.set.matches(text);
+        if !matched.matched_any() {
+            return;
+        }
+        let mut cue_sum = 0.0f32;
+        let mut cue_span: Option<(usize, usize)> = None;
+        let mut cue_types: Vec<&'static str> = Vec::new();
+        for idx in matched.iter() {
+            let (Some(rule), Some(re)) = (self.rules.get(idx), self.regexes.get(idx)) else {
+                continue;
+            };
+            if rule.score < min_score {
+                continue;
+            }
+            if rule.score >= REPORT_SCORE {
+                for m in re.find_iter(text).take(16) {
+                    let (start, end) = norm.to_original(m.start(), m.end());
+                    out.push(Finding {
+                        kind: FindingKind::Injection,
+                        ty: rule.ty.to_string(),
+                        start,
+                        end,
+                        score: rule.score,
+                        detail: rule_detail(rule.ty, idx, detail),
+                    });
+                }
+            } else if let Some(m) = re.find(text) {
+                // Each distinct cue counts once, however often it repeats.
+                cue_sum += rule.score;
+                cue_types.push(rule.ty);
+                cue_span = Some(match cue_span {
+                    None => (m.start(), m.end()),
+                    Some((s, e)) => (s.min(m.start()), e.max(m.end())),
+                });
+            }
+        }
+        if cue_sum >= CUE_SUM {
+            if let Some((s, e)) = cue_span {
+                let (start, end) = norm.to_original(s, e);
+                let ty = majority(&cue_types).unwrap_or("jailbreak");
+                out.push(Finding {
+                    kind: FindingKind::Injection,
+                    ty: ty.to_string(),
+                    start,
+                    end,
+                    score: cue_sum.min(1.0) * 0.9,
+                    detail: format!(
+                        "{} weak injection cues together{}",
+                        cue_types.len(),
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({detail})")
+                        }
+                    ),
+                });
+            }
+        }
+    }
+}
+
+fn rule_detail(ty: &str, idx: usize, extra: &str) -> String {
+    if extra.is_empty() {
+        format!("rule {ty}#{idx}")
+    } else {
+        format!("rule {ty}#{idx} ({extra})")
+    }
+}
+
+fn majority(types: &[&'static str]) -> Option<&'static str> {
+    let mut best: Option<(&'static str, usize)> = None;
+    for t in types {
+        let n = types.iter().filter(|x| *x == t).count();
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((t, n));
+        }
+    }
+    best.map(|(t, _)| t)
+}
