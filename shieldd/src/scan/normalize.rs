@@ -252,6 +252,8 @@ fn markup(input: &str) -> Vec<Ch> {
             }
             // Markdown emphasis and code markers are not read as words.
             '*' | '`' => i += 1,
+            // A Markdown escape (`\[`) reads as the punctuation alone.
+            '\\' if bytes.get(i + 1).is_some_and(|b| b.is_ascii_punctuation()) => i += 1,
             _ => {
                 out.push(Ch {
                     c,
