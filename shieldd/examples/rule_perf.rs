@@ -26,7 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for d in &docs {
         rules.scan(d, 0.0, "", &mut out);
     }
-    println!("prefiltered pass: {:?} ({} findings)", t.elapsed(), out.len());
+    println!(
+        "prefiltered pass: {:?} ({} findings)",
+        t.elapsed(),
+        out.len()
+    );
     let mut times = Vec::new();
     for (i, r) in RULES.iter().enumerate() {
         let re = regex::Regex::new(&format!("(?s){}", expand(r.pattern)))?;

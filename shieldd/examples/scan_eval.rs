@@ -81,7 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let why: Vec<String> = inj
                         .iter()
                         .map(|f| {
-                            format!("{} {}: {}", f.ty, f.detail, body.get(f.start..f.end).unwrap_or(""))
+                            format!(
+                                "{} {}: {}",
+                                f.ty,
+                                f.detail,
+                                body.get(f.start..f.end).unwrap_or("")
+                            )
                         })
                         .collect();
                     writeln!(

@@ -157,14 +157,94 @@ pub fn truncate(s: &str, max: usize) -> &str {
 /// brackets (`<|im_start|>`, `<<SYS>>`, `<system>`) is kept as text because a
 /// model reads it as text.
 const HTML_TAGS: &[&str] = &[
-    "a", "abbr", "article", "aside", "b", "body", "blockquote", "br", "button", "caption",
-    "center", "cite", "code", "dd", "del", "details", "div", "dl", "dt", "em", "figcaption",
-    "figure", "font", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header",
-    "hr", "html", "i", "iframe", "img", "input", "ins", "kbd", "label", "li", "link", "main",
-    "mark", "meta", "nav", "noscript", "ol", "option", "p", "pre", "q", "s", "samp", "script",
-    "section", "select", "small", "span", "strike", "strong", "style", "sub", "summary", "sup",
-    "svg", "table", "tbody", "td", "textarea", "tfoot", "th", "thead", "title", "tr", "tt", "u",
-    "ul", "var", "video", "audio", "source", "picture", "object", "embed", "template",
+    "a",
+    "abbr",
+    "article",
+    "aside",
+    "b",
+    "body",
+    "blockquote",
+    "br",
+    "button",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "dd",
+    "del",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "font",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hr",
+    "html",
+    "i",
+    "iframe",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "label",
+    "li",
+    "link",
+    "main",
+    "mark",
+    "meta",
+    "nav",
+    "noscript",
+    "ol",
+    "option",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "script",
+    "section",
+    "select",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "style",
+    "sub",
+    "summary",
+    "sup",
+    "svg",
+    "table",
+    "tbody",
+    "td",
+    "textarea",
+    "tfoot",
+    "th",
+    "thead",
+    "title",
+    "tr",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "video",
+    "audio",
+    "source",
+    "picture",
+    "object",
+    "embed",
+    "template",
 ];
 
 /// Inline elements: removing them must not split a word ("ig<b></b>nore").
@@ -345,7 +425,10 @@ fn attributes(body: &str) -> Vec<(String, usize, &str)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        while b.get(i).is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'-') {
+        while b
+            .get(i)
+            .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'-')
+        {
             i += 1;
         }
         let ns = i;
@@ -465,8 +548,8 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
             if ('\u{0300}'..='\u{036F}').contains(&k) || invisible(k) {
                 continue;
             }
-            let latin_ext = ('\u{00C0}'..='\u{024F}').contains(&k)
-                || ('\u{1E00}'..='\u{1EFF}').contains(&k);
+            let latin_ext =
+                ('\u{00C0}'..='\u{024F}').contains(&k) || ('\u{1E00}'..='\u{1EFF}').contains(&k);
             if latin_ext {
                 for d in std::iter::once(k).nfd() {
                     if !('\u{0300}'..='\u{036F}').contains(&d) {
@@ -654,7 +737,12 @@ fn fold_words(mut chars: Vec<Ch>) -> Vec<Ch> {
         let leets = w.iter().filter(|c| leet(c.c).is_some()).count();
         if letters > 0 && leets > 0 && letters + leets == w.len() {
             let orig: Vec<char> = w.iter().map(|c| c.c).collect();
-            for (off, ch) in chars.get_mut(s..e).unwrap_or(&mut []).iter_mut().enumerate() {
+            for (off, ch) in chars
+                .get_mut(s..e)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .enumerate()
+            {
                 if ch.c == '1' {
                     // A doubled 1 is "ll" ("a11", "he11o"); a single one "i".
                     let prev = off.checked_sub(1).and_then(|p| orig.get(p)) == Some(&'1');
