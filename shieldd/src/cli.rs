@@ -56,6 +56,61 @@ pub enum Command {
         /// Policy file.
         file: PathBuf,
     },
+    /// Scan text from stdin and print a verdict (exit 0 allowed, 1 blocked, 2 input error).
+    Scan {
+        /// Which way the text flows.
+        #[arg(long, value_enum, default_value = "inbound")]
+        direction: DirectionArg,
+        /// Policy whose `scan:` section applies (default: the built-in default).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Each stdin line is `{"id", "text", "direction"}`; each stdout line a verdict with its id.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Evaluate one tool call against the policy's `tools:` section.
+    CheckTool {
+        /// Tool name.
+        #[arg(long)]
+        tool: String,
+        /// Parameters as a JSON object.
+        #[arg(long)]
+        params: String,
+        /// Policy file (default: the built-in default, which allows no tool).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Serve the scan API on a Unix socket without supervising an agent
+    /// (for developing against the SDKs).
+    Serve {
+        /// Socket path to create.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Policy whose `scan:` and `tools:` sections apply.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Longest request line in bytes.
+        #[arg(long, default_value_t = shield_client::wire::DEFAULT_MAX_LINE)]
+        max_line: usize,
+    },
+}
+
+/// `--direction`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Text the agent reads.
+    Inbound,
+    /// Text the agent writes.
+    Outbound,
+}
+
+impl From<DirectionArg> for shield_client::wire::Direction {
+    fn from(d: DirectionArg) -> Self {
+        match d {
+            DirectionArg::Inbound => shield_client::wire::Direction::Inbound,
+            DirectionArg::Outbound => shield_client::wire::Direction::Outbound,
+        }
+    }
 }
 
 /// Run the parsed command line; returns the process exit status.
@@ -114,6 +169,34 @@ pub fn main_with(cli: Cli) -> i32 {
                 grace: Duration::from_secs_f64(grace.min(86_400.0)),
             })
         }
+        Command::Scan {
+            direction,
+            policy,
+            jsonl,
+        } => match load_policy(policy.as_ref()) {
+            Ok((p, _)) => crate::scan::cli::run_scan(&p, direction.into(), jsonl),
+            Err(_) => 2,
+        },
+        Command::CheckTool {
+            tool,
+            params,
+            policy,
+        } => match load_policy(policy.as_ref()) {
+            Ok((p, _)) => {
+                let (code, line) = crate::tools::cmd_check_tool(&p.tools, &tool, &params);
+                println!("{line}");
+                code
+            }
+            Err(_) => 2,
+        },
+        Command::Serve {
+            socket,
+            policy,
+            max_line,
+        } => match load_policy(policy.as_ref()) {
+            Ok((p, _)) => crate::api::serve_standalone(&p, &socket, max_line),
+            Err(_) => 2,
+        },
         Command::CheckPolicy { file } => match Policy::load(&file) {
             Ok(p) => {
                 println!(

@@ -17,9 +17,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 
+pub mod service;
+
 /// What answers the requests. The daemon implements it with the scanner
 /// and the tool-policy checker of the session's policy.
 pub trait Service: Send + Sync + 'static {
+    /// Whether `peer` may use this server at all (checked once per connection).
+    fn admit(&self, _peer: &Peer) -> Result<(), String> {
+        Ok(())
+    }
     /// Scan one text.
     fn scan(&self, peer: &Peer, text: &str, direction: Direction) -> Verdict;
     /// Check one tool call.
@@ -149,8 +155,16 @@ impl Server {
             },
             Err(_) => return,
         };
-        let peer = Arc::new(peer);
         let (mut rd, mut wr) = stream.into_split();
+        if let Err(why) = self.svc.admit(&peer) {
+            let r = Response::error(Value::Null, ErrorCode::Forbidden, why);
+            if let Ok(mut line) = serde_json::to_vec(&r) {
+                line.push(b'\n');
+                let _ = wr.write_all(&line).await;
+            }
+            return;
+        }
+        let peer = Arc::new(peer);
         // Responses go through one writer task so pipelined answers never
         // interleave; the bound makes a client that does not read stall only
         // itself.
@@ -334,6 +348,73 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Bind `path` (replacing a stale socket) with mode 0600.
+pub fn bind_socket(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if m.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// `shieldd serve`: the scan API for `policy` on `socket`, until killed.
+pub fn serve_standalone(
+    policy: &crate::policy::Policy,
+    socket: &std::path::Path,
+    max_line: usize,
+) -> i32 {
+    let svc = match service::PolicyService::new(policy, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shieldd: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shieldd: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    let std_listener = match bind_socket(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("shieldd: cannot listen on {}: {e}", socket.display());
+            return 2;
+        }
+    };
+    let cfg = ServerConfig {
+        max_line,
+        ..Default::default()
+    };
+    let r = rt.block_on(async move {
+        let listener = UnixListener::from_std(std_listener)?;
+        eprintln!("shieldd: serving the scan API on {}", socket.display());
+        let server = Server::new(Arc::new(svc), cfg);
+        tokio::select! {
+            r = server.serve(listener) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    });
+    let _ = std::fs::remove_file(socket);
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shieldd: scan API: {e}");
+            1
         }
     }
 }

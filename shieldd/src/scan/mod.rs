@@ -8,6 +8,7 @@
 //! finding kind and returns a [`Verdict`] whose offsets are byte offsets into
 //! the text it was given.
 
+pub mod cli;
 pub mod decode;
 pub mod exfil;
 pub mod injection;

@@ -1,0 +1,291 @@
+//! The scan API's [`Service`] for one policy: the scanner and the tool
+//! checker of the policy, verdicts recorded as `scan` / `tool_call` events
+//! of the session, and containment when the policy's `response:` names an
+//! action for a finding kind (`exfiltration: isolate`, `secret: kill`, ...).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use shield_client::wire::{Action, Direction, Finding, FindingKind, Verdict};
+
+use super::{Peer, Service, StreamScan};
+use crate::audit::AuditLog;
+use crate::policy::{Policy, Response, ScanAction};
+use crate::scan::stream::StreamScanner;
+use crate::scan::{action_for, ScanError, Scanner};
+use crate::tools::{ToolChecker, ToolPolicyError};
+
+/// Errors building the service from a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The scanner could not be built.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// The tool policy is invalid.
+    #[error(transparent)]
+    Tools(#[from] ToolPolicyError),
+}
+
+/// What the service knows of the supervised session, when there is one.
+#[derive(Debug, Clone)]
+pub struct SessionLink {
+    /// Session id.
+    pub session: String,
+    /// The session's cgroup v2 directory: membership decides who is the
+    /// agent, and `cgroup.kill` / `cgroup.freeze` contain it.
+    pub cgroup: PathBuf,
+    /// Where events go.
+    pub audit: Option<Arc<Mutex<AuditLog>>>,
+}
+
+/// Scanner + tool checker + session hooks.
+pub struct PolicyService {
+    scanner: Scanner,
+    tools: ToolChecker,
+    policy: Policy,
+    link: Option<SessionLink>,
+}
+
+impl PolicyService {
+    /// Build from a policy; `link` ties it to a running session.
+    pub fn new(policy: &Policy, link: Option<SessionLink>) -> Result<PolicyService, ServiceError> {
+        let hosts = policy
+            .sandbox
+            .network
+            .connect
+            .iter()
+            .filter_map(|r| match &r.target {
+                crate::policy::ConnectTarget::Host(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(PolicyService {
+            scanner: Scanner::new(&policy.scan, hosts)?,
+            tools: ToolChecker::new(&policy.tools)?,
+            policy: policy.clone(),
+            link,
+        })
+    }
+
+    fn record(&self, event: &str, fields: Value, sync: bool) {
+        if let Some(a) = self.link.as_ref().and_then(|l| l.audit.as_ref()) {
+            if let Ok(mut a) = a.lock() {
+                if let Err(e) = a.record(event, fields, sync) {
+                    eprintln!("shieldd: {e}");
+                }
+            }
+        }
+    }
+
+    /// Record the verdict and, for a blocked one whose finding kind has a
+    /// `response:` entry, contain the session.
+    fn after(&self, peer: &Peer, event: Value, v: &Verdict) {
+        self.record(
+            if event["event"] == "tool_call" {
+                "tool_call"
+            } else {
+                "scan"
+            },
+            event,
+            false,
+        );
+        if !v.blocked {
+            return;
+        }
+        let Some(link) = &self.link else { return };
+        // The strongest configured response among the blocking findings.
+        let mut chosen: Option<(Response, &Finding)> = None;
+        for f in &v.findings {
+            let key = kind_key(f.kind);
+            if let Some(r) = self.policy.response.overrides.get(key) {
+                if chosen.is_none_or(|(c, _)| *r > c) {
+                    chosen = Some((*r, f));
+                }
+            }
+        }
+        let Some((resp, f)) = chosen else { return };
+        let action = match resp {
+            Response::Kill => "kill",
+            Response::Isolate => "isolate",
+            Response::Deny => "deny",
+            Response::Log => "log",
+        };
+        let rule = format!("{}:{}", kind_key(f.kind), f.ty);
+        // On the record (fsync'd) before it counts as handled.
+        self.record(
+            "violation",
+            json!({"pid": peer.pid, "rule": rule, "action": action,
+                   "detail": format!("blocked {} finding `{}` from the agent", kind_key(f.kind), f.ty)}),
+            true,
+        );
+        match resp {
+            Response::Kill => {
+                eprintln!(
+                    "shieldd: violation: {rule}: killing session {}",
+                    link.session
+                );
+                let _ = std::fs::write(link.cgroup.join("cgroup.kill"), "1");
+                self.record("kill", json!({"reason": rule}), true);
+            }
+            Response::Isolate => {
+                eprintln!(
+                    "shieldd: violation: {rule}: isolating session {}",
+                    link.session
+                );
+                let _ = std::fs::write(link.cgroup.join("cgroup.freeze"), "1");
+                self.record("isolate", json!({"reason": rule}), true);
+            }
+            Response::Deny | Response::Log => {}
+        }
+    }
+
+    fn in_session(&self, peer: &Peer) -> bool {
+        let (Some(link), Some(pid)) = (&self.link, peer.pid) else {
+            return false;
+        };
+        let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return false;
+        };
+        let want = link.cgroup.to_string_lossy();
+        cg.lines().any(|l| {
+            l.strip_prefix("0::")
+                .is_some_and(|p| !p.is_empty() && want.ends_with(p.trim_end()))
+        })
+    }
+}
+
+/// The `response:` key of a finding kind.
+pub fn kind_key(k: FindingKind) -> &'static str {
+    match k {
+        FindingKind::Injection => "injection",
+        FindingKind::Pii => "pii",
+        FindingKind::Secret => "secret",
+        FindingKind::Exfiltration => "exfiltration",
+        FindingKind::ToolPolicy => "tool_policy",
+    }
+}
+
+fn summary(v: &Verdict) -> Value {
+    // Types and places only: the audit trail must not become a copy of the
+    // secrets the scanner found.
+    Value::Array(
+        v.findings
+            .iter()
+            .map(
+                |f| json!({"kind": kind_key(f.kind), "type": f.ty, "start": f.start, "end": f.end}),
+            )
+            .collect(),
+    )
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "allow",
+        Action::Redact => "redact",
+        Action::NeedsApproval => "needs_approval",
+        Action::Block => "block",
+    }
+}
+
+impl Service for PolicyService {
+    fn admit(&self, peer: &Peer) -> Result<(), String> {
+        // A supervised session's socket serves its agent, and root (operators).
+        if self.link.is_none() || peer.uid == 0 || self.in_session(peer) {
+            Ok(())
+        } else {
+            Err(format!(
+                "uid {} (pid {:?}) is not part of this session",
+                peer.uid, peer.pid
+            ))
+        }
+    }
+
+    fn scan(&self, peer: &Peer, text: &str, direction: Direction) -> Verdict {
+        let v = self.scanner.scan(text, direction);
+        let dir = match direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        self.after(
+            peer,
+            json!({"event": "scan", "pid": peer.pid, "direction": dir, "bytes": text.len(),
+                   "action": action_name(v.action), "findings": summary(&v), "latency_us": v.latency_us}),
+            &v,
+        );
+        v
+    }
+
+    fn check_tool(&self, peer: &Peer, tool: &str, params: &Value) -> Verdict {
+        let v = self.tools.check(tool, params);
+        self.after(
+            peer,
+            json!({"event": "tool_call", "pid": peer.pid, "tool": tool,
+                   "action": action_name(v.action), "findings": summary(&v), "latency_us": v.latency_us}),
+            &v,
+        );
+        v
+    }
+
+    fn open_stream(&self, _peer: &Peer, direction: Direction) -> Box<dyn StreamScan> {
+        Box::new(Stream {
+            inner: StreamScanner::new(self.scanner.clone(), direction),
+            actions: self.scanner.actions(direction),
+            findings: Vec::new(),
+        })
+    }
+}
+
+/// A streaming scan: findings accumulate; the verdict is the strongest
+/// action among them (no redacted text: the tokens are already out).
+struct Stream {
+    inner: StreamScanner,
+    actions: crate::policy::ScanActions,
+    findings: Vec<Finding>,
+}
+
+/// Findings kept per stream; memory stays bounded on an endless stream of
+/// findings, and the verdict is already decided by then.
+const MAX_STREAM_FINDINGS: usize = 1000;
+
+impl Stream {
+    fn keep(&mut self, new: Vec<Finding>) {
+        let room = MAX_STREAM_FINDINGS.saturating_sub(self.findings.len());
+        self.findings.extend(new.into_iter().take(room));
+    }
+
+    fn verdict(&self) -> Verdict {
+        let strongest = self
+            .findings
+            .iter()
+            .map(|f| action_for(&self.actions, f.kind))
+            .max()
+            .unwrap_or(ScanAction::Off);
+        let action = match strongest {
+            ScanAction::Off | ScanAction::Log => Action::Allow,
+            ScanAction::Redact => Action::Redact,
+            ScanAction::Block => Action::Block,
+        };
+        Verdict {
+            action,
+            blocked: action == Action::Block,
+            findings: self.findings.clone(),
+            redacted: None,
+            latency_us: 0,
+        }
+    }
+}
+
+impl StreamScan for Stream {
+    fn push(&mut self, chunk: &str) -> Verdict {
+        let new = self.inner.push(chunk);
+        self.keep(new);
+        self.verdict()
+    }
+
+    fn close(mut self: Box<Self>) -> Verdict {
+        let new = self.inner.finish();
+        self.keep(new);
+        self.verdict()
+    }
+}
