@@ -561,16 +561,40 @@ static __always_inline int open_exit(long ret)
 #define NR_creat 85
 #define NR_openat 257
 #define NR_openat2 437
+#define NR_socket 41
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_open -1 /* arm64 has only openat/openat2 */
 #define NR_creat -1
 #define NR_openat 56
 #define NR_openat2 437
+#define NR_socket 198
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
 #else
 #error "shieldd-ebpf: add the open syscall numbers of this architecture"
 #endif
+
+static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
+				      __u32 type, __u16 port_be, const __u8 *addr);
+
+/*
+ * cgroup/sock_create only runs for inet sockets, so a packet socket is
+ * caught when socket(2) returns: the process is killed before it gets back
+ * to user space and can use it. (Without CAP_NET_RAW the call fails and
+ * nothing happens here; seccomp can refuse it earlier.)
+ */
+static __always_inline int socket_exit(struct pt_regs *regs, long ret)
+{
+	if (ret < 0 || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != AF_PACKET)
+		return 0;
+	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	bpf_send_signal(SIGKILL);
+	__u8 none[16] = {};
+	net_event(SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_KILLED, AF_PACKET,
+		  (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs), (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs), 0, none);
+	return 0;
+}
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
@@ -598,6 +622,8 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	long id = SYSCALL_NR(regs);
+	if (id == NR_socket)
+		return socket_exit(regs, ret);
 	if (id != NR_openat && id != NR_openat2 && id != NR_open && id != NR_creat)
 		return 0;
 	return open_exit(ret);

@@ -432,7 +432,7 @@ impl Monitor {
                 .ok_or_else(|| map_error("programs", format!("{name} missing")))?
                 .try_into()
                 .map_err(|e| program_error(name, "attach", e, hint))?;
-            prog.attach(&file, CgroupAttachMode::AllowMultiple)
+            prog.attach(&file, CgroupAttachMode::Single)
                 .map_err(|e| program_error(name, "attach", e, hint))?;
         }
         let prog: &mut CgroupSock = self
@@ -441,7 +441,7 @@ impl Monitor {
             .ok_or_else(|| map_error("programs", "sock_create missing"))?
             .try_into()
             .map_err(|e| program_error("sock_create", "attach", e, hint))?;
-        prog.attach(&file, CgroupAttachMode::AllowMultiple)
+        prog.attach(&file, CgroupAttachMode::Single)
             .map_err(|e| program_error("sock_create", "attach", e, hint))?;
         self.attached.push(cgroup_v2_dir.to_path_buf());
         Ok(())
