@@ -373,7 +373,7 @@ mod tests {
     use std::mem::{offset_of, size_of};
     use std::net::Ipv4Addr;
 
-    #[allow(dead_code)]
+    #[allow(dead_code, non_upper_case_globals)]
     mod c {
         include!(concat!(env!("OUT_DIR"), "/layout.rs"));
     }

@@ -8,11 +8,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One kernel test at a time: they share the CPU budget and the loopback.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const PY: &str = "/usr/bin/python3.11";
 
@@ -155,7 +154,7 @@ async fn network_rules_enforced_in_kernel() {
     if !root_or_skip("network_rules_enforced_in_kernel") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("net");
     let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
     mon.attach_cgroup(&cg.path).expect("attach");
@@ -313,7 +312,7 @@ async fn isolate_refuses_allowed_destinations() {
     if !root_or_skip("isolate_refuses_allowed_destinations") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("iso");
     let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
     mon.attach_cgroup(&cg.path).expect("attach");
@@ -357,7 +356,7 @@ async fn disallowed_exec_is_killed_before_it_runs() {
     if !root_or_skip("disallowed_exec_is_killed_before_it_runs") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("exec");
     let mut mon = exec_monitor(&cg, &[PathRule::Exact(PY.into())]);
 
@@ -399,7 +398,7 @@ fn exec_through_the_dynamic_loader_is_killed() {
     if !root_or_skip("exec_through_the_dynamic_loader_is_killed") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.blocking_lock();
     let cg = TestCgroup::new("ldso");
     // /bin/echo itself is allowed: only the loader path is the violation.
     let mut mon = exec_monitor(
@@ -425,7 +424,7 @@ async fn memfd_exec_is_killed() {
     if !root_or_skip("memfd_exec_is_killed") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("memfd");
     let mut mon = exec_monitor(&cg, &[PathRule::Exact(PY.into())]);
     let code = "import os\nfd = os.memfd_create(\"payload\", 0)\nos.write(fd, open(\"/bin/echo\", \"rb\").read())\nos.execv(\"/proc/self/fd/%d\" % fd, [\"echo\", \"FROM_MEMFD\"])";
@@ -450,7 +449,7 @@ async fn fork_tree_is_tracked_after_double_fork() {
     if !root_or_skip("fork_tree_is_tracked_after_double_fork") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("fork");
     let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
     // Tracked by pid only: the cgroup is not attached here, so the fork
@@ -509,7 +508,7 @@ async fn denied_paths_are_reported_and_killed() {
     if !root_or_skip("denied_paths_are_reported_and_killed") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let cg = TestCgroup::new("deny");
     let base = PathBuf::from(format!("/tmp/shieldd-deny-{}", std::process::id()));
     let dir = base.join("secrets");
@@ -571,7 +570,7 @@ fn lost_events_are_counted() {
     if !root_or_skip("lost_events_are_counted") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.blocking_lock();
     let cg = TestCgroup::new("lost");
     // One page of ring: about a dozen open records fit.
     let cfg = MonitorConfig {
