@@ -128,7 +128,8 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
-/* Open flags seen at syscall entry, per thread, for the exit hook. */
+/* Open flags seen at syscall entry, per thread, for the exit hook. LRU:
+ * a thread killed inside open never reaches the exit hook to clean up. */
 struct open_pending {
 	__u64 flags;
 	__u32 violation; /* already reported at entry */
@@ -136,7 +137,7 @@ struct open_pending {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct open_pending);

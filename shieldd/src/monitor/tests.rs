@@ -135,6 +135,13 @@ fn port_of(a: std::io::Result<SocketAddr>) -> u16 {
 }
 
 #[test]
+fn monitor_and_stream_can_move_between_tasks() {
+    fn send<T: Send>() {}
+    send::<Monitor>();
+    send::<EventStream>();
+}
+
+#[test]
 fn load_fails_cleanly_on_bad_config() {
     let cfg = MonitorConfig {
         ring_bytes: 1000,
@@ -525,7 +532,7 @@ async fn denied_paths_are_reported_and_killed() {
         .expect("deny");
     let b = base.display();
     let code = format!(
-        "import os\nopen(\"{b}/secretsx\").close()\nopen(\"{b}/secrets/key\").close()\nos.chdir(\"{b}\")\nopen(\"secrets/key\").close()\nopen(\"innocent-link\").close()\nprint(\"done\")"
+        "import os\nopen(\"{b}/secretsx\").close()\nopen(\"{b}/secrets/key\").close()\nos.chdir(\"{b}\")\nopen(\"secrets/key\").close()\nopen(\"innocent-link\").close()\nd = os.open(\"secrets\", os.O_RDONLY)\nos.close(os.open(\"key\", os.O_RDONLY, dir_fd=d))\nprint(\"done\")"
     );
     let (st, out, err) = finish(gated(&py(&code), &cg, &mut mon));
     assert!(st.success(), "{err}");
@@ -544,11 +551,12 @@ async fn denied_paths_are_reported_and_killed() {
     let sibling = format!("{b}/secretsx");
     let linkp = link.display().to_string();
     assert!(opens.contains(&(sibling, false)), "{opens:?}");
-    // Absolute, relative (joined to the cwd) and through a symlink
-    // (resolved after the open): three violations naming the real file.
+    // Absolute, relative (joined to the cwd), through a symlink (resolved
+    // after the open) and relative to a directory fd: four violations
+    // naming the real file.
     assert_eq!(
         opens.iter().filter(|o| o.0 == key && o.1).count(),
-        3,
+        4,
         "{opens:?}"
     );
     assert!(opens.contains(&(linkp, false)), "{opens:?}");
