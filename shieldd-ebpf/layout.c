@@ -61,5 +61,6 @@ int main(void)
 	OFF(shield_config, exec_kill);
 	OFF(shield_config, file_kill);
 	OFF(shield_config, bind_enforce);
+	OFF(shield_config, deny_enforce);
 	return 0;
 }

@@ -488,16 +488,19 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 		len = 0;
 
 	__u32 flags = truncated ? SHIELD_F_TRUNCATED : 0;
-	if (path_in(&deny_paths, s)) {
-		flags |= SHIELD_F_VIOLATION;
-		struct shield_config *cfg = get_config();
-		if (cfg && cfg->file_kill) {
-			bpf_send_signal(SIGKILL);
-			flags |= SHIELD_F_KILLED;
+	struct shield_config *cfg = get_config();
+	if (cfg && cfg->deny_enforce) {
+		if (path_in(&deny_paths, s)) {
+			flags |= SHIELD_F_VIOLATION;
+			if (cfg->file_kill) {
+				bpf_send_signal(SIGKILL);
+				flags |= SHIELD_F_KILLED;
+			}
 		}
+		/* The exit hook checks the resolved file unless this already fired. */
+		struct open_pending pend = {.flags = oflags, .violation = flags & SHIELD_F_VIOLATION};
+		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 	}
-	struct open_pending pend = {.flags = oflags, .violation = flags & SHIELD_F_VIOLATION};
-	bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 
 	struct shield_open_event *e = reserve(sizeof(*e));
 	if (!e)
@@ -524,6 +527,10 @@ static __always_inline int open_exit(long ret)
 	bpf_map_delete_elem(&open_pending, &tid);
 	if (ret < 0 || p.violation)
 		return 0;
+	/* Resolving the opened file costs a dentry walk: only with rules. */
+	struct shield_config *cfg = get_config();
+	if (!cfg || !cfg->deny_enforce)
+		return 0;
 	struct file *f = fd_file((int)ret);
 	if (!f)
 		return 0;
@@ -535,8 +542,7 @@ static __always_inline int open_exit(long ret)
 		return 0;
 
 	__u32 flags = SHIELD_F_VIOLATION | (len < 0 ? SHIELD_F_TRUNCATED : 0);
-	struct shield_config *cfg = get_config();
-	if (cfg && cfg->file_kill) {
+	if (cfg->file_kill) {
 		bpf_send_signal(SIGKILL);
 		flags |= SHIELD_F_KILLED;
 	}

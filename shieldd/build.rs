@@ -47,6 +47,7 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=SHIELDD_CLANG");
     println!("cargo:rerun-if-env-changed=SHIELDD_VMLINUX_BTF");
+    println!("cargo:rerun-if-changed=/sys/kernel/btf/vmlinux");
 
     let clang = env::var_os("SHIELDD_CLANG")
         .map(PathBuf::from)

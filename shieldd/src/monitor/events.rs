@@ -121,9 +121,10 @@ pub(crate) struct RawConfig {
     pub exec_kill: u32,
     pub file_kill: u32,
     pub bind_enforce: u32,
+    pub deny_enforce: u32,
 }
 
-// SAFETY: RawConfig is repr(C), five u32 with no padding.
+// SAFETY: RawConfig is repr(C), six u32 with no padding.
 unsafe impl aya::Pod for RawConfig {}
 
 /// Marker for the plain-data record mirrors above: every field is an
@@ -471,6 +472,10 @@ mod tests {
         assert_eq!(
             offset_of!(RawConfig, bind_enforce),
             c::OFF_shield_config_bind_enforce
+        );
+        assert_eq!(
+            offset_of!(RawConfig, deny_enforce),
+            c::OFF_shield_config_deny_enforce
         );
     }
 

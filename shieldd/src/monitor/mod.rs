@@ -511,7 +511,10 @@ impl Monitor {
     /// joined to the cwd, or as resolved after the open) is a violation.
     pub fn set_deny_paths(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
         let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
-        sync_trie(&mut self.deny_paths, &mut self.deny_keys, new, "deny_paths")
+        let any = !new.is_empty();
+        sync_trie(&mut self.deny_paths, &mut self.deny_keys, new, "deny_paths")?;
+        self.config.deny_enforce = u32::from(any);
+        self.write_config()
     }
 
     /// Isolate (true): every connect, sendmsg and bind of the cgroup is
