@@ -11,6 +11,19 @@
 //! agent's cgroup v2 directory (network allowlist, EPERM). No BPF LSM or
 //! fentry is needed, so kernels that refuse trampolines still work.
 //!
+//! Kernel needs: BTF, tp_btf, ring buffers (5.8) and `bpf_loop` (5.17);
+//! root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). Limits, by design:
+//! - exec is checked on the file the kernel maps (`bprm->file`, resolved
+//!   from its dentry): the ELF, the loader when run directly, a memfd, or the
+//!   interpreter of a `#!` script (the script itself is not checked).
+//! - a violating exec or open is killed (SIGKILL before the task returns to
+//!   user space), not refused: refusing needs BPF LSM. Landlock (issue 2)
+//!   is what makes a denied open fail.
+//! - packet sockets are not seen by cgroup/sock_create: a tracked process
+//!   that gets one from socket(2) is killed as the call returns.
+//! - paths are cut at 255 bytes (flagged `truncated`; a truncated exec path
+//!   is never allowed).
+//!
 //! Typical use: [`Monitor::load`], [`Monitor::attach_cgroup`] on the agent's
 //! cgroup, fill the rules, [`Monitor::track_pid`] the gated child before it
 //! execs, then consume [`Monitor::next_event`] (or
@@ -202,6 +215,19 @@ pub fn cgroup2_mount() -> Result<PathBuf, MonitorError> {
         io::ErrorKind::NotFound,
         "no cgroup2 file system is mounted",
     )))
+}
+
+/// Whether the kernel runs the BPF LSM (`bpf` in /sys/kernel/security/lsm).
+/// This monitor does not need it; an LSM program set (no TOCTOU for exec
+/// and open) can be added where this is true.
+pub fn bpf_lsm_enabled() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .map(|s| lsm_list_has_bpf(&s))
+        .unwrap_or(false)
+}
+
+fn lsm_list_has_bpf(list: &str) -> bool {
+    list.trim().split(',').any(|l| l == "bpf")
 }
 
 /// Reads decoded events from the kernel ring buffer, woken by epoll

@@ -142,6 +142,13 @@ fn monitor_and_stream_can_move_between_tasks() {
 }
 
 #[test]
+fn bpf_lsm_detection_reads_the_lsm_list() {
+    assert!(lsm_list_has_bpf("lockdown,capability,landlock,bpf\n"));
+    assert!(!lsm_list_has_bpf("lockdown,capability,bpfx,landlock"));
+    assert!(!lsm_list_has_bpf(""));
+}
+
+#[test]
 fn load_fails_cleanly_on_bad_config() {
     let cfg = MonitorConfig {
         ring_bytes: 1000,
