@@ -606,3 +606,63 @@ fn lost_events_are_counted() {
     assert!(received > 0 && received < 300, "received {received}");
     assert!(lost >= 300 - received, "lost {lost}, received {received}");
 }
+
+#[tokio::test]
+async fn event_storm_is_delivered_without_loss() {
+    if !root_or_skip("event_storm_is_delivered_without_loss") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let cg = TestCgroup::new("storm");
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    mon.attach_cgroup(&cg.path).expect("attach");
+    let marker = format!("/tmp/shieldd-storm-{}", std::process::id());
+    std::fs::write(&marker, "x").expect("marker");
+
+    // Read in another task while the storm runs, as the daemon will.
+    let mut stream = mon.take_event_stream().expect("stream");
+    assert!(mon.take_event_stream().is_none());
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let m2 = marker.clone();
+    let reader = tokio::spawn(async move {
+        let (mut execs, mut opens) = (0u32, 0u32);
+        loop {
+            tokio::select! {
+                ev = stream.next_event() => match ev {
+                    Ok(Event { kind: EventKind::Exec { path, .. }, .. }) if path == "/usr/bin/cat" => execs += 1,
+                    Ok(Event { kind: EventKind::Open { path, .. }, .. }) if path == m2 => opens += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("{e}"),
+                },
+                _ = &mut rx => {
+                    // Drain what is already there, then stop.
+                    while let Some(ev) = stream.try_next_event() {
+                        match ev.kind {
+                            EventKind::Exec { path, .. } if path == "/usr/bin/cat" => execs += 1,
+                            EventKind::Open { path, .. } if path == m2 => opens += 1,
+                            _ => {}
+                        }
+                    }
+                    return (execs, opens);
+                }
+            }
+        }
+    });
+    let n = 300;
+    let child = gated(
+        &format!("i=0; while [ $i -lt {n} ]; do /bin/cat {marker} >/dev/null; i=$((i+1)); done"),
+        &cg,
+        &mut mon,
+    );
+    let (st, _, err) = tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .expect("join");
+    assert!(st.success(), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = tx.send(());
+    let (execs, opens) = reader.await.expect("reader");
+    let _ = std::fs::remove_file(&marker);
+    let lost = mon.lost_events().expect("lost");
+    assert_eq!(lost, 0);
+    assert_eq!((execs, opens), (n, n));
+}
