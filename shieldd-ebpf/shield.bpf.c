@@ -88,6 +88,16 @@ struct {
 	__type(value, __u32);
 } deny_paths SEC(".maps");
 
+/* Never executable, even inside an allowed directory: the dynamic loader,
+ * which would otherwise run any file as `ld.so FILE`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct shield_path_key);
+	__type(value, __u32);
+} exec_deny SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 1024);
@@ -399,7 +409,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	__u32 flags = 0;
 	long len = walk_file(BPF_CORE_READ(bprm, file), s);
-	int allowed = len >= 0 && path_in(&exec_allow, s);
+	int allowed = len >= 0 && path_in(&exec_allow, s) && !path_in(&exec_deny, s);
 	if (len < 0)
 		flags |= SHIELD_F_TRUNCATED;
 	if (cfg && cfg->exec_enforce && !allowed) {

@@ -230,6 +230,52 @@ fn lsm_list_has_bpf(list: &str) -> bool {
     list.trim().split(',').any(|l| l == "bpf")
 }
 
+/// The dynamic loaders present on this host (`ld-linux*.so*`, `ld-musl*`),
+/// as exact rules for [`Monitor::set_exec_deny`]. Run directly, a loader
+/// executes any file it is given, so allowing its directory would allow
+/// everything.
+pub fn dynamic_loaders() -> Vec<PathRule> {
+    let patterns = [
+        "/lib/ld-linux*.so*",
+        "/lib64/ld-linux*.so*",
+        "/usr/lib/ld-linux*.so*",
+        "/usr/lib64/ld-linux*.so*",
+        "/lib/*/ld-linux*.so*",
+        "/usr/lib/*/ld-linux*.so*",
+        "/lib/ld-musl-*.so*",
+        "/usr/lib/ld-musl-*.so*",
+    ];
+    let mut out = Vec::new();
+    for p in patterns {
+        let Ok(glob) = globset::Glob::new(p) else {
+            continue;
+        };
+        let m = glob.compile_matcher();
+        let dirs: Vec<PathBuf> = match p.split_once('*') {
+            // "/lib/*/ld-linux..." style: every subdirectory of the base.
+            Some((base, rest)) if rest.starts_with('/') => std::fs::read_dir(base)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default(),
+            _ => Path::new(p)
+                .parent()
+                .map(|d| vec![d.to_path_buf()])
+                .unwrap_or_default(),
+        };
+        for d in dirs {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let path = e.path();
+                if m.is_match(&path) && !out.contains(&PathRule::Exact(path.clone())) {
+                    out.push(PathRule::Exact(path));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Reads decoded events from the kernel ring buffer, woken by epoll
 /// through tokio (no polling loop).
 pub struct EventStream {
@@ -305,6 +351,7 @@ pub struct Monitor {
     tracked_cgroups: BpfHashMap<MapData, u64, u32>,
     exec_allow: LpmTrie<MapData, PathData, u32>,
     deny_paths: LpmTrie<MapData, PathData, u32>,
+    exec_deny: LpmTrie<MapData, PathData, u32>,
     net_allow: LpmTrie<MapData, NetData, u32>,
     bind_ports: BpfHashMap<MapData, u16, u32>,
     config_map: Array<MapData, RawConfig>,
@@ -313,6 +360,7 @@ pub struct Monitor {
     stream: Option<EventStream>,
     exec_keys: HashSet<(u32, PathData)>,
     deny_keys: HashSet<(u32, PathData)>,
+    exec_deny_keys: HashSet<(u32, PathData)>,
     net_keys: HashSet<(u32, NetData)>,
     bind_set: HashSet<u16>,
     attached: Vec<PathBuf>,
@@ -408,6 +456,7 @@ impl Monitor {
             tracked_cgroups: take(&mut ebpf, "tracked_cgroups")?,
             exec_allow: take(&mut ebpf, "exec_allow")?,
             deny_paths: take(&mut ebpf, "deny_paths")?,
+            exec_deny: take(&mut ebpf, "exec_deny")?,
             net_allow: take(&mut ebpf, "net_allow")?,
             bind_ports: take(&mut ebpf, "bind_ports")?,
             config_map: take(&mut ebpf, "shield_cfg")?,
@@ -423,6 +472,7 @@ impl Monitor {
             }),
             exec_keys: HashSet::new(),
             deny_keys: HashSet::new(),
+            exec_deny_keys: HashSet::new(),
             net_keys: HashSet::new(),
             bind_set: HashSet::new(),
             attached: Vec::new(),
@@ -531,6 +581,20 @@ impl Monitor {
         sync_trie(&mut self.exec_allow, &mut self.exec_keys, new, "exec_allow")?;
         self.config.exec_enforce = 1;
         self.write_config()
+    }
+
+    /// Replace the exec denylist: these programs are violations even when
+    /// [`Monitor::set_exec_allow`] admits them through a directory or
+    /// prefix rule. Give it [`dynamic_loaders`] so that `ld.so FILE` cannot
+    /// run a FILE the allowlist does not admit.
+    pub fn set_exec_deny(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
+        sync_trie(
+            &mut self.exec_deny,
+            &mut self.exec_deny_keys,
+            new,
+            "exec_deny",
+        )
     }
 
     /// Replace the deny list: an open of one of these paths (as given,

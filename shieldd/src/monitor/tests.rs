@@ -433,6 +433,35 @@ fn exec_through_the_dynamic_loader_is_killed() {
     assert_eq!(out, "direct\n");
 }
 
+#[test]
+fn loader_is_denied_inside_an_allowed_directory() {
+    if !root_or_skip("loader_is_denied_inside_an_allowed_directory") {
+        return;
+    }
+    let _g = SERIAL.blocking_lock();
+    let cg = TestCgroup::new("ldso-dir");
+    // The whole of /usr is executable, as with the default policy...
+    let mut mon = exec_monitor(&cg, &[PathRule::Dir("/usr".into())]);
+    let loaders = dynamic_loaders();
+    assert!(
+        loaders
+            .iter()
+            .any(|l| matches!(l, PathRule::Exact(p) if p.ends_with("ld-linux-x86-64.so.2"))),
+        "{loaders:?}"
+    );
+    // ...but the loader is not.
+    mon.set_exec_deny(&loaders).expect("exec deny");
+    let (st, out, _) = finish(gated(
+        "exec /lib64/ld-linux-x86-64.so.2 /bin/echo VIA_LOADER",
+        &cg,
+        &mut mon,
+    ));
+    killed_silently(st, &out);
+    let (st, out, _) = finish(gated("exec /bin/echo direct", &cg, &mut mon));
+    assert!(st.success());
+    assert_eq!(out, "direct\n");
+}
+
 #[tokio::test]
 async fn memfd_exec_is_killed() {
     if !root_or_skip("memfd_exec_is_killed") {
