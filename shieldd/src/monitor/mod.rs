@@ -30,6 +30,7 @@
 //! [`Monitor::take_event_stream`] to read from another task).
 
 mod events;
+mod policy_rules;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 pub use events::{Event, EventKind, EventMeta, NetOp};
+pub use policy_rules::MonitorRules;
 pub use rules::{expand_globs, ConnectRule, PathRule, Protocol};
 
 use events::{NetData, PathData, RawConfig};

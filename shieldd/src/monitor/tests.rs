@@ -695,3 +695,43 @@ async fn event_storm_is_delivered_without_loss() {
     assert_eq!(lost, 0);
     assert_eq!((execs, opens), (n, n));
 }
+
+#[test]
+fn policy_rules_apply_to_a_live_monitor() {
+    if !root_or_skip("policy_rules_apply_to_a_live_monitor") {
+        return;
+    }
+    let _g = SERIAL.blocking_lock();
+    let cg = TestCgroup::new("apply");
+    let mut sandbox = crate::policy::Sandbox::default();
+    sandbox.filesystem.read = vec![crate::policy::PolicyPath("/usr".into())];
+    let base = crate::policy::ResolveBase {
+        home: "/root".into(),
+        cwd: "/".into(),
+    };
+    let rules = MonitorRules::from_policy(
+        &sandbox,
+        &crate::policy::ResponsePolicy::default(),
+        &base,
+        |_| vec![],
+    )
+    .expect("rules");
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    mon.attach_cgroup(&cg.path).expect("attach");
+    mon.apply(&rules).expect("apply");
+
+    let (st, out, _) = finish(gated("exec /bin/echo under-usr", &cg, &mut mon));
+    assert!(st.success());
+    assert_eq!(out, "under-usr\n");
+    // The same binary copied outside the read paths may not run.
+    let dir = PathBuf::from(format!("/tmp/shieldd-apply-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy("/bin/echo", dir.join("echo")).expect("copy");
+    let (st, out, _) = finish(gated(
+        &format!("exec {}/echo copied", dir.display()),
+        &cg,
+        &mut mon,
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    killed_silently(st, &out);
+}
