@@ -1,1 +1,677 @@
-//! eBPF monitor (issue 3).
+//! eBPF monitor (issue 3): watches the agent's process tree in the kernel,
+//! enforces exec / file / network rules there, and delivers every event
+//! through a ring buffer.
+//!
+//! The kernel programs are C with CO-RE in `shieldd-ebpf/`, built by
+//! `build.rs` and embedded here. Hooks used: tp_btf `sched_process_fork /
+//! exec / exit` (tree tracking, exec allowlist with in-kernel SIGKILL),
+//! the raw `sys_enter/sys_exit` tracepoints (tp_btf, no tracefs needed) for
+//! `open/openat/openat2/creat` (deny paths), and
+//! cgroup `connect4/6`, `sendmsg4/6`, `bind4/6`, `sock_create` on the
+//! agent's cgroup v2 directory (network allowlist, EPERM). No BPF LSM or
+//! fentry is needed, so kernels that refuse trampolines still work.
+//!
+//! Kernel needs: BTF, tp_btf, ring buffers (5.8) and `bpf_loop` (5.17);
+//! root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). Limits, by design:
+//! - exec is checked on the file the kernel maps (`bprm->file`, resolved
+//!   from its dentry): the ELF, the loader when run directly, a memfd, or the
+//!   interpreter of a `#!` script (the script itself is not checked).
+//! - a violating exec or open is killed (SIGKILL before the task returns to
+//!   user space), not refused: refusing needs BPF LSM. Landlock (issue 2)
+//!   is what makes a denied open fail.
+//! - packet sockets are not seen by cgroup/sock_create: a tracked process
+//!   that gets one from socket(2) is killed as the call returns.
+//! - paths are cut at 255 bytes (flagged `truncated`; a truncated exec path
+//!   is never allowed).
+//!
+//! Typical use: [`Monitor::load`], [`Monitor::attach_cgroup`] on the agent's
+//! cgroup, fill the rules, [`Monitor::track_pid`] the gated child before it
+//! execs, then consume [`Monitor::next_event`] (or
+//! [`Monitor::take_event_stream`] to read from another task).
+
+mod events;
+mod policy_rules;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError};
+use aya::{Btf, Ebpf, EbpfLoader};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+pub use events::{Event, EventKind, EventMeta, NetOp};
+pub use policy_rules::MonitorRules;
+pub use rules::{expand_globs, ConnectRule, PathRule, Protocol};
+
+use events::{NetData, PathData, RawConfig};
+
+/// The compiled kernel programs.
+static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shield.bpf.o"));
+
+/// tp_btf programs: (program, tracepoint).
+const BTF_TRACEPOINTS: &[(&str, &str)] = &[
+    ("on_fork", "sched_process_fork"),
+    ("on_exit", "sched_process_exit"),
+    ("on_exec", "sched_process_exec"),
+    ("on_sys_enter", "sys_enter"),
+    ("on_sys_exit", "sys_exit"),
+];
+
+/// cgroup sock_addr programs, attached per agent cgroup.
+const SOCK_ADDR_PROGRAMS: &[&str] = &[
+    "connect4", "connect6", "sendmsg4", "sendmsg6", "bind4", "bind6",
+];
+
+/// Sizes of the kernel maps. Defaults fit one agent session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Ring buffer bytes: a power of two, at least one page (4096).
+    pub ring_bytes: u32,
+    /// Processes of the tree tracked by pid at once.
+    pub max_tracked_pids: u32,
+    /// Entries of each path trie (exec allowlist, deny list).
+    pub max_path_rules: u32,
+    /// Entries of the network allow trie (each rule takes one per protocol).
+    pub max_net_rules: u32,
+    /// Ports in the bind allowlist.
+    pub max_bind_ports: u32,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            ring_bytes: 1 << 20,
+            max_tracked_pids: 8192,
+            max_path_rules: 1024,
+            max_net_rules: 1024,
+            max_bind_ports: 256,
+        }
+    }
+}
+
+/// Why the monitor could not load, attach or be updated.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The configuration is unusable.
+    #[error("eBPF monitor: bad configuration: {0}")]
+    Config(String),
+    /// A policy rule cannot be expressed in the kernel maps.
+    #[error("eBPF monitor: bad rule: {0}")]
+    Rule(String),
+    /// The kernel's BTF could not be read.
+    #[error("eBPF monitor: cannot read kernel BTF (/sys/kernel/btf/vmlinux): {0}; the kernel needs CONFIG_DEBUG_INFO_BTF=y")]
+    Btf(String),
+    /// The object (maps, relocations) could not be loaded.
+    #[error("eBPF monitor: loading the eBPF object failed: {detail}; run as root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")]
+    Object {
+        /// The loader's message.
+        detail: String,
+    },
+    /// One program could not be loaded or attached.
+    #[error(
+        "eBPF monitor: {action} of program {program} failed (errno {errno}): {detail}; {hint}"
+    )]
+    Program {
+        /// Program name in shield.bpf.c.
+        program: &'static str,
+        /// "load" or "attach".
+        action: &'static str,
+        /// errno, or -1 when the error did not come from a syscall.
+        errno: i32,
+        /// The loader's message (for a verifier rejection, the log's tail).
+        detail: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A map is missing from the object or an update failed.
+    #[error("eBPF monitor: map {map}: {detail}")]
+    Map {
+        /// Map name in shield.bpf.c.
+        map: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The cgroup directory could not be used.
+    #[error(
+        "eBPF monitor: cgroup {path}: {source}; give a cgroup v2 directory (see cgroup2_mount())"
+    )]
+    Cgroup {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the ring buffer failed.
+    #[error("eBPF monitor: reading events failed: {0}")]
+    Io(#[from] io::Error),
+    /// The event stream was moved out with [`Monitor::take_event_stream`].
+    #[error("eBPF monitor: the event stream was taken by take_event_stream()")]
+    StreamTaken,
+}
+
+fn program_error(
+    program: &'static str,
+    action: &'static str,
+    e: ProgramError,
+    hint: &'static str,
+) -> MonitorError {
+    let (errno, detail) = match &e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            (
+                io_error.raw_os_error().unwrap_or(-1),
+                format!("{io_error}; verifier: {}", tail.join(" | ")),
+            )
+        }
+        ProgramError::SyscallError(s) => (s.io_error.raw_os_error().unwrap_or(-1), e.to_string()),
+        other => (-1, other.to_string()),
+    };
+    MonitorError::Program {
+        program,
+        action,
+        errno,
+        detail,
+        hint,
+    }
+}
+
+fn map_error(map: &'static str, e: impl std::fmt::Display) -> MonitorError {
+    MonitorError::Map {
+        map,
+        detail: e.to_string(),
+    }
+}
+
+/// The cgroup v2 mount point, from /proc/self/mountinfo (`/sys/fs/cgroup`
+/// on unified hosts, `/sys/fs/cgroup/unified` on hybrid ones).
+pub fn cgroup2_mount() -> Result<PathBuf, MonitorError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for line in text.lines() {
+        // "... mount_point options - fstype source superopts"
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if right.split(' ').next() != Some("cgroup2") {
+            continue;
+        }
+        if let Some(mp) = left.split(' ').nth(4) {
+            return Ok(PathBuf::from(mp.replace("\\040", " ")));
+        }
+    }
+    Err(MonitorError::Io(io::Error::new(
+        io::ErrorKind::NotFound,
+        "no cgroup2 file system is mounted",
+    )))
+}
+
+/// Whether the kernel runs the BPF LSM (`bpf` in /sys/kernel/security/lsm).
+/// This monitor does not need it; an LSM program set (no TOCTOU for exec
+/// and open) can be added where this is true.
+pub fn bpf_lsm_enabled() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .map(|s| lsm_list_has_bpf(&s))
+        .unwrap_or(false)
+}
+
+fn lsm_list_has_bpf(list: &str) -> bool {
+    list.trim().split(',').any(|l| l == "bpf")
+}
+
+/// The dynamic loaders present on this host (`ld-linux*.so*`, `ld-musl*`),
+/// as exact rules for [`Monitor::set_exec_deny`]. Run directly, a loader
+/// executes any file it is given, so allowing its directory would allow
+/// everything.
+pub fn dynamic_loaders() -> Vec<PathRule> {
+    let patterns = [
+        "/lib/ld-linux*.so*",
+        "/lib64/ld-linux*.so*",
+        "/usr/lib/ld-linux*.so*",
+        "/usr/lib64/ld-linux*.so*",
+        "/lib/*/ld-linux*.so*",
+        "/usr/lib/*/ld-linux*.so*",
+        "/lib/ld-musl-*.so*",
+        "/usr/lib/ld-musl-*.so*",
+    ];
+    let mut out = Vec::new();
+    for p in patterns {
+        let Ok(glob) = globset::Glob::new(p) else {
+            continue;
+        };
+        let m = glob.compile_matcher();
+        let dirs: Vec<PathBuf> = match p.split_once('*') {
+            // "/lib/*/ld-linux..." style: every subdirectory of the base.
+            Some((base, rest)) if rest.starts_with('/') => std::fs::read_dir(base)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default(),
+            _ => Path::new(p)
+                .parent()
+                .map(|d| vec![d.to_path_buf()])
+                .unwrap_or_default(),
+        };
+        for d in dirs {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let path = e.path();
+                if m.is_match(&path) && !out.contains(&PathRule::Exact(path.clone())) {
+                    out.push(PathRule::Exact(path));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads decoded events from the kernel ring buffer, woken by epoll
+/// through tokio (no polling loop).
+pub struct EventStream {
+    fd: Option<AsyncFd<RingBuf<MapData>>>,
+    ring: Option<RingBuf<MapData>>,
+}
+
+impl EventStream {
+    /// The next event, waiting until one arrives. Must run inside a tokio
+    /// runtime with I/O enabled.
+    pub async fn next_event(&mut self) -> Result<Event, MonitorError> {
+        if let Some(ring) = self.ring.take() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                self.ring = Some(ring);
+                return Err(MonitorError::Io(io::Error::other(
+                    "next_event needs a tokio runtime with I/O enabled",
+                )));
+            }
+            // SAFETY: the RingBuf owns its map fd (MapData) and keeps it open,
+            // unchanged, until the RingBuf is dropped; the AsyncFd owns the
+            // RingBuf, so the fd outlives the registration.
+            let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                .map_err(|e| MonitorError::Io(io::Error::other(e.to_string())))?;
+            self.fd = Some(fd);
+        }
+        let Some(fd) = self.fd.as_mut() else {
+            return Err(MonitorError::StreamTaken);
+        };
+        loop {
+            let mut guard = fd.readable_mut().await?;
+            if let Some(item) = guard.get_inner_mut().next() {
+                return Ok(events::decode(&item));
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// An event if one is waiting, without blocking (usable outside tokio).
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        let ring = match (self.ring.as_mut(), self.fd.as_mut()) {
+            (Some(r), _) => r,
+            (None, Some(fd)) => fd.get_mut(),
+            (None, None) => return None,
+        };
+        ring.next().map(|item| events::decode(&item))
+    }
+}
+
+/// Response switches applied in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelResponse {
+    /// SIGKILL the process on an exec violation (else the exec is only reported).
+    pub exec_kill: bool,
+    /// SIGKILL the process on an open of a denied path (else reported only;
+    /// Landlock is what makes the open fail).
+    pub file_kill: bool,
+}
+
+impl Default for KernelResponse {
+    fn default() -> Self {
+        KernelResponse {
+            exec_kill: true,
+            file_kill: false,
+        }
+    }
+}
+
+/// The loaded monitor. Dropping it detaches every program.
+pub struct Monitor {
+    // Keeps the programs and their links alive.
+    _ebpf: Ebpf,
+    tracked_pids: BpfHashMap<MapData, u32, u32>,
+    tracked_cgroups: BpfHashMap<MapData, u64, u32>,
+    exec_allow: LpmTrie<MapData, PathData, u32>,
+    deny_paths: LpmTrie<MapData, PathData, u32>,
+    exec_deny: LpmTrie<MapData, PathData, u32>,
+    net_allow: LpmTrie<MapData, NetData, u32>,
+    bind_ports: BpfHashMap<MapData, u16, u32>,
+    config_map: Array<MapData, RawConfig>,
+    lost: PerCpuArray<MapData, u64>,
+    config: RawConfig,
+    stream: Option<EventStream>,
+    exec_keys: HashSet<(u32, PathData)>,
+    deny_keys: HashSet<(u32, PathData)>,
+    exec_deny_keys: HashSet<(u32, PathData)>,
+    net_keys: HashSet<(u32, NetData)>,
+    bind_set: HashSet<u16>,
+    attached: Vec<PathBuf>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| map_error(name, "missing from the eBPF object"))?;
+    T::try_from(map).map_err(|e| map_error(name, e))
+}
+
+impl Monitor {
+    /// Load and verify every program, attach the tracepoints (tree, exec,
+    /// open) and size the maps. The cgroup programs are loaded here and
+    /// attached by [`Monitor::attach_cgroup`]. Nothing is enforced until
+    /// rules are set, except that an attached cgroup has no network until
+    /// [`Monitor::set_connect_rules`] allows some.
+    pub fn load(cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
+        if cfg.ring_bytes < 4096 || !cfg.ring_bytes.is_power_of_two() {
+            return Err(MonitorError::Config(format!(
+                "ring_bytes {} must be a power of two of at least 4096",
+                cfg.ring_bytes
+            )));
+        }
+        for (name, v) in [
+            ("max_tracked_pids", cfg.max_tracked_pids),
+            ("max_path_rules", cfg.max_path_rules),
+            ("max_net_rules", cfg.max_net_rules),
+            ("max_bind_ports", cfg.max_bind_ports),
+        ] {
+            if v == 0 {
+                return Err(MonitorError::Config(format!("{name} must be > 0")));
+            }
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| MonitorError::Btf(e.to_string()))?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .map_max_entries("events", cfg.ring_bytes)
+            .map_max_entries("tracked_pids", cfg.max_tracked_pids)
+            .map_max_entries("exec_allow", cfg.max_path_rules)
+            .map_max_entries("deny_paths", cfg.max_path_rules)
+            .map_max_entries("net_allow", cfg.max_net_rules)
+            .map_max_entries("bind_ports", cfg.max_bind_ports)
+            .load(BPF_OBJECT)
+            .map_err(|e| {
+                let mut detail = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    detail.push_str(": ");
+                    detail.push_str(&s.to_string());
+                    src = s.source();
+                }
+                MonitorError::Object { detail }
+            })?;
+
+        for &(name, tp) in BTF_TRACEPOINTS {
+            let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "load", e, hint))?;
+            prog.load(tp, &btf)
+                .map_err(|e| program_error(name, "load", e, hint))?;
+            prog.attach()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+        }
+        let hint = "cgroup sock_addr programs need CONFIG_CGROUP_BPF";
+        for &name in SOCK_ADDR_PROGRAMS {
+            let prog: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "load", e, hint))?;
+            prog.load()
+                .map_err(|e| program_error(name, "load", e, hint))?;
+        }
+        let prog: &mut CgroupSock = ebpf
+            .program_mut("sock_create")
+            .ok_or_else(|| map_error("programs", "sock_create missing"))?
+            .try_into()
+            .map_err(|e| program_error("sock_create", "load", e, hint))?;
+        prog.load()
+            .map_err(|e| program_error("sock_create", "load", e, hint))?;
+
+        let ring: RingBuf<MapData> = take(&mut ebpf, "events")?;
+        let mut mon = Monitor {
+            tracked_pids: take(&mut ebpf, "tracked_pids")?,
+            tracked_cgroups: take(&mut ebpf, "tracked_cgroups")?,
+            exec_allow: take(&mut ebpf, "exec_allow")?,
+            deny_paths: take(&mut ebpf, "deny_paths")?,
+            exec_deny: take(&mut ebpf, "exec_deny")?,
+            net_allow: take(&mut ebpf, "net_allow")?,
+            bind_ports: take(&mut ebpf, "bind_ports")?,
+            config_map: take(&mut ebpf, "shield_cfg")?,
+            lost: take(&mut ebpf, "lost")?,
+            _ebpf: ebpf,
+            config: RawConfig {
+                exec_kill: 1,
+                ..RawConfig::default()
+            },
+            stream: Some(EventStream {
+                fd: None,
+                ring: Some(ring),
+            }),
+            exec_keys: HashSet::new(),
+            deny_keys: HashSet::new(),
+            exec_deny_keys: HashSet::new(),
+            net_keys: HashSet::new(),
+            bind_set: HashSet::new(),
+            attached: Vec::new(),
+        };
+        mon.write_config()?;
+        Ok(mon)
+    }
+
+    fn write_config(&mut self) -> Result<(), MonitorError> {
+        self.config_map
+            .set(0, self.config, 0)
+            .map_err(|e| map_error("shield_cfg", e))
+    }
+
+    /// Attach the network programs (connect, sendmsg, bind, sock_create) to
+    /// a cgroup v2 directory and track every task in it. From now on the
+    /// cgroup's sockets may only reach what the connect rules allow.
+    pub fn attach_cgroup(&mut self, cgroup_v2_dir: &Path) -> Result<(), MonitorError> {
+        let cg_err = |source| MonitorError::Cgroup {
+            path: cgroup_v2_dir.to_path_buf(),
+            source,
+        };
+        let file = File::open(cgroup_v2_dir).map_err(cg_err)?;
+        let id = file.metadata().map_err(cg_err)?.ino();
+        self.tracked_cgroups
+            .insert(id, 1, 0)
+            .map_err(|e| map_error("tracked_cgroups", e))?;
+        let hint = "give a cgroup v2 directory and run as root";
+        for &name in SOCK_ADDR_PROGRAMS {
+            let prog: &mut CgroupSockAddr = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            prog.attach(&file, CgroupAttachMode::Single)
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+        }
+        let prog: &mut CgroupSock = self
+            ._ebpf
+            .program_mut("sock_create")
+            .ok_or_else(|| map_error("programs", "sock_create missing"))?
+            .try_into()
+            .map_err(|e| program_error("sock_create", "attach", e, hint))?;
+        prog.attach(&file, CgroupAttachMode::Single)
+            .map_err(|e| program_error("sock_create", "attach", e, hint))?;
+        self.attached.push(cgroup_v2_dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Track a process (and, through fork, its descendants). Call it for the
+    /// gated agent child before it execs.
+    pub fn track_pid(&mut self, pid: u32) -> Result<(), MonitorError> {
+        self.tracked_pids
+            .insert(pid, 1, 0)
+            .map_err(|e| map_error("tracked_pids", e))
+    }
+
+    /// Stop tracking one process (its descendants stay tracked).
+    pub fn untrack_pid(&mut self, pid: u32) -> Result<(), MonitorError> {
+        match self.tracked_pids.remove(&pid) {
+            Ok(()) => Ok(()),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_error("tracked_pids", e)),
+        }
+    }
+
+    /// Whether a pid is currently in the tracked map.
+    pub fn is_tracked(&self, pid: u32) -> bool {
+        self.tracked_pids.get(&pid, 0).is_ok()
+    }
+
+    /// Replace the outbound allowlist (connect and unconnected sendmsg, TCP
+    /// and UDP, v4, v6 and v4-mapped v6). New entries go in before stale
+    /// ones are removed, so nothing allowed in both is ever refused.
+    pub fn set_connect_rules(&mut self, rules: &[ConnectRule]) -> Result<(), MonitorError> {
+        let new: HashSet<(u32, NetData)> = rules::net_entries(rules).into_iter().collect();
+        sync_trie(&mut self.net_allow, &mut self.net_keys, new, "net_allow")
+    }
+
+    /// Replace the ports the agent may bind, and enforce them.
+    pub fn set_bind_ports(&mut self, ports: &[u16]) -> Result<(), MonitorError> {
+        let new: HashSet<u16> = ports.iter().copied().collect();
+        for p in &new {
+            self.bind_ports
+                .insert(p, 1, 0)
+                .map_err(|e| map_error("bind_ports", e))?;
+        }
+        for p in self.bind_set.difference(&new) {
+            match self.bind_ports.remove(p) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_error("bind_ports", e)),
+            }
+        }
+        self.bind_set = new;
+        self.config.bind_enforce = 1;
+        self.write_config()
+    }
+
+    /// Replace the exec allowlist and enforce it: any other program a
+    /// tracked process executes is a violation (killed unless
+    /// [`KernelResponse::exec_kill`] is off). Symlinked rules are also
+    /// entered in resolved form. See [`expand_globs`] for policy patterns.
+    pub fn set_exec_allow(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
+        sync_trie(&mut self.exec_allow, &mut self.exec_keys, new, "exec_allow")?;
+        self.config.exec_enforce = 1;
+        self.write_config()
+    }
+
+    /// Replace the exec denylist: these programs are violations even when
+    /// [`Monitor::set_exec_allow`] admits them through a directory or
+    /// prefix rule. Give it [`dynamic_loaders`] so that `ld.so FILE` cannot
+    /// run a FILE the allowlist does not admit.
+    pub fn set_exec_deny(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
+        sync_trie(
+            &mut self.exec_deny,
+            &mut self.exec_deny_keys,
+            new,
+            "exec_deny",
+        )
+    }
+
+    /// Replace the deny list: an open of one of these paths (as given,
+    /// joined to the cwd, or as resolved after the open) is a violation.
+    pub fn set_deny_paths(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
+        let any = !new.is_empty();
+        sync_trie(&mut self.deny_paths, &mut self.deny_keys, new, "deny_paths")?;
+        self.config.deny_enforce = u32::from(any);
+        self.write_config()
+    }
+
+    /// Isolate (true): every connect, sendmsg and bind of the cgroup is
+    /// refused, allowlist or not. Release with false.
+    pub fn set_isolated(&mut self, isolated: bool) -> Result<(), MonitorError> {
+        self.config.isolated = u32::from(isolated);
+        self.write_config()
+    }
+
+    /// Choose what the kernel does on exec and file violations.
+    pub fn set_response(&mut self, r: KernelResponse) -> Result<(), MonitorError> {
+        self.config.exec_kill = u32::from(r.exec_kill);
+        self.config.file_kill = u32::from(r.file_kill);
+        self.write_config()
+    }
+
+    /// Records the kernel could not put in the ring buffer (it was full),
+    /// summed over CPUs since load.
+    pub fn lost_events(&self) -> Result<u64, MonitorError> {
+        let per_cpu = self.lost.get(&0, 0).map_err(|e| map_error("lost", e))?;
+        Ok(per_cpu.iter().fold(0u64, |a, v| a.saturating_add(*v)))
+    }
+
+    /// The next event (see [`EventStream::next_event`]).
+    pub async fn next_event(&mut self) -> Result<Event, MonitorError> {
+        match self.stream.as_mut() {
+            Some(s) => s.next_event().await,
+            None => Err(MonitorError::StreamTaken),
+        }
+    }
+
+    /// An event if one is waiting, without blocking.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        self.stream.as_mut().and_then(EventStream::try_next_event)
+    }
+
+    /// Move the event stream out, to read it in its own task while this
+    /// handle keeps updating rules. Returns None the second time.
+    pub fn take_event_stream(&mut self) -> Option<EventStream> {
+        self.stream.take()
+    }
+
+    /// The cgroup directories the network programs are attached to.
+    pub fn attached_cgroups(&self) -> &[PathBuf] {
+        &self.attached
+    }
+}
+
+/// Bring an LPM trie to `new`: insert first, then remove what is stale.
+fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
+    trie: &mut LpmTrie<MapData, K, u32>,
+    current: &mut HashSet<(u32, K)>,
+    new: HashSet<(u32, K)>,
+    name: &'static str,
+) -> Result<(), MonitorError> {
+    for (bits, data) in &new {
+        trie.insert(&Key::new(*bits, *data), 1, 0)
+            .map_err(|e| map_error(name, e))?;
+    }
+    for (bits, data) in current.difference(&new) {
+        match trie.remove(&Key::new(*bits, *data)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_error(name, e)),
+        }
+    }
+    *current = new;
+    Ok(())
+}

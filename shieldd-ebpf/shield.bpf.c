@@ -1,0 +1,768 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * shieldd kernel programs: watch the agent's process tree, enforce the
+ * policy where the kernel allows it, and report every event through a ring
+ * buffer.
+ *
+ * No BPF LSM and no fentry/fexit (refused by many kernels, including the one
+ * this was written on): exec and open are watched from tp_btf and syscall
+ * tracepoints and enforced with bpf_send_signal(SIGKILL), which is delivered
+ * before the task returns to user space; the network is enforced by cgroup
+ * sock_addr programs, which refuse the operation itself (EPERM).
+ *
+ * Built with CO-RE (vmlinux.h from the running kernel's BTF) so one object
+ * runs on other kernels whose structure layouts differ.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* vmlinux.h carries no #defines. */
+#define AF_INET 2
+#define AF_INET6 10
+#define AF_PACKET 17
+#define SOCK_RAW 3
+#define AT_FDCWD -100
+#define SIGKILL 9
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+
+#define MAX_DEPTH 32 /* path components kept; deeper paths are flagged truncated */
+#define MAX_WALK 48  /* dentry steps, mount crossings included */
+
+_Static_assert(sizeof(struct shield_hdr) == 56, "shield_hdr layout");
+_Static_assert(sizeof(struct shield_exec_event) == 56 + 16 + 2 * SHIELD_PATH_LEN + SHIELD_ARGS_LEN,
+	       "shield_exec_event layout");
+_Static_assert(sizeof(struct shield_net_key) == 24, "shield_net_key layout");
+
+/* ---- maps (sizes are defaults; user space may override max_entries) ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* Records that did not fit in the ring buffer, counted per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Process tree: tgid -> 1. The launcher enters the agent before it execs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked_pids SEC(".maps");
+
+/* cgroup v2 ids whose every task is tracked (the agent's cgroup). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u32);
+} tracked_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct shield_path_key);
+	__type(value, __u32);
+} exec_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct shield_path_key);
+	__type(value, __u32);
+} deny_paths SEC(".maps");
+
+/* Never executable, even inside an allowed directory: the dynamic loader,
+ * which would otherwise run any file as `ld.so FILE`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct shield_path_key);
+	__type(value, __u32);
+} exec_deny SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct shield_net_key);
+	__type(value, __u32);
+} net_allow SEC(".maps");
+
+/* Ports (host order) the agent may bind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u32);
+} bind_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shield_config);
+} shield_cfg SEC(".maps");
+
+/* Path work area: too big for the 512-byte stack. `prefixlen` followed by
+ * `buf` has the layout of struct shield_path_key, so it is the lookup key.
+ * buf is twice the path length so that a write at (off & (LEN-1)) of up to
+ * LEN bytes stays inside it, which is what the verifier needs to see. */
+struct scratch {
+	__u32 prefixlen;
+	char buf[2 * SHIELD_PATH_LEN];
+	__u64 names[MAX_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* Open flags seen at syscall entry, per thread, for the exit hook. LRU:
+ * a thread killed inside open never reaches the exit hook to clean up. */
+struct open_pending {
+	__u64 flags;
+	__u32 violation; /* already reported at entry */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct open_pending);
+} open_pending SEC(".maps");
+
+/* ---- helpers ---- */
+
+static __always_inline struct shield_config *get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&shield_cfg, &zero);
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+/* Reserve a record; a failure is counted, never silent. */
+static __always_inline void *reserve(__u64 size)
+{
+	void *rec = bpf_ringbuf_reserve(&events, size, 0);
+	if (!rec) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+	return rec;
+}
+
+static __always_inline int is_tracked(__u32 tgid)
+{
+	if (bpf_map_lookup_elem(&tracked_pids, &tgid))
+		return 1;
+	__u64 cg = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&tracked_cgroups, &cg) != NULL;
+}
+
+static __always_inline void fill_hdr(struct shield_hdr *h, __u32 kind, __u32 flags, __u32 ppid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->flags = flags;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->ppid = ppid;
+	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline __u32 current_ppid(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, real_parent, tgid);
+}
+
+/* off & (SHIELD_PATH_LEN - 1), in a form the compiler cannot drop: clang
+ * proves the mask redundant and removes it, and the verifier, which tracks
+ * less than clang, then sees an unbounded offset. */
+static __always_inline __u64 bound(__u64 off)
+{
+	asm volatile("%0 &= %1" : "+r"(off) : "i"(SHIELD_PATH_LEN - 1));
+	return off;
+}
+
+/*
+ * Absolute path of (dentry, vfsmount) into s->buf, NUL-terminated, the way
+ * d_path builds it (bpf_d_path is not allowed in tracepoints): walk to the
+ * root collecting names, crossing mount points, then write them root first.
+ * Both loops run under bpf_loop, so the verifier checks each body once
+ * instead of every unrolled path through it.
+ */
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct mount *mnt;
+	__u64 off;
+	int n;
+	int truncated;
+};
+
+static long walk_step(__u64 i, void *data)
+{
+	struct walk_ctx *c = data;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 1;
+	/* Copy out first: a field of the local walk_ctx inside BPF_CORE_READ
+	 * would itself become a CO-RE relocation that no kernel type matches. */
+	struct dentry *d = c->d;
+	struct vfsmount *vm = c->vm;
+	struct mount *mnt = c->mnt;
+	struct dentry *root = BPF_CORE_READ(vm, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == root) {
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt)
+			return 1; /* root of the mount tree */
+		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->mnt = up;
+		c->vm = (void *)up + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	int n = c->n;
+	if (n < 0 || n >= MAX_DEPTH) {
+		c->truncated = 1;
+		return 1;
+	}
+	s->names[n] = (__u64)BPF_CORE_READ(d, d_name.name);
+	c->n = n + 1;
+	if (parent == d)
+		return 1; /* disconnected dentry: memfd, pipe, deleted tree */
+	c->d = parent;
+	return 0;
+}
+
+static long put_step(__u64 i, void *data)
+{
+	struct walk_ctx *c = data;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 1;
+	int j = c->n - 1 - (int)i;
+	if (j < 0 || j >= MAX_DEPTH)
+		return 1;
+	if (c->off >= SHIELD_PATH_LEN - 1) {
+		c->truncated = 1;
+		return 1;
+	}
+	s->buf[bound(c->off)] = '/';
+	c->off++;
+	long r = bpf_probe_read_kernel_str(&s->buf[bound(c->off)], SHIELD_PATH_LEN, (void *)s->names[j]);
+	if (r > 1)
+		c->off += r - 1;
+	return 0;
+}
+
+/* Returns the length, or -1 when the path was truncated. */
+static __always_inline long walk_path(struct dentry *d, struct vfsmount *vm, struct scratch *s)
+{
+	struct walk_ctx c = {
+		.d = d,
+		.vm = vm,
+		.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt),
+	};
+	bpf_loop(MAX_WALK, walk_step, &c, 0);
+	bpf_loop(MAX_DEPTH, put_step, &c, 0);
+	__u64 off = c.off;
+	int truncated = c.truncated;
+	if (off == 0) {
+		s->buf[0] = '/';
+		off = 1;
+	}
+	if (off > SHIELD_PATH_LEN - 1) {
+		off = SHIELD_PATH_LEN - 1;
+		truncated = 1;
+	}
+	s->buf[bound(off)] = 0;
+	return truncated ? -1 : (long)off;
+}
+
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	return f;
+}
+
+static __always_inline long walk_file(struct file *f, struct scratch *s)
+{
+	return walk_path(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), s);
+}
+
+/* Exact-or-prefix match of s->buf in a path trie. Garbage after the NUL is
+ * harmless: stored entries end at the NUL (exact) or at a '/' (prefix). */
+static __always_inline int path_in(void *trie, struct scratch *s)
+{
+	s->prefixlen = SHIELD_PATH_LEN * 8;
+	return bpf_map_lookup_elem(trie, s) != NULL;
+}
+
+/* ---- process tree ---- */
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!is_tracked(ptgid))
+		return 0;
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (cpid != ctgid)
+		return 0; /* a new thread: its process is tracked already */
+
+	__u32 one = 1, flags = 0;
+	if (bpf_map_update_elem(&tracked_pids, &ctgid, &one, BPF_ANY))
+		flags |= SHIELD_F_TRUNCATED; /* map full: only the cgroup still tracks it */
+
+	struct shield_fork_event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SHIELD_EV_FORK, flags, BPF_CORE_READ(parent, real_parent, tgid));
+	e->child_pid = ctgid;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!is_tracked(tgid))
+		return 0;
+	/* signal->live is decremented before this tracepoint: 0 = last thread. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	bpf_map_delete_elem(&tracked_pids, &tgid);
+
+	struct shield_exit_event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SHIELD_EV_EXIT, 0, BPF_CORE_READ(p, real_parent, tgid));
+	e->exit_code = BPF_CORE_READ(p, exit_code);
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- exec ---- */
+
+/*
+ * Fires after the point of no return, before the new program runs a single
+ * instruction. bprm->file is what the kernel maps: the ELF itself (so
+ * `ld.so /bin/x` is seen as ld.so), the interpreter of a #! script, or a
+ * memfd (path "/memfd:NAME").
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!is_tracked(tgid))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct shield_config *cfg = get_config();
+
+	__u32 flags = 0;
+	long len = walk_file(BPF_CORE_READ(bprm, file), s);
+	int allowed = len >= 0 && path_in(&exec_allow, s) && !path_in(&exec_deny, s);
+	if (len < 0)
+		flags |= SHIELD_F_TRUNCATED;
+	if (cfg && cfg->exec_enforce && !allowed) {
+		flags |= SHIELD_F_VIOLATION;
+		if (cfg->exec_kill) {
+			bpf_send_signal(SIGKILL);
+			flags |= SHIELD_F_KILLED;
+		}
+	}
+
+	struct shield_exec_event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SHIELD_EV_EXEC, flags, BPF_CORE_READ(p, real_parent, tgid));
+	e->path_len = len < 0 ? SHIELD_PATH_LEN - 1 : len;
+	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
+	long fl = bpf_probe_read_kernel_str(e->filename, SHIELD_PATH_LEN, BPF_CORE_READ(bprm, filename));
+	e->filename_len = fl > 0 ? fl - 1 : 0;
+	e->_pad = 0;
+
+	/* argv of the new image, NUL-separated, from its stack. */
+	unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+	__u64 alen = end > start ? end - start : 0;
+	if (alen > SHIELD_ARGS_LEN) {
+		alen = SHIELD_ARGS_LEN;
+		e->hdr.flags |= SHIELD_F_TRUNCATED;
+	}
+	if (bpf_probe_read_user(e->args, alen, (void *)start) < 0)
+		alen = 0;
+	e->args_len = alen;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- open ---- */
+
+/* Entry: the path as given, joined to the cwd (or the dirfd's path) when it
+ * is relative, checked against deny_paths. */
+static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	if (!is_tracked(tgid))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+
+	char first = 0;
+	bpf_probe_read_user(&first, 1, upath);
+	long len = 0;
+	int truncated = 0;
+	if (first == '/') {
+		len = bpf_probe_read_user_str(s->buf, SHIELD_PATH_LEN, upath);
+		len = len > 0 ? len - 1 : 0;
+	} else {
+		if (dfd == AT_FDCWD) {
+			struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+			len = walk_path(BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), s);
+		} else {
+			struct file *f = fd_file(dfd);
+			len = f ? walk_file(f, s) : -1;
+		}
+		if (len < 0 || len >= SHIELD_PATH_LEN - 2) {
+			truncated = 1;
+			len = SHIELD_PATH_LEN - 1;
+		} else {
+			__u32 off = len;
+			if (off > 1) { /* "/" + "x" must not become "//x" */
+				s->buf[bound(off)] = '/';
+				off++;
+			}
+			long r = bpf_probe_read_user_str(&s->buf[bound(off)], SHIELD_PATH_LEN, upath);
+			if (r > 1)
+				off += r - 1;
+			if (off > SHIELD_PATH_LEN - 1) {
+				off = SHIELD_PATH_LEN - 1;
+				truncated = 1;
+			}
+			s->buf[bound(off)] = 0;
+			len = off;
+		}
+	}
+	if (len < 0)
+		len = 0;
+
+	__u32 flags = truncated ? SHIELD_F_TRUNCATED : 0;
+	struct shield_config *cfg = get_config();
+	if (cfg && cfg->deny_enforce) {
+		if (path_in(&deny_paths, s)) {
+			flags |= SHIELD_F_VIOLATION;
+			if (cfg->file_kill) {
+				bpf_send_signal(SIGKILL);
+				flags |= SHIELD_F_KILLED;
+			}
+		}
+		/* The exit hook checks the resolved file unless this already fired. */
+		struct open_pending pend = {.flags = oflags, .violation = flags & SHIELD_F_VIOLATION};
+		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
+	}
+
+	struct shield_open_event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid());
+	e->path_len = len;
+	e->_pad = 0;
+	e->flags = oflags;
+	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* Exit: on success, the path of the file actually opened (symlinks and ".."
+ * resolved) is checked again; a match reported only here gets its own
+ * violation record. */
+static __always_inline int open_exit(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct open_pending *pend = bpf_map_lookup_elem(&open_pending, &tid);
+	if (!pend)
+		return 0;
+	struct open_pending p = *pend;
+	bpf_map_delete_elem(&open_pending, &tid);
+	if (ret < 0 || p.violation)
+		return 0;
+	/* Resolving the opened file costs a dentry walk: only with rules. */
+	struct shield_config *cfg = get_config();
+	if (!cfg || !cfg->deny_enforce)
+		return 0;
+	struct file *f = fd_file((int)ret);
+	if (!f)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	long len = walk_file(f, s);
+	if (!path_in(&deny_paths, s))
+		return 0;
+
+	__u32 flags = SHIELD_F_VIOLATION | (len < 0 ? SHIELD_F_TRUNCATED : 0);
+	if (cfg->file_kill) {
+		bpf_send_signal(SIGKILL);
+		flags |= SHIELD_F_KILLED;
+	}
+	struct shield_open_event *e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid());
+	e->path_len = len < 0 ? SHIELD_PATH_LEN - 1 : len;
+	e->_pad = 0;
+	e->flags = p.flags;
+	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
+ * The raw sys_enter/sys_exit tracepoints (tp_btf) rather than the per-syscall
+ * ones: those need tracefs mounted, these only BTF. They run for every
+ * syscall on the host, so the first thing is a compare on the number.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define NR_open 2
+#define NR_creat 85
+#define NR_openat 257
+#define NR_openat2 437
+#define NR_socket 41
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_open -1 /* arm64 has only openat/openat2 */
+#define NR_creat -1
+#define NR_openat 56
+#define NR_openat2 437
+#define NR_socket 198
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+#else
+#error "shieldd-ebpf: add the open syscall numbers of this architecture"
+#endif
+
+static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
+				      __u32 type, __u16 port_be, const __u8 *addr);
+
+/*
+ * cgroup/sock_create only runs for inet sockets, so a packet socket is
+ * caught when socket(2) returns: the process is killed before it gets back
+ * to user space and can use it. (Without CAP_NET_RAW the call fails and
+ * nothing happens here; seccomp can refuse it earlier.)
+ */
+static __always_inline int socket_exit(struct pt_regs *regs, long ret)
+{
+	if (ret < 0 || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != AF_PACKET)
+		return 0;
+	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	bpf_send_signal(SIGKILL);
+	__u8 none[16] = {};
+	net_event(SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_KILLED, AF_PACKET,
+		  (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs), (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs), 0, none);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	if (id == NR_openat)
+		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs),
+				  (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+	if (id == NR_openat2) {
+		__u64 flags = 0;
+		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
+		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs),
+				  (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), flags);
+	}
+	if (id == NR_open)
+		return open_enter(AT_FDCWD, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
+				  PT_REGS_PARM2_CORE_SYSCALL(regs));
+	if (id == NR_creat)
+		return open_enter(AT_FDCWD, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
+				  O_CREAT | O_WRONLY | O_TRUNC);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	long id = SYSCALL_NR(regs);
+	if (id == NR_socket)
+		return socket_exit(regs, ret);
+	if (id != NR_openat && id != NR_openat2 && id != NR_open && id != NR_creat)
+		return 0;
+	return open_exit(ret);
+}
+
+/* ---- network (cgroup programs: only the agent's cgroup runs them) ---- */
+
+/* Emit a record for a socket address operation. */
+static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
+				      __u32 type, __u16 port_be, const __u8 *addr)
+{
+	struct shield_net_event *e = reserve(sizeof(*e));
+	if (!e)
+		return;
+	fill_hdr(&e->hdr, kind, flags, 0);
+	e->family = family;
+	e->protocol = protocol;
+	e->sock_type = type;
+	e->port = bpf_ntohs(port_be);
+	e->_pad = 0;
+	__builtin_memcpy(e->addr, addr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Destination as an IPv6 key: IPv4 is stored as ::ffff:a.b.c.d, so an
+ * IPv4-mapped IPv6 destination meets the same rules as plain IPv4. */
+static __always_inline void load_addr(struct bpf_sock_addr *ctx, int v6, struct shield_net_key *k)
+{
+	if (!v6) {
+		__u32 ip4 = ctx->user_ip4;
+		k->addr[10] = 0xff;
+		k->addr[11] = 0xff;
+		__builtin_memcpy(&k->addr[12], &ip4, 4);
+		return;
+	}
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
+	__builtin_memcpy(&k->addr[0], &w0, 4);
+	__builtin_memcpy(&k->addr[4], &w1, 4);
+	__builtin_memcpy(&k->addr[8], &w2, 4);
+	__builtin_memcpy(&k->addr[12], &w3, 4);
+}
+
+/* connect / sendmsg: allowed iff (proto, port, addr) or (proto, any port,
+ * addr) is in net_allow and the session is not isolated. 1 = allow,
+ * 0 = the syscall fails with EPERM. */
+static __always_inline int check_dest(struct bpf_sock_addr *ctx, __u32 kind, int v6)
+{
+	struct shield_net_key k = {};
+	k.prefixlen = 32 + 128;
+	k.proto = (__u8)ctx->protocol;
+	k.port = (__u16)ctx->user_port;
+	load_addr(ctx, v6, &k);
+	__u16 port = k.port;
+
+	struct shield_config *cfg = get_config();
+	__u32 flags = 0;
+	int allowed;
+	if (cfg && cfg->isolated) {
+		allowed = 0;
+		flags |= SHIELD_F_ISOLATED;
+	} else {
+		allowed = bpf_map_lookup_elem(&net_allow, &k) != NULL;
+		if (!allowed) {
+			k.port = 0;
+			allowed = bpf_map_lookup_elem(&net_allow, &k) != NULL;
+		}
+	}
+	if (!allowed)
+		flags |= SHIELD_F_VIOLATION | SHIELD_F_DENIED;
+	net_event(kind, flags, ctx->user_family, ctx->protocol, ctx->type, port, k.addr);
+	return allowed;
+}
+
+static __always_inline int check_bind(struct bpf_sock_addr *ctx, int v6)
+{
+	struct shield_net_key k = {};
+	load_addr(ctx, v6, &k);
+	__u16 port_be = (__u16)ctx->user_port;
+	__u16 port = bpf_ntohs(port_be);
+
+	struct shield_config *cfg = get_config();
+	__u32 flags = 0;
+	int allowed = 1;
+	if (cfg && cfg->isolated) {
+		allowed = 0;
+		flags |= SHIELD_F_ISOLATED;
+	} else if (cfg && cfg->bind_enforce) {
+		allowed = bpf_map_lookup_elem(&bind_ports, &port) != NULL;
+	}
+	if (!allowed)
+		flags |= SHIELD_F_VIOLATION | SHIELD_F_DENIED;
+	net_event(SHIELD_EV_BIND, flags, ctx->user_family, ctx->protocol, ctx->type, port_be, k.addr);
+	return allowed;
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx) { return check_dest(ctx, SHIELD_EV_CONNECT, 0); }
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx) { return check_dest(ctx, SHIELD_EV_CONNECT, 1); }
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx) { return check_dest(ctx, SHIELD_EV_SENDMSG, 0); }
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx) { return check_dest(ctx, SHIELD_EV_SENDMSG, 1); }
+
+SEC("cgroup/bind4")
+int bind4(struct bpf_sock_addr *ctx) { return check_bind(ctx, 0); }
+
+SEC("cgroup/bind6")
+int bind6(struct bpf_sock_addr *ctx) { return check_bind(ctx, 1); }
+
+/* Raw and packet sockets can forge or sniff traffic past every rule above. */
+SEC("cgroup/sock_create")
+int sock_create(struct bpf_sock *sk)
+{
+	__u32 type = sk->type, family = sk->family;
+	if (type != SOCK_RAW && family != AF_PACKET)
+		return 1;
+	__u8 none[16] = {};
+	net_event(SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_DENIED, family, sk->protocol, type, 0,
+		  none);
+	return 0;
+}
