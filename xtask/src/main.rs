@@ -31,7 +31,7 @@ fn main() {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
-        Some("deps") => ensure_deps(&["bubblewrap"]),
+        Some("deps") => ensure_deps(BUILD_DEPS).and_then(|_| ensure_deps(&["bubblewrap"])),
         Some("train") => eval_tool("train", &args[1..]),
         Some("eval") => eval_tool("eval", &args[1..]),
         _ => {
@@ -45,8 +45,17 @@ fn main() {
     }
 }
 
-/// Debian packages that provide each command the tasks use.
-const PACKAGES: &[(&str, &str)] = &[("bubblewrap", "bwrap")];
+/// Debian packages that provide each command the tasks use (a package
+/// without a command is checked with dpkg).
+const PACKAGES: &[(&str, &str)] = &[
+    ("bubblewrap", "bwrap"),
+    ("clang-19", "clang-19"),
+    ("bpftool", "bpftool"),
+];
+
+/// What building shieldd needs: its build.rs compiles the eBPF programs
+/// with clang-19 against libbpf's headers and a vmlinux.h from bpftool.
+pub const BUILD_DEPS: &[&str] = &["clang-19", "libbpf-dev", "bpftool"];
 
 /// Install missing distribution packages with apt-get (root only).
 pub fn ensure_deps(pkgs: &[&str]) -> Result<()> {
@@ -120,7 +129,7 @@ fn cargo() -> Command {
 
 /// Build everything in release mode; returns the shieldd binary.
 fn build() -> Result<PathBuf> {
-    ensure_deps(&[])?;
+    ensure_deps(BUILD_DEPS)?;
     sh(cargo().args(["build", "--release", "--workspace"]))?;
     Ok(root().join("target/release/shieldd"))
 }
@@ -221,7 +230,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Lint and run every test (the README's test command; CI runs it).
 fn test(extra: &[String]) -> Result<()> {
-    ensure_deps(&[])?;
+    ensure_deps(BUILD_DEPS)?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args([
         "clippy",
@@ -237,7 +246,7 @@ fn test(extra: &[String]) -> Result<()> {
 
 /// `train` and `eval` live in the shieldd-eval crate (it links shieldd).
 fn eval_tool(cmd: &str, extra: &[String]) -> Result<()> {
-    ensure_deps(&[])?;
+    ensure_deps(BUILD_DEPS)?;
     sh(cargo()
         .args([
             "run",

@@ -3,15 +3,12 @@
 //! of the session, and containment when the policy's `response:` names an
 //! action for a finding kind (`exfiltration: isolate`, `secret: kill`, ...).
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
 use serde_json::{json, Value};
 use shield_client::wire::{Action, Direction, Finding, FindingKind, Verdict};
 
 use super::{Peer, Service, StreamScan};
-use crate::audit::AuditLog;
 use crate::policy::{Policy, Response, ScanAction};
+use crate::respond::Containment;
 use crate::scan::stream::StreamScanner;
 use crate::scan::{action_for, ScanError, Scanner};
 use crate::tools::{ToolChecker, ToolPolicyError};
@@ -27,29 +24,17 @@ pub enum ServiceError {
     Tools(#[from] ToolPolicyError),
 }
 
-/// What the service knows of the supervised session, when there is one.
-#[derive(Debug, Clone)]
-pub struct SessionLink {
-    /// Session id.
-    pub session: String,
-    /// The session's cgroup v2 directory: membership decides who is the
-    /// agent, and `cgroup.kill` / `cgroup.freeze` contain it.
-    pub cgroup: PathBuf,
-    /// Where events go.
-    pub audit: Option<Arc<Mutex<AuditLog>>>,
-}
-
 /// Scanner + tool checker + session hooks.
 pub struct PolicyService {
     scanner: Scanner,
     tools: ToolChecker,
     policy: Policy,
-    link: Option<SessionLink>,
+    link: Option<Containment>,
 }
 
 impl PolicyService {
     /// Build from a policy; `link` ties it to a running session.
-    pub fn new(policy: &Policy, link: Option<SessionLink>) -> Result<PolicyService, ServiceError> {
+    pub fn new(policy: &Policy, link: Option<Containment>) -> Result<PolicyService, ServiceError> {
         let hosts = policy
             .sandbox
             .network
@@ -69,12 +54,8 @@ impl PolicyService {
     }
 
     fn record(&self, event: &str, fields: Value, sync: bool) {
-        if let Some(a) = self.link.as_ref().and_then(|l| l.audit.as_ref()) {
-            if let Ok(mut a) = a.lock() {
-                if let Err(e) = a.record(event, fields, sync) {
-                    eprintln!("shieldd: {e}");
-                }
-            }
+        if let Some(l) = &self.link {
+            l.record(event, fields, sync);
         }
     }
 
@@ -105,39 +86,19 @@ impl PolicyService {
             }
         }
         let Some((resp, f)) = chosen else { return };
-        let action = match resp {
-            Response::Kill => "kill",
-            Response::Isolate => "isolate",
-            Response::Deny => "deny",
-            Response::Log => "log",
-        };
-        let rule = format!("{}:{}", kind_key(f.kind), f.ty);
-        // On the record (fsync'd) before it counts as handled.
-        self.record(
-            "violation",
-            json!({"pid": peer.pid, "rule": rule, "action": action,
-                   "detail": format!("blocked {} finding `{}` from the agent", kind_key(f.kind), f.ty)}),
-            true,
+        link.violation(
+            &format!("{}:{}", kind_key(f.kind), f.ty),
+            resp,
+            peer.pid.and_then(|p| u32::try_from(p).ok()),
+            &format!(
+                "the agent's {} was blocked",
+                if f.kind == FindingKind::ToolPolicy {
+                    "tool call"
+                } else {
+                    "text"
+                }
+            ),
         );
-        match resp {
-            Response::Kill => {
-                eprintln!(
-                    "shieldd: violation: {rule}: killing session {}",
-                    link.session
-                );
-                let _ = std::fs::write(link.cgroup.join("cgroup.kill"), "1");
-                self.record("kill", json!({"reason": rule}), true);
-            }
-            Response::Isolate => {
-                eprintln!(
-                    "shieldd: violation: {rule}: isolating session {}",
-                    link.session
-                );
-                let _ = std::fs::write(link.cgroup.join("cgroup.freeze"), "1");
-                self.record("isolate", json!({"reason": rule}), true);
-            }
-            Response::Deny | Response::Log => {}
-        }
     }
 
     fn in_session(&self, peer: &Peer) -> bool {
