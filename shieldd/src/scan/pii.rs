@@ -229,7 +229,9 @@ pub fn card_scheme(digits: &[u8]) -> Option<&'static str> {
     {
         return Some("discover");
     }
-    if (3528..=3589).contains(&p4) && (16..=19).contains(&n) {
+    // JCB's assigned range is 3528-3589, but the rest of IIN 35 has no other
+    // issuer, so a Luhn-valid 35 number is still most likely a JCB card.
+    if p2 == 35 && (16..=19).contains(&n) {
         return Some("jcb");
     }
     if (p4 == 2131 || p4 == 1800) && n == 15 {
@@ -463,7 +465,9 @@ fn ibans(text: &str, re: &Regex, out: &mut Vec<Finding>) {
 /// Documentation-only domains (RFC 2606 / 6761): addresses there belong to nobody.
 fn reserved_domain(domain: &str) -> bool {
     let d = domain.to_ascii_lowercase();
-    ["example.com", "example.org", "example.net", "localhost"]
+    // `example.co.uk`, `mail.example.de`: documentation in any country.
+    d.split('.').any(|label| label == "example")
+        || ["localhost"]
         .iter()
         .any(|r| d == *r || d.ends_with(&format!(".{r}")))
         || [".example", ".test", ".invalid", ".localhost", ".local"]
@@ -547,14 +551,19 @@ const PHONE_KEYWORDS: [&str; 9] = [
     "phone", "tel", "call", "mobile", "cell", "fax", "contact", "whatsapp", "sms",
 ];
 
-/// Dates and times share the phone shape (`2023-10-15`, `12.05.2024`).
+/// Dates and times share the phone shape (`2023-10-15`, `12.05.2024`,
+/// `2000-04-16 11` where a time follows).
 fn date_like(s: &str) -> bool {
     let parts: Vec<&str> = s.split(['-', '.', '/', ' ']).collect();
-    if parts.len() != 3 {
+    let n: Vec<usize> = parts.iter().take(3).map(|p| p.len()).collect();
+    if n.len() < 3 {
         return false;
     }
-    let n: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-    matches!(n.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
+    let same_sep = {
+        let seps: Vec<char> = s.chars().filter(|c| matches!(c, '-' | '.' | '/')).take(2).collect();
+        seps.len() == 2 && seps.first() == seps.get(1)
+    };
+    same_sep && matches!(n.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
 }
 
 fn phone_valid(candidate: &str) -> bool {
@@ -562,16 +571,21 @@ fn phone_valid(candidate: &str) -> bool {
     if !(7..=15).contains(&digits) {
         return false;
     }
+    // `+44 (0)20 ...`: the bracketed trunk zero is dropped when dialling from abroad.
+    let cleaned = candidate.replace("(0)", "");
     // The phonenumber parser is third-party code run on untrusted input; a
     // panic inside it must not take the scanner down.
     std::panic::catch_unwind(|| {
-        if candidate.starts_with('+') {
-            return phonenumber::parse(None, candidate)
-                .map(|n| phonenumber::is_valid(&n))
-                .unwrap_or(false);
+        if cleaned.starts_with('+') {
+            // An explicit country code is strong evidence: a known code and a
+            // plausible national length suffice (ranges change faster than metadata).
+            return phonenumber::parse(None, &cleaned).is_ok_and(|n| {
+                let national = n.national().value().to_string().len();
+                (6..=13).contains(&national)
+            });
         }
         PHONE_REGIONS.iter().any(|&r| {
-            phonenumber::parse(Some(r), candidate)
+            phonenumber::parse(Some(r), &cleaned)
                 .map(|n| phonenumber::is_valid(&n))
                 .unwrap_or(false)
         })
@@ -604,10 +618,20 @@ fn phones_in(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         if dots > 0 && dots < 2 && !kw {
             continue;
         }
+        // Without `+`, an area code in brackets or a phone word, two digit
+        // groups are as often arithmetic (`2000-1800`), house numbers or
+        // postcodes as phones: demand the three-group national layout.
+        let groups = s
+            .split([' ', '-', '.'])
+            .filter(|g| g.bytes().any(|b| b.is_ascii_digit()))
+            .count();
+        if !plus && !paren && !kw && groups < 3 {
+            continue;
+        }
         // Prose arithmetic writes numbers with single spaces (`12 150 200`).
         if !plus && !paren && !kw && !s.contains(['-', '.']) && s.contains(' ') {
-            let groups: Vec<usize> = s.split(' ').map(str::len).collect();
-            if groups.iter().any(|&g| g < 2) {
+            let lens: Vec<usize> = s.split(' ').map(str::len).collect();
+            if lens.iter().any(|&g| g < 2) {
                 continue;
             }
         }
@@ -720,6 +744,7 @@ mod tests {
     fn emails() {
         assert!(has("mail jane.doe+x@mail.co.uk now", "email", "jane.doe+x@mail.co.uk"));
         assert!(none_of("write to user@example.com", "email"));
+        assert!(none_of("e.g. test@example.co.uk", "email"));
         assert!(none_of("the @decorator syntax", "email"));
     }
 
@@ -732,6 +757,11 @@ mod tests {
         assert!(none_of("he had 2025550143 apples", "phone"));
         assert!(none_of("on 2023-10-15 we met", "phone"));
         assert!(none_of("pi is 3.14159", "phone"));
+        assert!(has("tel +41 (0)44 668 18 00", "phone", "+41 (0)44 668 18 00"));
+        // Arithmetic, timestamps and house numbers.
+        assert!(none_of("so 2000-1800 = 200 calories", "phone"));
+        assert!(none_of("at 2000-04-16 11:30 sharp", "phone"));
+        assert!(none_of("lives at 17151 2450 Oak Road", "phone"));
     }
 
     #[test]
