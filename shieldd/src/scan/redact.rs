@@ -51,6 +51,7 @@ pub fn redact(text: &str, findings: &[Finding], mode: &RedactMode) -> String {
 fn merge<'a>(text: &str, findings: &'a [Finding]) -> Vec<Span<'a>> {
     let mut spans: Vec<Span<'a>> = findings
         .iter()
+        .filter(|f| f.start < f.end)
         .filter_map(|f| {
             let mut start = f.start.min(text.len());
             let mut end = f.end.min(text.len());

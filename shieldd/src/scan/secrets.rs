@@ -27,6 +27,8 @@ struct Engine {
     keywords: AhoCorasick,
     rule_keywords: Vec<Vec<usize>>,
     generic: Regex,
+    generic_pair: Regex,
+    entropy_assign: Regex,
 }
 
 static ENGINE: LazyLock<Option<Engine>> = LazyLock::new(build);
@@ -59,18 +61,29 @@ fn build() -> Option<Engine> {
         .build(&words)
         .ok()?;
     let generic = Regex::new(&asciify(GENERIC)).ok()?;
+    let generic_pair = Regex::new(&asciify(GENERIC_PAIR)).ok()?;
+    let entropy_assign = Regex::new(ENTROPY_ASSIGN).ok()?;
     Some(Engine {
         set,
         each,
         keywords,
         rule_keywords,
         generic,
+        generic_pair,
+        entropy_assign,
     })
 }
 
 /// `key = value` assignments whose key names a credential. Group `k` is the
 /// key, `s` the value.
-const GENERIC: &str = r#"(?i)(?P<k>[A-Za-z0-9_.-]{0,30}(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key|client[_-]?secret|credentials?|signing[_-]?key|encryption[_-]?key)[A-Za-z0-9_.-]{0,20})["'\]]?\s*(?::=|=>|==?|:|\bis\b)\s*(?P<q>["'`]?)(?P<s>[^\s"'`,;<>(){}\[\]]{4,200})"#;
+const GENERIC: &str = r#"(?i)(?P<k>[A-Za-z0-9_.-]{0,30}(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|auth|private[_-]?key|client[_-]?secret|credentials?|signing[_-]?key|encryption[_-]?key|key)[A-Za-z0-9_.-]{0,20})["'\]]?(?P<sep>[ \t]*(?::{1,3}=|\?=|\+=|=>|==?)[ \t]*|[ \t]*:[ \t]*|[ \t]+is[ \t]+)(?P<q>["'`]?)(?:!![a-z]+[ \t]+)?(?P<s>[^\s"'`,;<>(){}\[\]]{4,200})"#;
+
+/// Any `name = value` whose value has the entropy of random bytes: secrets
+/// under names no keyword list anticipates.
+const ENTROPY_ASSIGN: &str = r#"(?P<k>[A-Za-z_][A-Za-z0-9_.-]{0,40})["']?[ \t]*(?:=|:)[ \t]*(?P<q>["']?)(?P<s>[A-Za-z0-9+/=_-]{20,200})"#;
+
+/// `("api_token", "value")` argument pairs: env defaults, map inserts.
+const GENERIC_PAIR: &str = r#"(?i)["'](?P<k>[A-Za-z0-9_.-]{0,30}(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|client[_-]?secret)[A-Za-z0-9_.-]{0,20})["'][ \t]*,[ \t]*(?P<q>["'])(?P<s>[^\s"'`,;<>(){}\[\]]{4,200})["']"#;
 
 /// Append every secret of `text` to `out` (byte offsets into `text`).
 pub fn detect(text: &str, out: &mut Vec<Finding>) {
@@ -246,19 +259,26 @@ const PLACEHOLDER_WORDS: [&str; 30] = [
     "example", "xxxx", "your_", "your-", "yourkey", "yourtoken", "yourpass", "yoursecret",
     "<your", "_here", "-here", "changeme", "change_me", "change-me", "placeholder", "dummy",
     "redacted", "insert_", "insert-", "replace_me", "replaceme", "fake", "sample", "****",
-    "...", "lorem", "foobar", "notreal", "not_real", "my_secret",
+    "..", "lorem", "foobar", "notreal", "not_real", "my_secret",
 ];
 
 /// Whole values that are names of the thing, not the thing.
-const PLACEHOLDER_VALUES: [&str; 16] = [
+const PLACEHOLDER_VALUES: [&str; 18] = [
     "password", "passwd", "pass", "pwd", "secret", "token", "apikey", "api_key", "mypassword",
-    "yourpassword", "username", "user", "null", "none", "undefined", "required",
+    "yourpassword", "username", "user", "null", "none", "undefined", "required", "test", "key",
 ];
 
 /// True for values that are placeholders: documentation words, template
 /// variables, one repeated character, or a sequential run.
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim_matches(|c| c == '"' || c == '\'');
+    // `<user:password>`, `[PASSWORD]`, `{token}` are fill-in markers.
+    let unwrapped = v.trim_start_matches(['<', '[', '{', '(']).trim_end_matches(['>', ']', '}', ')']);
+    if unwrapped.len() != v.len()
+        && (v.starts_with(['<', '[']) || PLACEHOLDER_VALUES.contains(&unwrapped.to_ascii_lowercase().as_str()))
+    {
+        return true;
+    }
     let lower = v.to_ascii_lowercase();
     if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
         return true;
@@ -277,7 +297,25 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    repetitive(v) || sequential(v)
+    repetitive(v) || sequential(v) || has_runs(v)
+}
+
+/// Runs no random token has: eight equal characters (`########`) or six
+/// ascending ones (`123456`, `abcdef`), the marks of hand-typed fillers.
+fn has_runs(v: &str) -> bool {
+    let b = v.as_bytes();
+    let (mut same, mut up) = (1usize, 1usize);
+    for w in b.windows(2) {
+        let (Some(&x), Some(&y)) = (w.first(), w.get(1)) else {
+            continue;
+        };
+        same = if x == y { same + 1 } else { 1 };
+        up = if y == x.wrapping_add(1) && y.is_ascii_alphanumeric() { up + 1 } else { 1 };
+        if same >= 8 || up >= 6 {
+            return true;
+        }
+    }
+    false
 }
 
 /// One character making up most of the value (`aaaaaaaa`, `0000-0000`).
@@ -339,7 +377,9 @@ pub fn jwt_valid(token: &str) -> bool {
     };
     match serde_json::from_slice::<serde_json::Value>(&raw) {
         Ok(serde_json::Value::Object(m)) => m.get("alg").is_some_and(|a| a.is_string()),
-        _ => false,
+        // A header damaged in transit (or by hand) that still names its
+        // algorithm is still a token header.
+        _ => raw.starts_with(b"{\"") && raw.windows(5).any(|w| w == b"\"alg\""),
     }
 }
 
@@ -348,6 +388,8 @@ fn user_pass_real(v: &str) -> bool {
     let Some((user, pass)) = v.split_once(':') else {
         return false;
     };
+    let user = user.trim_matches(|c| c == '"' || c == '\'');
+    let pass = pass.trim_matches(|c| c == '"' || c == '\'');
     let real = |s: &str| {
         let s = s.trim_matches(|c| c == '"' || c == '\'' || c == '{' || c == '}');
         s.len() >= 4 && !is_placeholder(s) && !s.starts_with('$')
@@ -369,33 +411,122 @@ fn code_reference(v: &str) -> bool {
     .any(|p| lower.starts_with(p))
         || matches!(lower.as_str(), "true" | "false" | "nil" | "none" | "null")
         // `token = get_token` / `password=form.password`: identifiers, not values.
-        || (v.contains('.') && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')))
+        // `X25519.secret_length`, `form.password`: a dotted identifier path.
+        || (v.contains('.')
+            && v.split('.').all(|p| {
+                p.len() < 24
+                    && p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }))
 }
 
-/// Key names that look like credentials but name something else.
-fn benign_key(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    [
-        "token_type", "tokens", "tokenizer", "max_token", "num_token", "token_count",
-        "secret_name", "password_length", "password_policy", "passwordless", "min_password",
-        "token_url", "token_uri", "token_endpoint", "secretref", "secret_ref", "keyref",
-        "password_hash", "forgot", "reset_password", "password_field", "token_id",
-    ]
-    .iter()
-    .any(|b| k.contains(b))
+/// Key names that look like credentials but name something else: ids,
+/// locations, sizes, public halves, anti-forgery tokens, authorship.
+fn benign_key(key: &str) -> bool {
+    const FRAGMENTS: [&str; 30] = [
+        "token_type", "tokenizer", "max_token", "num_token", "token_count", "secret_name",
+        "password_policy", "passwordless", "min_password", "secretref", "secret_ref", "keyref",
+        "password_hash", "forgot", "reset_password", "password_field", "public", "csrf", "xsrf",
+        "author", "oauth_url", "auth_type", "auth_method", "auth_mode", "auth_provider",
+        "authentication", "authoriz", "authority", "tokens", "secrets",
+    ];
+    const SUFFIXES: [&str; 19] = [
+        "id", "ids", "url", "uri", "path", "file", "name", "type", "length", "len", "count",
+        "size", "endpoint", "header", "field", "format", "prefix", "label", "hint",
+    ];
+    let orig = key.trim_end_matches(['_', '-', '.']);
+    let k = orig.to_ascii_lowercase();
+    if FRAGMENTS.iter().any(|f| k.contains(f)) {
+        return true;
+    }
+    SUFFIXES.iter().any(|suf| {
+        // snake, kebab or dotted: `secret_name`, `token-url`, `auth.type`.
+        k.strip_suffix(suf).is_some_and(|rest| rest.ends_with(['_', '-', '.']))
+            // camelCase: `credentialsId`, `tokenUrl`.
+            || orig.len() > suf.len() && {
+                let cut = orig.len() - suf.len();
+                let tail = orig.get(cut..).unwrap_or("");
+                let before = orig.as_bytes().get(cut.wrapping_sub(1)).copied();
+                tail.eq_ignore_ascii_case(suf)
+                    && tail.starts_with(|c: char| c.is_ascii_uppercase())
+                    && before.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            }
+    })
+}
+
+fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
+    for c in e.entropy_assign.captures_iter(text) {
+        let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
+            continue;
+        };
+        let value = v.as_str();
+        // URL query parameters are the exfiltration detector's to judge.
+        if k.start() > 0 && matches!(text.as_bytes().get(k.start() - 1), Some(b'?' | b'&')) {
+            continue;
+        }
+        // The value must be the whole token, not the start of a longer word or path.
+        if text
+            .as_bytes()
+            .get(v.end())
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b':' | b'@'))
+        {
+            continue;
+        }
+        let key = k.as_str().to_ascii_lowercase();
+        if ["hash", "sha", "md5", "digest", "checksum", "commit", "etag", "integrity", "nonce", "uuid", "salt", "iv", "id"]
+            .iter()
+            .any(|h| key.contains(h))
+            || benign_key(k.as_str())
+            || is_placeholder(value)
+        {
+            continue;
+        }
+        let upper = value.bytes().any(|b| b.is_ascii_uppercase());
+        let lower = value.bytes().any(|b| b.is_ascii_lowercase());
+        let digit = value.bytes().any(|b| b.is_ascii_digit());
+        let ent = shannon_entropy(value);
+        if upper && lower && digit && ent >= 4.3 {
+            out.push((
+                usize::MAX,
+                Finding {
+                    kind: FindingKind::Secret,
+                    ty: "high_entropy_string".to_string(),
+                    start: v.start(),
+                    end: v.end(),
+                    score: 0.5,
+                    detail: format!("assigned value with {ent:.1} bits of entropy per byte"),
+                },
+            ));
+        }
+    }
 }
 
 fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
-    for c in e.generic.captures_iter(text) {
+    high_entropy_assignments(e, text, out);
+    let caps = e.generic.captures_iter(text).chain(e.generic_pair.captures_iter(text));
+    for c in caps {
         let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
             continue;
         };
         let quoted = c.name("q").is_some_and(|q| !q.as_str().is_empty());
+        // `token:value` with no space or quote is a URL, a Maven coordinate
+        // or a map literal, not an assignment.
+        if let Some(sep) = c.name("sep") {
+            if sep.as_str() == ":" && !quoted {
+                continue;
+            }
+        }
         let value = v.as_str();
         if benign_key(k.as_str()) || code_reference(value) || is_placeholder(value) {
             continue;
         }
         let key = k.as_str().to_ascii_lowercase();
+        // Bare `key` is only a credential name at the end (`api.key`,
+        // `signingKey`), not inside `keyboard` or `key_bindings`.
+        let strong = ["pass", "pwd", "secret", "token", "api", "access", "auth", "private", "credential", "signing", "encryption"];
+        if !strong.iter().any(|w| key.contains(w)) && !key.trim_end_matches(['_', '-', '.']).ends_with("key") {
+            continue;
+        }
         let password_like = ["password", "passwd", "passphrase", "pwd"]
             .iter()
             .any(|p| key.contains(p));

@@ -193,6 +193,8 @@ fn samples() -> Vec<(&'static str, String)> {
         ("readme-token", format!("rdme_{}", g(LOWN, 70, 166))),
         ("clickhouse-cloud-secret", format!("4b1d{}", g(AN, 38, 167))),
         ("snyk-token", format!("SNYK_TOKEN={}", uuid(168))),
+        ("sourcegraph-keyword-token", format!("SOURCEGRAPH_TOKEN={}", g(HEX, 40, 261))),
+        ("curl-token-header", format!("curl -H \"X-Api-Token: {}\" https://api.internal", g(AN, 20, 262))),
         ("sonar-token", format!("squ_{}", g(HEX, 40, 173))),
         ("sonar-keyword-token", format!("SONAR_TOKEN={}", g(HEX, 40, 174))),
         ("sourcegraph-token", format!("sgp_{}_{}", g(HEX, 16, 175), g(HEX, 40, 176))),
@@ -336,6 +338,11 @@ fn placeholders_do_not_fire() {
         "token = \"1234567890123456789\"",
         "postgres://user:password@localhost/db",
         "curl -u $USER:$PASS https://x.invalid",
+        "curl -u <user:password> https://x.invalid",
+        "curl --user neo4j:[PASSWORD] http://x.invalid",
+        "curl -i -u 'test:test'",
+        "DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5",
+        "\"token4\": \"xoxp-572370529330-573807301142-572331691188-####################\"",
     ] {
         assert!(found(text).is_empty(), "{text}: {:?}", found(text));
     }
@@ -351,6 +358,12 @@ fn prose_about_passwords_does_not_fire() {
         "token = get_token()",
         "password: ********",
         "max_tokens = 4096",
+        "credentialsId: 'ff083f76-7804-4ef1-80e4-fe975bb9141b'",
+        "secret_length = X25519.secret_length",
+        "notes = \"Maven - io.jsonwebtoken:jjwt-jackson-0.11.2\"",
+        "snowflake.password=\nnext_line = 1",
+        "sumOfExposures = sumOfExposures;",
+        "ReactNativeCameraKit: f15a5a04b0f6dc6073e6db0296e6ef2d8b8d2522",
     ] {
         assert!(found(text).is_empty(), "{text}: {:?}", found(text));
     }
@@ -416,3 +429,4 @@ fn huge_and_odd_inputs_are_bounded() {
     let _ = found("password=\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}");
     let _ = found("");
 }
+
