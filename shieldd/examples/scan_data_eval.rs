@@ -90,7 +90,11 @@ impl Prf {
     fn line(&self) -> String {
         let p = self.tp as f64 / (self.tp + self.fp).max(1) as f64;
         let r = self.tp as f64 / (self.tp + self.fn_).max(1) as f64;
-        let f1 = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+        let f1 = if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
         format!(
             "P {:.3} R {:.3} F1 {:.3} (tp {} fp {} fn {})",
             p, r, f1, self.tp, self.fp, self.fn_
@@ -133,7 +137,11 @@ fn main() {
             })
             .collect();
         let elapsed = started.elapsed();
-        println!("== {file}: {} outbound rows, {:.0} us/row", rows.len(), elapsed.as_micros() as f64 / rows.len().max(1) as f64);
+        println!(
+            "== {file}: {} outbound rows, {:.0} us/row",
+            rows.len(),
+            elapsed.as_micros() as f64 / rows.len().max(1) as f64
+        );
         let views: [(&str, &[usize]); 4] = [
             ("all detectors", &[0, 1, 2]),
             ("pii only", &[0]),
@@ -143,11 +151,17 @@ fn main() {
         for (name, which) in views {
             let flagged = |i: usize| which.iter().any(|&w| !results[i][w].is_empty());
             let attack = rows.iter().filter(|r| r.attack).count();
-            let hit = (0..rows.len()).filter(|&i| rows[i].attack && flagged(i)).count();
+            let hit = (0..rows.len())
+                .filter(|&i| rows[i].attack && flagged(i))
+                .count();
             let clean = rows.iter().filter(|r| !r.attack && !r.kind_set).count();
-            let clean_fp = (0..rows.len()).filter(|&i| !rows[i].attack && !rows[i].kind_set && flagged(i)).count();
+            let clean_fp = (0..rows.len())
+                .filter(|&i| !rows[i].attack && !rows[i].kind_set && flagged(i))
+                .count();
             let ctx = rows.iter().filter(|r| !r.attack && r.kind_set).count();
-            let ctx_fp = (0..rows.len()).filter(|&i| !rows[i].attack && rows[i].kind_set && flagged(i)).count();
+            let ctx_fp = (0..rows.len())
+                .filter(|&i| !rows[i].attack && rows[i].kind_set && flagged(i))
+                .count();
             println!(
                 "  {name:14} recall {:>18}  FPR clean {:>16}  FPR benign-with-kind {:>16}",
                 pct(hit, attack),
@@ -162,12 +176,16 @@ fn main() {
                     .spans
                     .iter()
                     .filter_map(|(s, e, t)| {
-                        PII_TYPES.iter().find(|(g, _)| g == t).map(|(_, ours)| (*s, *e, *ours))
+                        PII_TYPES
+                            .iter()
+                            .find(|(g, _)| g == t)
+                            .map(|(_, ours)| (*s, *e, *ours))
                     })
                     .collect();
                 for (_, ours) in PII_TYPES {
                     let pred: Vec<&Finding> = res[0].iter().filter(|f| f.ty == ours).collect();
-                    let g: Vec<&(usize, usize, &str)> = gold.iter().filter(|x| x.2 == ours).collect();
+                    let g: Vec<&(usize, usize, &str)> =
+                        gold.iter().filter(|x| x.2 == ours).collect();
                     let m = per.entry(ours).or_default();
                     for p in &pred {
                         if g.iter().any(|x| p.start < x.1 && x.0 < p.end) {
@@ -175,7 +193,11 @@ fn main() {
                         } else {
                             m.fp += 1;
                             if show > 0 {
-                                println!("    FP {ours} {}: {:?}", r.id, r.text.get(p.start..p.end));
+                                println!(
+                                    "    FP {ours} {}: {:?}",
+                                    r.id,
+                                    r.text.get(p.start..p.end)
+                                );
                             }
                         }
                     }
@@ -204,8 +226,17 @@ fn main() {
                 let any = res.iter().any(|v| !v.is_empty());
                 if shown < show && !r.attack && any {
                     shown += 1;
-                    let types: Vec<String> = res.iter().flatten().map(|f| format!("{}@{}..{}", f.ty, f.start, f.end)).collect();
-                    println!("    FP-row {} {:?}: {}", r.id, types, r.text.chars().take(300).collect::<String>());
+                    let types: Vec<String> = res
+                        .iter()
+                        .flatten()
+                        .map(|f| format!("{}@{}..{}", f.ty, f.start, f.end))
+                        .collect();
+                    println!(
+                        "    FP-row {} {:?}: {}",
+                        r.id,
+                        types,
+                        r.text.chars().take(300).collect::<String>()
+                    );
                 }
             }
             shown = 0;
@@ -213,7 +244,11 @@ fn main() {
             for (r, res) in rows.iter().zip(&results) {
                 if shown < show && r.attack && res[relevant].is_empty() {
                     shown += 1;
-                    println!("    MISS {}: {}", r.id, r.text.chars().take(300).collect::<String>());
+                    println!(
+                        "    MISS {}: {}",
+                        r.id,
+                        r.text.chars().take(300).collect::<String>()
+                    );
                 }
             }
         }

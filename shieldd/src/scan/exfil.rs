@@ -67,7 +67,10 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
     let Some(p) = PATTERNS.as_ref() else {
         return;
     };
-    let allowed: Vec<String> = allowed_hosts.iter().filter_map(|h| normalize_host(h)).collect();
+    let allowed: Vec<String> = allowed_hosts
+        .iter()
+        .filter_map(|h| normalize_host(h))
+        .collect();
     let mut found: Vec<Finding> = Vec::new();
     let mut seen_urls: Vec<(usize, usize)> = Vec::new();
 
@@ -164,7 +167,9 @@ fn normalize_host(entry: &str) -> Option<String> {
     let e = e.split(['/', '?', '#']).next().unwrap_or("");
     let e = e.rsplit_once('@').map_or(e, |(_, h)| h);
     let e = if e.starts_with('[') {
-        e.split_once(']').map_or(e, |(h, _)| h).trim_start_matches('[')
+        e.split_once(']')
+            .map_or(e, |(h, _)| h)
+            .trim_start_matches('[')
     } else {
         e.split(':').next().unwrap_or("")
     };
@@ -196,9 +201,9 @@ fn encoded_value(v: &str) -> bool {
     if v.len() < 24 {
         return false;
     }
-    let token_chars = v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-' | b'.' | b'%'));
+    let token_chars = v.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-' | b'.' | b'%')
+    });
     let ent = secrets::shannon_entropy(v);
     (token_chars && ent >= 3.7) || v.len() >= 120
 }
@@ -212,7 +217,13 @@ fn base64_like(s: &str) -> bool {
     upper * 10 >= n && lower * 10 >= n && digit * 25 >= n && secrets::shannon_entropy(s) >= 4.5
 }
 
-fn judge_url(raw: &str, start: usize, carrier: Carrier, allowed: &[String], out: &mut Vec<Finding>) {
+fn judge_url(
+    raw: &str,
+    start: usize,
+    carrier: Carrier,
+    allowed: &[String],
+    out: &mut Vec<Finding>,
+) {
     let raw = raw.get(..MAX_URL.min(raw.len())).unwrap_or(raw);
     let end = start + raw.len();
     let candidate = if raw.starts_with("//") {
@@ -379,7 +390,9 @@ mod tests {
 
     #[test]
     fn allowed_hosts_and_subdomains_do_not_fire() {
-        let text = format!("![a](https://cdn.docs.corp.com/i.png?d={B64}) and https://docs.corp.com/a?d={B64}");
+        let text = format!(
+            "![a](https://cdn.docs.corp.com/i.png?d={B64}) and https://docs.corp.com/a?d={B64}"
+        );
         assert!(run(&text, &["https://docs.corp.com/"]).is_empty());
         // A look-alike host that only ends with the allowed name is not a subdomain.
         let text = format!("![a](https://evildocs.corp.com.attacker.io/i.png?d={B64})");
@@ -400,7 +413,11 @@ mod tests {
             "commit 3f9c1d2a4b5e6f708192a3b4c5d6e7f8091a2b3c",
             "[link](https://api.openai.com/v1/files?purpose=fine-tune)",
         ] {
-            assert!(run(text, &["api.openai.com"]).is_empty(), "{text}: {:?}", run(text, &["api.openai.com"]));
+            assert!(
+                run(text, &["api.openai.com"]).is_empty(),
+                "{text}: {:?}",
+                run(text, &["api.openai.com"])
+            );
         }
     }
 
@@ -411,7 +428,11 @@ mod tests {
         assert!(types(&text, &[]).contains(&"data_uri".to_string()));
         let text = format!("here it is: {payload}");
         assert_eq!(types(&text, &[]), vec!["encoded_blob"]);
-        let hex: String = payload.bytes().map(|b| format!("{b:02x}")).take(80).collect();
+        let hex: String = payload
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .take(80)
+            .collect();
         assert_eq!(types(&format!("dump {hex} end"), &[]), vec!["encoded_blob"]);
         // A SHA-512 digest, a long number and a long identifier are not blobs.
         let sha512 = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
@@ -428,12 +449,22 @@ mod tests {
         assert!(host_allowed("CORP.COM.", &allowed));
         assert!(!host_allowed("evilcorp.com", &allowed));
         assert!(!host_allowed("corp.com.evil.io", &allowed));
-        assert_eq!(normalize_host("*.corp.com:443").as_deref(), Some("corp.com"));
+        assert_eq!(
+            normalize_host("*.corp.com:443").as_deref(),
+            Some("corp.com")
+        );
     }
 
     #[test]
     fn odd_input_does_not_panic() {
-        for t in ["![](", "[x](http://)", "<img src=", "data:,", "[a](https://[::1]/?x=é)", "![é](//é.é/é?é=é)"] {
+        for t in [
+            "![](",
+            "[x](http://)",
+            "<img src=",
+            "data:,",
+            "[a](https://[::1]/?x=é)",
+            "![é](//é.é/é?é=é)",
+        ] {
             let _ = run(t, &["é"]);
         }
     }

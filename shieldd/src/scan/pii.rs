@@ -49,7 +49,9 @@ static FAMILIES: LazyLock<Option<Families>> = LazyLock::new(|| {
 /// more random digit groups.
 const PHONE_REGIONS: [phonenumber::country::Id; 16] = {
     use phonenumber::country::Id::*;
-    [US, GB, DE, FR, AU, IT, ES, NL, BE, CH, SE, NO, DK, IE, IN, BR]
+    [
+        US, GB, DE, FR, AU, IT, ES, NL, BE, CH, SE, NO, DK, IE, IN, BR,
+    ]
 };
 
 /// Append every validated PII entity of `text` to `out` (byte offsets into `text`).
@@ -199,7 +201,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.checked_rem(10) == Some(0)
 }
 
 /// The card scheme whose issuer prefix and length `digits` fit, if any.
@@ -318,7 +320,13 @@ fn ssn_formatted(text: &str, re: &Regex, out: &mut Vec<Finding>) {
             (false, b'-') => 0.85,
             _ => 0.6,
         };
-        out.push(finding("ssn", m.start(), m.end(), score, "US SSN, area/group/serial valid"));
+        out.push(finding(
+            "ssn",
+            m.start(),
+            m.end(),
+            score,
+            "US SSN, area/group/serial valid",
+        ));
     }
 }
 
@@ -350,7 +358,7 @@ pub fn aba_valid(d: &[u8]) -> bool {
     }
     let w = [3u32, 7, 1, 3, 7, 1, 3, 7, 1];
     let sum: u32 = d.iter().zip(w).map(|(&x, w)| u32::from(x) * w).sum();
-    sum % 10 == 0 && d.iter().any(|&x| x != 0)
+    sum.checked_rem(10) == Some(0) && d.iter().any(|&x| x != 0)
 }
 
 fn nine_digits(text: &str, re: &Regex, out: &mut Vec<Finding>) {
@@ -368,26 +376,107 @@ fn nine_digits(text: &str, re: &Regex, out: &mut Vec<Finding>) {
                 "ABA routing number, checksum valid",
             ));
         } else if keyword_before(text, m.start(), 40, &SSN_KEYWORDS) && ssn_valid(&d) {
-            out.push(finding("ssn", m.start(), m.end(), 0.8, "US SSN (unformatted) near an SSN keyword"));
+            out.push(finding(
+                "ssn",
+                m.start(),
+                m.end(),
+                0.8,
+                "US SSN (unformatted) near an SSN keyword",
+            ));
         }
     }
 }
 
 /// IBAN length by country, from the ISO 13616 registry.
 const IBAN_LENGTHS: [(&str, usize); 88] = [
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
-    ("BG", 22), ("BH", 22), ("BI", 27), ("BR", 29), ("BY", 28), ("CH", 21), ("CR", 22),
-    ("CY", 28), ("CZ", 24), ("DE", 22), ("DJ", 27), ("DK", 18), ("DO", 28), ("EE", 20),
-    ("EG", 29), ("ES", 24), ("FI", 18), ("FK", 18), ("FO", 18), ("FR", 27), ("GB", 22),
-    ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27), ("GT", 28), ("HN", 28), ("HR", 21),
-    ("HU", 28), ("IE", 22), ("IL", 23), ("IQ", 23), ("IS", 26), ("IT", 27), ("JO", 30),
-    ("KW", 30), ("KZ", 20), ("LB", 28), ("LC", 32), ("LI", 21), ("LT", 20), ("LU", 20),
-    ("LV", 21), ("LY", 25), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MN", 20),
-    ("MR", 27), ("MT", 31), ("MU", 30), ("NI", 28), ("NL", 18), ("NO", 15), ("OM", 23),
-    ("PK", 24), ("PL", 28), ("PS", 29), ("PT", 25), ("QA", 29), ("RO", 24), ("RS", 22),
-    ("RU", 33), ("SA", 24), ("SC", 31), ("SD", 18), ("SE", 24), ("SI", 19), ("SK", 24),
-    ("SM", 27), ("SO", 23), ("ST", 25), ("SV", 28), ("TL", 23), ("TN", 24), ("TR", 26),
-    ("UA", 29), ("VA", 22), ("VG", 24), ("XK", 20),
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HN", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
 ];
 
 /// ISO 7064 mod-97 over the rearranged IBAN (`compact` is upper-case alnum).
@@ -395,10 +484,7 @@ pub fn iban_valid(compact: &[u8]) -> bool {
     let Some(country) = compact.get(..2) else {
         return false;
     };
-    let Some(&(_, len)) = IBAN_LENGTHS
-        .iter()
-        .find(|(c, _)| c.as_bytes() == country)
-    else {
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| c.as_bytes() == country) else {
         return false;
     };
     if compact.len() != len {
@@ -453,11 +539,19 @@ fn ibans(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         }
         // Mixed-case IBANs are words, not account numbers.
         let raw = text.get(m.start()..end).unwrap_or("");
-        if raw.bytes().any(|b| b.is_ascii_lowercase()) && raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        if raw.bytes().any(|b| b.is_ascii_lowercase())
+            && raw.bytes().any(|b| b.is_ascii_uppercase())
+        {
             continue;
         }
         if iban_valid(&compact) {
-            out.push(finding("iban", m.start(), end, 0.95, "IBAN, country length and mod-97 valid"));
+            out.push(finding(
+                "iban",
+                m.start(),
+                end,
+                0.95,
+                "IBAN, country length and mod-97 valid",
+            ));
         }
     }
 }
@@ -468,8 +562,8 @@ fn reserved_domain(domain: &str) -> bool {
     // `example.co.uk`, `mail.example.de`: documentation in any country.
     d.split('.').any(|label| label == "example")
         || ["localhost"]
-        .iter()
-        .any(|r| d == *r || d.ends_with(&format!(".{r}")))
+            .iter()
+            .any(|r| d == *r || d.ends_with(&format!(".{r}")))
         || [".example", ".test", ".invalid", ".localhost", ".local"]
             .iter()
             .any(|s| d.ends_with(s))
@@ -503,7 +597,12 @@ fn ipv4s(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         {
             continue;
         }
-        if keyword_before(text, m.start(), 24, &["version", "release", "ver.", "build"]) {
+        if keyword_before(
+            text,
+            m.start(),
+            24,
+            &["version", "release", "ver.", "build"],
+        ) {
             continue;
         }
         let Ok(ip) = m.as_str().parse::<Ipv4Addr>() else {
@@ -517,7 +616,13 @@ fn ipv4s(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         } else {
             0.8
         };
-        out.push(finding("ip_address", m.start(), m.end(), score, "IPv4 address"));
+        out.push(finding(
+            "ip_address",
+            m.start(),
+            m.end(),
+            score,
+            "IPv4 address",
+        ));
     }
 }
 
@@ -543,7 +648,13 @@ fn ipv6s(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         if ip.is_unspecified() || ip.is_loopback() || hex_digits < 4 {
             continue;
         }
-        out.push(finding("ip_address", m.start(), m.start() + s.len(), 0.8, "IPv6 address"));
+        out.push(finding(
+            "ip_address",
+            m.start(),
+            m.start() + s.len(),
+            0.8,
+            "IPv6 address",
+        ));
     }
 }
 
@@ -560,7 +671,11 @@ fn date_like(s: &str) -> bool {
         return false;
     }
     let same_sep = {
-        let seps: Vec<char> = s.chars().filter(|c| matches!(c, '-' | '.' | '/')).take(2).collect();
+        let seps: Vec<char> = s
+            .chars()
+            .filter(|c| matches!(c, '-' | '.' | '/'))
+            .take(2)
+            .collect();
         seps.len() == 2 && seps.first() == seps.get(1)
     };
     same_sep && matches!(n.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
@@ -596,8 +711,10 @@ fn phone_valid(candidate: &str) -> bool {
 fn phones_in(text: &str, re: &Regex, out: &mut Vec<Finding>) {
     for m in re.find_iter(text) {
         let (before, after) = neighbours(text, m.start(), m.end());
-        if before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'$' | b'-' | b','))
-            || after.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'%' | b','))
+        if before.is_some_and(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'$' | b'-' | b',')
+        }) || after
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'%' | b','))
         {
             continue;
         }
@@ -607,7 +724,10 @@ fn phones_in(text: &str, re: &Regex, out: &mut Vec<Finding>) {
         }
         let plus = s.starts_with('+');
         let paren = s.contains('(');
-        let seps = s.bytes().filter(|b| matches!(b, b' ' | b'-' | b'.')).count();
+        let seps = s
+            .bytes()
+            .filter(|b| matches!(b, b' ' | b'-' | b'.'))
+            .count();
         let kw = keyword_before(text, m.start(), 32, &PHONE_KEYWORDS);
         // A bare digit run is a phone only next to a phone word.
         if !plus && !paren && seps == 0 && !kw {
@@ -721,7 +841,13 @@ mod tests {
         assert!(has("SSN 123-45-6789", "ssn", "123-45-6789"));
         assert!(has("my number is 123 45 6789", "ssn", "123 45 6789"));
         assert!(has("social security no. 123456789", "ssn", "123456789"));
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+        ] {
             assert!(none_of(&format!("SSN {bad}"), "ssn"), "{bad}");
         }
         // Mixed separators and bare digits without a keyword.
@@ -731,9 +857,21 @@ mod tests {
 
     #[test]
     fn iban_rules() {
-        assert!(has("IBAN: GB82 WEST 1234 5698 7654 32 please", "iban", "GB82 WEST 1234 5698 7654 32"));
-        assert!(has("DE89370400440532013000", "iban", "DE89370400440532013000"));
-        assert!(has("to gb82west12345698765432.", "iban", "gb82west12345698765432"));
+        assert!(has(
+            "IBAN: GB82 WEST 1234 5698 7654 32 please",
+            "iban",
+            "GB82 WEST 1234 5698 7654 32"
+        ));
+        assert!(has(
+            "DE89370400440532013000",
+            "iban",
+            "DE89370400440532013000"
+        ));
+        assert!(has(
+            "to gb82west12345698765432.",
+            "iban",
+            "gb82west12345698765432"
+        ));
         // One digit changed: mod-97 fails.
         assert!(none_of("GB82 WEST 1234 5698 7654 33", "iban"));
         // Wrong length for the country.
@@ -742,7 +880,11 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert!(has("mail jane.doe+x@mail.co.uk now", "email", "jane.doe+x@mail.co.uk"));
+        assert!(has(
+            "mail jane.doe+x@mail.co.uk now",
+            "email",
+            "jane.doe+x@mail.co.uk"
+        ));
         assert!(none_of("write to user@example.com", "email"));
         assert!(none_of("e.g. test@example.co.uk", "email"));
         assert!(none_of("the @decorator syntax", "email"));
@@ -757,7 +899,11 @@ mod tests {
         assert!(none_of("he had 2025550143 apples", "phone"));
         assert!(none_of("on 2023-10-15 we met", "phone"));
         assert!(none_of("pi is 3.14159", "phone"));
-        assert!(has("tel +41 (0)44 668 18 00", "phone", "+41 (0)44 668 18 00"));
+        assert!(has(
+            "tel +41 (0)44 668 18 00",
+            "phone",
+            "+41 (0)44 668 18 00"
+        ));
         // Arithmetic, timestamps and house numbers.
         assert!(none_of("so 2000-1800 = 200 calories", "phone"));
         assert!(none_of("at 2000-04-16 11:30 sharp", "phone"));
@@ -767,7 +913,11 @@ mod tests {
     #[test]
     fn ip_addresses() {
         assert!(has("from 203.0.113.7 at noon", "ip_address", "203.0.113.7"));
-        assert!(has("host 2001:db8:85a3::8a2e:370:7334 up", "ip_address", "2001:db8:85a3::8a2e:370:7334"));
+        assert!(has(
+            "host 2001:db8:85a3::8a2e:370:7334 up",
+            "ip_address",
+            "2001:db8:85a3::8a2e:370:7334"
+        ));
         assert!(none_of("version 1.2.3.4 is out", "ip_address"));
         assert!(none_of("v1.2.3.4", "ip_address"));
         assert!(none_of("release 1.2.3", "ip_address"));
@@ -780,7 +930,11 @@ mod tests {
 
     #[test]
     fn routing_numbers() {
-        assert!(has("routing number 021000021", "us_bank_routing", "021000021"));
+        assert!(has(
+            "routing number 021000021",
+            "us_bank_routing",
+            "021000021"
+        ));
         // Valid checksum but no keyword: not reported as routing.
         assert!(none_of("item 021000021", "us_bank_routing"));
         // Keyword but checksum fails.
@@ -789,7 +943,15 @@ mod tests {
 
     #[test]
     fn no_panic_on_odd_input() {
-        for t in ["", "+", "(", "@", "é1234-5678-9012-3456é", "::::::::", "+(0)(1)"] {
+        for t in [
+            "",
+            "+",
+            "(",
+            "@",
+            "é1234-5678-9012-3456é",
+            "::::::::",
+            "+(0)(1)",
+        ] {
             let _ = run(t);
         }
     }

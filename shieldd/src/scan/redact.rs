@@ -174,8 +174,12 @@ mod tests {
     #[test]
     fn hash_mode_is_keyed_and_stable() {
         let t = "mail a@corp.io and a@corp.io";
-        let k1 = RedactMode::Hash { key: b"k1".to_vec() };
-        let k2 = RedactMode::Hash { key: b"k2".to_vec() };
+        let k1 = RedactMode::Hash {
+            key: b"k1".to_vec(),
+        };
+        let k2 = RedactMode::Hash {
+            key: b"k2".to_vec(),
+        };
         let fs = [f("email", 5, 14, 0.9), f("email", 19, 28, 0.9)];
         let o1 = redact(t, &fs, &k1);
         let h = keyed_hash(b"k1", "a@corp.io");
@@ -194,7 +198,11 @@ mod tests {
         );
         assert_eq!(out, "xx [CREDIT_CARD_REDACTED] yy");
         // Adjacent (touching) spans stay separate.
-        let out = redact(t, &[f("a", 3, 7, 0.5), f("b", 7, 11, 0.5)], &RedactMode::Label);
+        let out = redact(
+            t,
+            &[f("a", 3, 7, 0.5), f("b", 7, 11, 0.5)],
+            &RedactMode::Label,
+        );
         assert_eq!(out, "xx [A_REDACTED][B_REDACTED]CCCC yy");
     }
 
@@ -204,7 +212,14 @@ mod tests {
         // 1 is inside `é` (2 bytes); 100 is past the end.
         let out = redact(t, &[f("secret", 1, 100, 0.9)], &RedactMode::Label);
         assert_eq!(out, "[SECRET_REDACTED]");
-        assert_eq!(redact(t, &[f("x", 5, 5, 0.9), f("y", 9, 2, 0.9)], &RedactMode::Label), t);
+        assert_eq!(
+            redact(
+                t,
+                &[f("x", 5, 5, 0.9), f("y", 9, 2, 0.9)],
+                &RedactMode::Label
+            ),
+            t
+        );
     }
 
     const TYPES: [&str; 5] = ["credit_card", "email", "ssn", "github_token", "link_exfil"];

@@ -122,7 +122,6 @@ pub fn scan(text: &str, out: &mut Vec<(usize, Finding)>) {
     out.extend(kept);
 }
 
-
 /// Every accepted match of every rule, before overlapping matches are merged.
 fn rule_hits(e: &Engine, text: &str, present: &[bool], cands: &mut Vec<(usize, Finding)>) {
     for i in e.set.matches(text).iter() {
@@ -226,7 +225,8 @@ fn accept(rule: &Rule, value: &str) -> bool {
         Check::UserPass => user_pass_real(value),
         Check::Plain => {
             !is_placeholder(value)
-                && (rule.min_entropy <= 0.0 || shannon_entropy(value) >= f64::from(rule.min_entropy))
+                && (rule.min_entropy <= 0.0
+                    || shannon_entropy(value) >= f64::from(rule.min_entropy))
         }
     }
 }
@@ -256,16 +256,58 @@ pub fn shannon_entropy(s: &str) -> f64 {
 
 /// Words that mark a documentation value, not a credential.
 const PLACEHOLDER_WORDS: [&str; 30] = [
-    "example", "xxxx", "your_", "your-", "yourkey", "yourtoken", "yourpass", "yoursecret",
-    "<your", "_here", "-here", "changeme", "change_me", "change-me", "placeholder", "dummy",
-    "redacted", "insert_", "insert-", "replace_me", "replaceme", "fake", "sample", "****",
-    "..", "lorem", "foobar", "notreal", "not_real", "my_secret",
+    "example",
+    "xxxx",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yourpass",
+    "yoursecret",
+    "<your",
+    "_here",
+    "-here",
+    "changeme",
+    "change_me",
+    "change-me",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "insert_",
+    "insert-",
+    "replace_me",
+    "replaceme",
+    "fake",
+    "sample",
+    "****",
+    "..",
+    "lorem",
+    "foobar",
+    "notreal",
+    "not_real",
+    "my_secret",
 ];
 
 /// Whole values that are names of the thing, not the thing.
 const PLACEHOLDER_VALUES: [&str; 18] = [
-    "password", "passwd", "pass", "pwd", "secret", "token", "apikey", "api_key", "mypassword",
-    "yourpassword", "username", "user", "null", "none", "undefined", "required", "test", "key",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "mypassword",
+    "yourpassword",
+    "username",
+    "user",
+    "null",
+    "none",
+    "undefined",
+    "required",
+    "test",
+    "key",
 ];
 
 /// True for values that are placeholders: documentation words, template
@@ -273,9 +315,12 @@ const PLACEHOLDER_VALUES: [&str; 18] = [
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim_matches(|c| c == '"' || c == '\'');
     // `<user:password>`, `[PASSWORD]`, `{token}` are fill-in markers.
-    let unwrapped = v.trim_start_matches(['<', '[', '{', '(']).trim_end_matches(['>', ']', '}', ')']);
+    let unwrapped = v
+        .trim_start_matches(['<', '[', '{', '('])
+        .trim_end_matches(['>', ']', '}', ')']);
     if unwrapped.len() != v.len()
-        && (v.starts_with(['<', '[']) || PLACEHOLDER_VALUES.contains(&unwrapped.to_ascii_lowercase().as_str()))
+        && (v.starts_with(['<', '['])
+            || PLACEHOLDER_VALUES.contains(&unwrapped.to_ascii_lowercase().as_str()))
     {
         return true;
     }
@@ -293,7 +338,11 @@ pub fn is_placeholder(value: &str) -> bool {
         || v.starts_with("%(")
         || v.starts_with('<')
         || v.starts_with('%') && v.ends_with('%')
-        || (v.starts_with('$') && v.bytes().nth(1).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_'))
+        || (v.starts_with('$')
+            && v.as_bytes()
+                .get(1)
+                .copied()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_'))
     {
         return true;
     }
@@ -310,8 +359,17 @@ fn has_runs(v: &str) -> bool {
             continue;
         };
         same = if x == y { same + 1 } else { 1 };
-        up = if y == x.wrapping_add(1) && y.is_ascii_alphanumeric() { up + 1 } else { 1 };
-        if same >= 8 || up >= 6 {
+        up = if y == x.wrapping_add(1) && y.is_ascii_alphanumeric() {
+            up + 1
+        } else {
+            1
+        };
+        if up >= 6 {
+            return true;
+        }
+        // Long random binary in base64 has zero-byte runs (`AAAAAAAAAA`);
+        // a filler run sits in an otherwise plain value.
+        if same >= 8 && (b.len() < 40 || shannon_entropy(v) < 4.0) {
             return true;
         }
     }
@@ -424,11 +482,36 @@ fn code_reference(v: &str) -> bool {
 /// locations, sizes, public halves, anti-forgery tokens, authorship.
 fn benign_key(key: &str) -> bool {
     const FRAGMENTS: [&str; 30] = [
-        "token_type", "tokenizer", "max_token", "num_token", "token_count", "secret_name",
-        "password_policy", "passwordless", "min_password", "secretref", "secret_ref", "keyref",
-        "password_hash", "forgot", "reset_password", "password_field", "public", "csrf", "xsrf",
-        "author", "oauth_url", "auth_type", "auth_method", "auth_mode", "auth_provider",
-        "authentication", "authoriz", "authority", "tokens", "secrets",
+        "token_type",
+        "tokenizer",
+        "max_token",
+        "num_token",
+        "token_count",
+        "secret_name",
+        "password_policy",
+        "passwordless",
+        "min_password",
+        "secretref",
+        "secret_ref",
+        "keyref",
+        "password_hash",
+        "forgot",
+        "reset_password",
+        "password_field",
+        "public",
+        "csrf",
+        "xsrf",
+        "author",
+        "oauth_url",
+        "auth_type",
+        "auth_method",
+        "auth_mode",
+        "auth_provider",
+        "authentication",
+        "authoriz",
+        "authority",
+        "tokens",
+        "secrets",
     ];
     const SUFFIXES: [&str; 19] = [
         "id", "ids", "url", "uri", "path", "file", "name", "type", "length", "len", "count",
@@ -473,9 +556,23 @@ fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Findin
             continue;
         }
         let key = k.as_str().to_ascii_lowercase();
-        if ["hash", "sha", "md5", "digest", "checksum", "commit", "etag", "integrity", "nonce", "uuid", "salt", "iv", "id"]
-            .iter()
-            .any(|h| key.contains(h))
+        if [
+            "hash",
+            "sha",
+            "md5",
+            "digest",
+            "checksum",
+            "commit",
+            "etag",
+            "integrity",
+            "nonce",
+            "uuid",
+            "salt",
+            "iv",
+            "id",
+        ]
+        .iter()
+        .any(|h| key.contains(h))
             || benign_key(k.as_str())
             || is_placeholder(value)
         {
@@ -503,7 +600,10 @@ fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Findin
 
 fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
     high_entropy_assignments(e, text, out);
-    let caps = e.generic.captures_iter(text).chain(e.generic_pair.captures_iter(text));
+    let caps = e
+        .generic
+        .captures_iter(text)
+        .chain(e.generic_pair.captures_iter(text));
     for c in caps {
         let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
             continue;
@@ -523,8 +623,21 @@ fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
         let key = k.as_str().to_ascii_lowercase();
         // Bare `key` is only a credential name at the end (`api.key`,
         // `signingKey`), not inside `keyboard` or `key_bindings`.
-        let strong = ["pass", "pwd", "secret", "token", "api", "access", "auth", "private", "credential", "signing", "encryption"];
-        if !strong.iter().any(|w| key.contains(w)) && !key.trim_end_matches(['_', '-', '.']).ends_with("key") {
+        let strong = [
+            "pass",
+            "pwd",
+            "secret",
+            "token",
+            "api",
+            "access",
+            "auth",
+            "private",
+            "credential",
+            "signing",
+            "encryption",
+        ];
+        let key_only = !strong.iter().any(|w| key.contains(w));
+        if key_only && !key.trim_end_matches(['_', '-', '.']).ends_with("key") {
             continue;
         }
         let password_like = ["password", "passwd", "passphrase", "pwd"]
@@ -533,10 +646,17 @@ fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
         let ent = shannon_entropy(value);
         let has_digit = value.bytes().any(|b| b.is_ascii_digit());
         let has_alpha = value.bytes().any(|b| b.is_ascii_alphabetic());
-        let ok = if password_like {
+        let ok = if key_only {
+            // `bucket_key`, `schemaKey`: most keys are names; only random ones are secrets.
+            value.len() >= 20 && ent >= 4.0 && has_digit && has_alpha
+        } else if password_like {
             // Passwords are short and low-entropy; demand a literal that is
             // not a plain word of prose.
-            value.len() >= 6 && ent >= 2.3 && (quoted || (has_digit && has_alpha) || !value.bytes().all(|b| b.is_ascii_alphabetic()))
+            value.len() >= 6
+                && ent >= 2.3
+                && (quoted
+                    || (has_digit && has_alpha)
+                    || !value.bytes().all(|b| b.is_ascii_alphabetic()))
         } else {
             value.len() >= 12 && ent >= 3.2 && has_digit
         };
@@ -548,7 +668,12 @@ fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
             usize::MAX,
             Finding {
                 kind: FindingKind::Secret,
-                ty: if password_like { "password" } else { "generic_secret" }.to_string(),
+                ty: if password_like {
+                    "password"
+                } else {
+                    "generic_secret"
+                }
+                .to_string(),
                 start: v.start(),
                 end: v.end(),
                 score,

@@ -234,7 +234,7 @@ pub const RULES: &[Rule] = &[
     rule!("onepassword-service-token", "onepassword_token", 0.95, [], 3.5, r"\b(?P<s>ops_eyJ[A-Za-z0-9+/=_-]{100,})"),
     rule!("onepassword-secret-key", "onepassword_key", 0.9, [], 3.0, r"\b(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b"),
     rule!("kubernetes-secret-data", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)kind:\s*['\x22]?(?i:secret)['\x22]?\s*\n(?:.{0,400}?\n)?\s*(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})"),
-    rule!("kubernetes-secret-data-first", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})['\x22]?\s*\n.{0,400}?kind:\s*['\x22]?(?i:secret)['\x22]?\s*\n"),
+    rule!("kubernetes-secret-data-first", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})['\x22]?\s*\n.{0,400}?kind:\s*['\x22]?(?i:secret)['\x22]?(?:\s|$)"),
     // ---- Private keys
     rule!("private-key-rsa", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN RSA PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END RSA PRIVATE KEY-----)?", Block),
     rule!("private-key-ec", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN EC PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END EC PRIVATE KEY-----)?", Block),

@@ -261,7 +261,11 @@ fn samples() -> Vec<(&'static str, String)> {
 fn engine_builds() {
     assert!(ENGINE.is_some(), "a rule pattern failed to compile");
     for r in RULES {
-        assert!(Regex::new(&asciify(r.re)).is_ok(), "{} does not compile", r.id);
+        assert!(
+            Regex::new(&asciify(r.re)).is_ok(),
+            "{} does not compile",
+            r.id
+        );
     }
 }
 
@@ -289,7 +293,10 @@ fn every_rule_has_a_firing_sample() {
         }
     }
     for (id, _) in &samples {
-        assert!(RULES.iter().any(|r| r.id == *id), "sample for unknown rule {id}");
+        assert!(
+            RULES.iter().any(|r| r.id == *id),
+            "sample for unknown rule {id}"
+        );
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
@@ -364,6 +371,8 @@ fn prose_about_passwords_does_not_fire() {
         "snowflake.password=\nnext_line = 1",
         "sumOfExposures = sumOfExposures;",
         "ReactNativeCameraKit: f15a5a04b0f6dc6073e6db0296e6ef2d8b8d2522",
+        "\"bucket_key\": \"SalesResults-1.2\"",
+        "schemaKey = 'DOC_Vector_5_32'",
     ] {
         assert!(found(text).is_empty(), "{text}: {:?}", found(text));
     }
@@ -378,6 +387,13 @@ fn generic_keyword_entropy() {
     let f = found("db_password: \"Tr0ub4dor&3\"");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].ty, "password");
+    // A keyless assignment of a random-looking value.
+    let v = g(AN, 40, 906);
+    let f = found(&format!("mimi={v}"));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].ty, "high_entropy_string");
+    // The same value as a URL parameter is left to the exfiltration detector.
+    assert!(found(&format!("https://x.io/a?mimi={v}")).is_empty());
     // Keyword with a low-entropy word value.
     assert!(found("secret_sauce = tomatoes").is_empty());
 }
@@ -430,3 +446,21 @@ fn huge_and_odd_inputs_are_bounded() {
     let _ = found("");
 }
 
+#[test]
+fn kubernetes_secret_forms() {
+    let v = g(B64, 40, 907);
+    for text in [
+        format!("apiVersion: v1\nkind: Secret\ndata:\n  # base64 of the password\n  key: {v}\n"),
+        format!("data:\n  .dockercfg: >\n    {v}\nmetadata:\n  name: x\nkind: Secret"),
+        format!("kind: secret\ndata:\n\textra: \"{v}\"\n"),
+    ] {
+        let f = found(&text);
+        assert!(
+            f.iter().any(|x| x.ty == "kubernetes_secret"),
+            "{text}: {f:?}"
+        );
+    }
+    // A ConfigMap is not a Secret.
+    let cm = format!("kind: ConfigMap\ndata:\n  key: {}\n", "plain-value");
+    assert!(found(&cm).is_empty(), "{:?}", found(&cm));
+}
