@@ -262,7 +262,7 @@ fn judge_url(
             start,
             end,
             0.95,
-            format!("URL to {host} carries a {}", f.ty),
+            format!("URL to an unlisted host carries a {}", f.ty),
         ));
         return;
     }
@@ -287,7 +287,7 @@ fn judge_url(
             start,
             end,
             0.9,
-            format!("URL to {host} carries a {}", f.ty),
+            format!("URL to an unlisted host carries a {}", f.ty),
         ));
         return;
     }
@@ -313,7 +313,7 @@ fn judge_url(
             start,
             end,
             base,
-            format!("URL to unlisted host {host} carries encoded data"),
+            "URL to an unlisted host carries encoded data".to_string(),
         ));
         return;
     }
@@ -326,7 +326,7 @@ fn judge_url(
             start,
             end,
             0.6,
-            format!("auto-loaded URL to unlisted host {host} with parameters"),
+            "auto-loaded URL to an unlisted host with parameters".to_string(),
         ));
     }
 }

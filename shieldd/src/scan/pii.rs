@@ -258,10 +258,19 @@ pub fn card_scheme(digits: &[u8]) -> Option<&'static str> {
 
 fn cards(text: &str, re: &Regex, out: &mut Vec<Finding>) {
     for m in re.find_iter(text) {
-        if embedded(text, m.start(), m.end(), b"- .") {
+        let s = m.as_str();
+        // Continuing with the card's own separator means a longer number;
+        // a space after a plain run is just the next word.
+        let seps: &[u8] = if s.contains(' ') {
+            b" "
+        } else if s.contains('-') {
+            b"-"
+        } else {
+            b"-."
+        };
+        if embedded(text, m.start(), m.end(), seps) {
             continue;
         }
-        let s = m.as_str();
         // Mixed separators (`1234-5678 9012`) are not how cards are written.
         if s.contains(' ') && s.contains('-') {
             continue;
@@ -630,7 +639,7 @@ fn ipv6s(text: &str, re: &Regex, out: &mut Vec<Finding>) {
     for m in re.find_iter(text) {
         let (before, after) = neighbours(text, m.start(), m.end());
         if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_')
-            || after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
         {
             continue;
         }
@@ -712,10 +721,13 @@ fn phones_in(text: &str, re: &Regex, out: &mut Vec<Finding>) {
     for m in re.find_iter(text) {
         let (before, after) = neighbours(text, m.start(), m.end());
         if before.is_some_and(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'$' | b'-' | b',')
-        }) || after
-            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'%' | b','))
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'$' | b'-')
+        }) || after.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'%'))
         {
+            continue;
+        }
+        // `1,000,000`: a comma between digits makes it one number.
+        if embedded(text, m.start(), m.end(), b",") {
             continue;
         }
         let s = m.as_str();
@@ -832,6 +844,13 @@ mod tests {
         // Luhn-valid but no issuer has this prefix.
         assert!(none_of("ref 0000000000000000", "credit_card"));
         assert!(none_of("tracking 9999999999999995", "credit_card"));
+        // Cards listed one after another are each found.
+        let two = run("4111111111111111 5555555555554444");
+        assert_eq!(
+            two.iter().filter(|(t, _)| t == "credit_card").count(),
+            2,
+            "{two:?}"
+        );
         // Part of a longer dashed identifier.
         assert!(none_of("id 4111-1111-1111-1111-2222", "credit_card"));
     }
@@ -896,6 +915,12 @@ mod tests {
         assert!(has("office (415) 555-2671", "phone", "(415) 555-2671"));
         assert!(has("ring +44 20 7946 0958", "phone", "+44 20 7946 0958"));
         assert!(has("phone: 2025550143", "phone", "2025550143"));
+        assert!(has(
+            "call +1 202 555 0143, thanks",
+            "phone",
+            "+1 202 555 0143"
+        ));
+        assert!(none_of("about 1,202,555,0143 units", "phone"));
         assert!(none_of("he had 2025550143 apples", "phone"));
         assert!(none_of("on 2023-10-15 we met", "phone"));
         assert!(none_of("pi is 3.14159", "phone"));
@@ -926,6 +951,7 @@ mod tests {
         assert!(none_of("at 12:30:45 today", "ip_address"));
         assert!(none_of("use std::vec::Vec", "ip_address"));
         assert!(none_of("mac 00:1a:2b:3c:4d:5e", "ip_address"));
+        assert!(none_of(&"a:".repeat(20), "ip_address"));
     }
 
     #[test]

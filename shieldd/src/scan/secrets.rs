@@ -6,6 +6,7 @@
 //! reported.
 pub mod rules;
 
+use std::collections::BTreeMap;
 use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
@@ -109,17 +110,19 @@ pub fn scan(text: &str, out: &mut Vec<(usize, Finding)>) {
             .total_cmp(&a.1.score)
             .then((b.1.end - b.1.start).cmp(&(a.1.end - a.1.start)))
     });
-    let mut kept: Vec<(usize, Finding)> = Vec::new();
+    // Kept spans are disjoint, so among those starting before a candidate's
+    // end only the last one can overlap it: one ordered-map lookup each.
+    let mut kept: BTreeMap<usize, (usize, Finding)> = BTreeMap::new();
     for c in cands {
-        if !kept
-            .iter()
-            .any(|k| k.1.start < c.1.end && c.1.start < k.1.end)
-        {
-            kept.push(c);
+        let clash = kept
+            .range(..c.1.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.1.end > c.1.start);
+        if !clash {
+            kept.insert(c.1.start, c);
         }
     }
-    kept.sort_by_key(|k| (k.1.start, k.1.end));
-    out.extend(kept);
+    out.extend(kept.into_values());
 }
 
 /// Every accepted match of every rule, before overlapping matches are merged.
