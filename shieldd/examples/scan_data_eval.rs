@@ -169,6 +169,31 @@ fn main() {
                 pct(ctx_fp, ctx)
             );
         }
+        if file.starts_with("secrets_") {
+            // Attack rows whose secret is placeholder-shaped (by design not
+            // reported): found only when placeholders are let through.
+            let mut placeholder_rows = 0;
+            let mut hit_real = 0;
+            for (r, res) in rows.iter().zip(&results) {
+                if !r.attack {
+                    continue;
+                }
+                if !res[1].is_empty() {
+                    hit_real += 1;
+                    continue;
+                }
+                let mut all = Vec::new();
+                secrets::detect_including_placeholders(&r.text, &mut all);
+                if !all.is_empty() {
+                    placeholder_rows += 1;
+                }
+            }
+            let attack = rows.iter().filter(|r| r.attack).count();
+            println!(
+                "  secrets recall excluding {placeholder_rows} placeholder-shaped attack rows: {}",
+                pct(hit_real, attack - placeholder_rows)
+            );
+        }
         if file == "pii_presidio.jsonl" {
             let mut per: BTreeMap<&str, Prf> = BTreeMap::new();
             for (r, res) in rows.iter().zip(&results) {

@@ -93,17 +93,30 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
     out.extend(found.into_iter().map(|(_, f)| f));
 }
 
+/// Like [`detect`], but also reports placeholder-shaped values (`EXAMPLE`,
+/// `12345678-ABCD-...`, `${VAR}`): for audits of committed files and for
+/// measuring how much of a corpus is placeholders.
+pub fn detect_including_placeholders(text: &str, out: &mut Vec<Finding>) {
+    let mut found = Vec::new();
+    scan_with(text, false, &mut found);
+    out.extend(found.into_iter().map(|(_, f)| f));
+}
+
 /// The rule findings of `text`, each with the index of its rule in [`RULES`]
 /// (`usize::MAX` for the generic keyword detector).
 pub fn scan(text: &str, out: &mut Vec<(usize, Finding)>) {
+    scan_with(text, true, out);
+}
+
+fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
     let Some(e) = ENGINE.as_ref() else {
         return;
     };
     let text = prefix(text, MAX_SCAN);
     let present = present_keywords(e, text);
     let mut cands: Vec<(usize, Finding)> = Vec::new();
-    rule_hits(e, text, &present, &mut cands);
-    generic(e, text, &mut cands);
+    rule_hits(e, text, &present, skip_placeholders, &mut cands);
+    generic(e, text, skip_placeholders, &mut cands);
     // One finding per region: the most specific (highest score, then longest) wins.
     cands.sort_by(|a, b| {
         b.1.score
@@ -126,7 +139,13 @@ pub fn scan(text: &str, out: &mut Vec<(usize, Finding)>) {
 }
 
 /// Every accepted match of every rule, before overlapping matches are merged.
-fn rule_hits(e: &Engine, text: &str, present: &[bool], cands: &mut Vec<(usize, Finding)>) {
+fn rule_hits(
+    e: &Engine,
+    text: &str,
+    present: &[bool],
+    skip_placeholders: bool,
+    cands: &mut Vec<(usize, Finding)>,
+) {
     for i in e.set.matches(text).iter() {
         let (Some(rule), Some(cell), Some(kw)) =
             (RULES.get(i), e.each.get(i), e.rule_keywords.get(i))
@@ -143,7 +162,7 @@ fn rule_hits(e: &Engine, text: &str, present: &[bool], cands: &mut Vec<(usize, F
             let Some(m) = c.name("s").or_else(|| c.get(0)) else {
                 continue;
             };
-            if !accept(rule, m.as_str()) {
+            if !accept(rule, m.as_str(), skip_placeholders) {
                 continue;
             }
             cands.push((
@@ -164,7 +183,7 @@ fn rule_hits(e: &Engine, text: &str, present: &[bool], cands: &mut Vec<(usize, F
 /// Rewrite the Perl classes `\\w \\d \\s \\b` to their ASCII forms. Tokens
 /// are ASCII, and the Unicode classes make the compiled set many times larger
 /// and slower to build (counted repetitions copy the whole class automaton).
-pub fn asciify(pattern: &str) -> String {
+fn asciify(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 32);
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -206,7 +225,7 @@ fn raw_rule_ids(text: &str) -> Vec<usize> {
         return Vec::new();
     };
     let mut c = Vec::new();
-    rule_hits(e, text, &present_keywords(e, text), &mut c);
+    rule_hits(e, text, &present_keywords(e, text), true, &mut c);
     c.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -221,13 +240,14 @@ fn prefix(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or("")
 }
 
-fn accept(rule: &Rule, value: &str) -> bool {
+fn accept(rule: &Rule, value: &str, skip_placeholders: bool) -> bool {
+    let placeholder = || skip_placeholders && is_placeholder(value);
     match rule.check {
         Check::Block => true,
-        Check::Jwt => jwt_valid(value) && !is_placeholder(value),
+        Check::Jwt => jwt_valid(value) && !placeholder(),
         Check::UserPass => user_pass_real(value),
         Check::Plain => {
-            !is_placeholder(value)
+            !placeholder()
                 && (rule.min_entropy <= 0.0
                     || shannon_entropy(value) >= f64::from(rule.min_entropy))
         }
@@ -540,7 +560,12 @@ fn benign_key(key: &str) -> bool {
     })
 }
 
-fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
+fn high_entropy_assignments(
+    e: &Engine,
+    text: &str,
+    skip_placeholders: bool,
+    out: &mut Vec<(usize, Finding)>,
+) {
     for c in e.entropy_assign.captures_iter(text) {
         let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
             continue;
@@ -577,7 +602,7 @@ fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Findin
         .iter()
         .any(|h| key.contains(h))
             || benign_key(k.as_str())
-            || is_placeholder(value)
+            || (skip_placeholders && is_placeholder(value))
         {
             continue;
         }
@@ -601,8 +626,8 @@ fn high_entropy_assignments(e: &Engine, text: &str, out: &mut Vec<(usize, Findin
     }
 }
 
-fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
-    high_entropy_assignments(e, text, out);
+fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
+    high_entropy_assignments(e, text, skip_placeholders, out);
     let caps = e
         .generic
         .captures_iter(text)
@@ -620,7 +645,10 @@ fn generic(e: &Engine, text: &str, out: &mut Vec<(usize, Finding)>) {
             }
         }
         let value = v.as_str();
-        if benign_key(k.as_str()) || code_reference(value) || is_placeholder(value) {
+        if benign_key(k.as_str())
+            || code_reference(value)
+            || (skip_placeholders && is_placeholder(value))
+        {
             continue;
         }
         let key = k.as_str().to_ascii_lowercase();

@@ -356,6 +356,15 @@ fn placeholders_do_not_fire() {
 }
 
 #[test]
+fn placeholders_are_reported_only_on_request() {
+    let text = "SNYK_TOKEN = \"12345678-ABCD-ABCD-ABCD-1234567890AB\"";
+    assert!(found(text).is_empty());
+    let mut all = Vec::new();
+    detect_including_placeholders(text, &mut all);
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[test]
 fn prose_about_passwords_does_not_fire() {
     for text in [
         "Please choose a strong password that you do not reuse.",
