@@ -590,17 +590,20 @@ fn high_entropy_assignments(
             "md5",
             "digest",
             "checksum",
+            "signature",
             "commit",
             "etag",
             "integrity",
             "nonce",
             "uuid",
             "salt",
-            "iv",
-            "id",
         ]
         .iter()
         .any(|h| key.contains(h))
+            // Initialisation vectors travel next to ciphertext; `_id`/`Id`
+            // suffixes are handled by `benign_key`.
+            || key == "iv"
+            || key.ends_with("_iv")
             || benign_key(k.as_str())
             || (skip_placeholders && is_placeholder(value))
         {
