@@ -542,7 +542,7 @@ fn benign_key(key: &str) -> bool {
     ];
     let orig = key.trim_end_matches(['_', '-', '.']);
     let k = orig.to_ascii_lowercase();
-    if FRAGMENTS.iter().any(|f| k.contains(f)) {
+    if FRAGMENTS.iter().any(|f| k.contains(f)) || SUFFIXES.contains(&k.as_str()) {
         return true;
     }
     SUFFIXES.iter().any(|suf| {

@@ -401,6 +401,8 @@ fn generic_keyword_entropy() {
     let f = found(&format!("mimi={v}"));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].ty, "high_entropy_string");
+    // Identifiers are not secrets, however random.
+    assert!(found(&format!("id = '{v}'")).is_empty());
     // The same value as a URL parameter is left to the exfiltration detector.
     assert!(found(&format!("https://x.io/a?mimi={v}")).is_empty());
     // Keyword with a low-entropy word value.
