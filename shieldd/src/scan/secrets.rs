@@ -1,5 +1,721 @@
-//! Secrets (filled in by the scan-data work).
-use shield_client::wire::Finding;
+//! Secrets: provider token formats (the [`rules`] table, run as one
+//! [`RegexSet`] pass behind an Aho-Corasick keyword prefilter), JWTs checked
+//! by decoding their header, and keyword-plus-entropy detection of generic
+//! `password = ...` / `token: ...` assignments. Placeholders (`EXAMPLE`,
+//! `xxxx`, `<your-key>`, `${VAR}`, repeated or sequential characters) are not
+//! reported.
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use base64::Engine as _;
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use shield_client::wire::{Finding, FindingKind};
+
+pub use rules::{Check, Rule, RULES};
+
+/// Texts longer than this are scanned in their first `MAX_SCAN` bytes only;
+/// the API already caps a request at 1 MiB, this bounds direct callers.
+const MAX_SCAN: usize = 4 << 20;
+
+struct Engine {
+    set: RegexSet,
+    /// Per-rule regexes, compiled on the first text the rule's set entry matches.
+    each: Vec<OnceLock<Option<Regex>>>,
+    /// Distinct keywords across rules, and for each rule the indexes of its keywords.
+    keywords: AhoCorasick,
+    rule_keywords: Vec<Vec<usize>>,
+    generic: Regex,
+    generic_pair: Regex,
+    entropy_assign: Regex,
+}
+
+static ENGINE: LazyLock<Option<Engine>> = LazyLock::new(build);
+
+fn build() -> Option<Engine> {
+    let set = RegexSetBuilder::new(RULES.iter().map(|r| asciify(r.re)))
+        .size_limit(64 << 20)
+        .dfa_size_limit(16 << 20)
+        .build()
+        .ok()?;
+    let each = RULES.iter().map(|_| OnceLock::new()).collect();
+    let mut words: Vec<&str> = Vec::new();
+    let mut rule_keywords = Vec::with_capacity(RULES.len());
+    for r in RULES {
+        let mut idx = Vec::new();
+        for k in r.keywords {
+            let i = match words.iter().position(|w| w == k) {
+                Some(i) => i,
+                None => {
+                    words.push(k);
+                    words.len() - 1
+                }
+            };
+            idx.push(i);
+        }
+        rule_keywords.push(idx);
+    }
+    let keywords = AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .build(&words)
+        .ok()?;
+    let generic = Regex::new(&asciify(GENERIC)).ok()?;
+    let generic_pair = Regex::new(&asciify(GENERIC_PAIR)).ok()?;
+    let entropy_assign = Regex::new(ENTROPY_ASSIGN).ok()?;
+    Some(Engine {
+        set,
+        each,
+        keywords,
+        rule_keywords,
+        generic,
+        generic_pair,
+        entropy_assign,
+    })
+}
+
+/// `key = value` assignments whose key names a credential. Group `k` is the
+/// key, `s` the value.
+const GENERIC: &str = r#"(?i)(?P<k>[A-Za-z0-9_.-]{0,30}(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|auth|private[_-]?key|client[_-]?secret|credentials?|signing[_-]?key|encryption[_-]?key|key)[A-Za-z0-9_.-]{0,20})["'\]]?(?P<sep>[ \t]*(?::{1,3}=|\?=|\+=|=>|==?)[ \t]*|[ \t]*:[ \t]*|[ \t]+is[ \t]+)(?P<q>["'`]?)(?:!![a-z]+[ \t]+)?(?P<s>[^\s"'`,;<>(){}\[\]]{4,200})"#;
+
+/// Any `name = value` whose value has the entropy of random bytes: secrets
+/// under names no keyword list anticipates.
+const ENTROPY_ASSIGN: &str = r#"(?P<k>[A-Za-z_][A-Za-z0-9_.-]{0,40})["']?[ \t]*(?:=|:)[ \t]*(?P<q>["']?)(?P<s>[A-Za-z0-9+/=_-]{20,200})"#;
+
+/// `("api_token", "value")` argument pairs: env defaults, map inserts.
+const GENERIC_PAIR: &str = r#"(?i)["'](?P<k>[A-Za-z0-9_.-]{0,30}(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|client[_-]?secret)[A-Za-z0-9_.-]{0,20})["'][ \t]*,[ \t]*(?P<q>["'])(?P<s>[^\s"'`,;<>(){}\[\]]{4,200})["']"#;
 
 /// Append every secret of `text` to `out` (byte offsets into `text`).
-pub fn detect(_text: &str, _out: &mut Vec<Finding>) {}
+pub fn detect(text: &str, out: &mut Vec<Finding>) {
+    let mut found = Vec::new();
+    scan(text, &mut found);
+    out.extend(found.into_iter().map(|(_, f)| f));
+}
+
+/// Like [`detect`], but also reports placeholder-shaped values (`EXAMPLE`,
+/// `12345678-ABCD-...`, `${VAR}`): for audits of committed files and for
+/// measuring how much of a corpus is placeholders.
+pub fn detect_including_placeholders(text: &str, out: &mut Vec<Finding>) {
+    let mut found = Vec::new();
+    scan_with(text, false, &mut found);
+    out.extend(found.into_iter().map(|(_, f)| f));
+}
+
+/// The rule findings of `text`, each with the index of its rule in [`RULES`]
+/// (`usize::MAX` for the generic keyword detector).
+pub fn scan(text: &str, out: &mut Vec<(usize, Finding)>) {
+    scan_with(text, true, out);
+}
+
+fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
+    let Some(e) = ENGINE.as_ref() else {
+        return;
+    };
+    let text = prefix(text, MAX_SCAN);
+    let present = present_keywords(e, text);
+    let mut cands: Vec<(usize, Finding)> = Vec::new();
+    rule_hits(e, text, &present, skip_placeholders, &mut cands);
+    generic(e, text, skip_placeholders, &mut cands);
+    // One finding per region: the most specific (highest score, then longest) wins.
+    cands.sort_by(|a, b| {
+        b.1.score
+            .total_cmp(&a.1.score)
+            .then((b.1.end - b.1.start).cmp(&(a.1.end - a.1.start)))
+    });
+    // Kept spans are disjoint, so among those starting before a candidate's
+    // end only the last one can overlap it: one ordered-map lookup each.
+    let mut kept: BTreeMap<usize, (usize, Finding)> = BTreeMap::new();
+    for c in cands {
+        let clash = kept
+            .range(..c.1.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.1.end > c.1.start);
+        if !clash {
+            kept.insert(c.1.start, c);
+        }
+    }
+    out.extend(kept.into_values());
+}
+
+/// Every accepted match of every rule, before overlapping matches are merged.
+fn rule_hits(
+    e: &Engine,
+    text: &str,
+    present: &[bool],
+    skip_placeholders: bool,
+    cands: &mut Vec<(usize, Finding)>,
+) {
+    for i in e.set.matches(text).iter() {
+        let (Some(rule), Some(cell), Some(kw)) =
+            (RULES.get(i), e.each.get(i), e.rule_keywords.get(i))
+        else {
+            continue;
+        };
+        if !kw.is_empty() && !kw.iter().any(|&k| present.get(k).copied().unwrap_or(false)) {
+            continue;
+        }
+        let Some(re) = cell.get_or_init(|| Regex::new(&asciify(rule.re)).ok()) else {
+            continue;
+        };
+        for c in re.captures_iter(text) {
+            let Some(m) = c.name("s").or_else(|| c.get(0)) else {
+                continue;
+            };
+            if !accept(rule, m.as_str(), skip_placeholders) {
+                continue;
+            }
+            cands.push((
+                i,
+                Finding {
+                    kind: FindingKind::Secret,
+                    ty: rule.ty.to_string(),
+                    start: m.start(),
+                    end: m.end(),
+                    score: rule.score,
+                    detail: format!("matches rule {}", rule.id),
+                },
+            ));
+        }
+    }
+}
+
+/// Rewrite the Perl classes `\\w \\d \\s \\b` to their ASCII forms. Tokens
+/// are ASCII, and the Unicode classes make the compiled set many times larger
+/// and slower to build (counted repetitions copy the whole class automaton).
+fn asciify(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 32);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('d') => out.push_str("[0-9]"),
+            Some('s') => out.push_str("[\\t\\n\\x0B\\x0C\\r ]"),
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Which prefilter keywords occur in `text` (one Aho-Corasick pass).
+fn present_keywords(e: &Engine, text: &str) -> Vec<bool> {
+    let mut present = vec![false; e.keywords.patterns_len()];
+    for m in e.keywords.find_overlapping_iter(text) {
+        if let Some(p) = present.get_mut(m.pattern().as_usize()) {
+            *p = true;
+        }
+    }
+    present
+}
+
+/// The indexes of the rules with an accepted match in `text`, before overlap
+/// merging (for the rule-sample tests).
+#[cfg(test)]
+fn raw_rule_ids(text: &str) -> Vec<usize> {
+    let Some(e) = ENGINE.as_ref() else {
+        return Vec::new();
+    };
+    let mut c = Vec::new();
+    rule_hits(e, text, &present_keywords(e, text), true, &mut c);
+    c.into_iter().map(|(i, _)| i).collect()
+}
+
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("")
+}
+
+fn accept(rule: &Rule, value: &str, skip_placeholders: bool) -> bool {
+    let placeholder = || skip_placeholders && is_placeholder(value);
+    match rule.check {
+        Check::Block => true,
+        Check::Jwt => jwt_valid(value) && !placeholder(),
+        Check::UserPass => user_pass_real(value),
+        Check::Plain => {
+            !placeholder()
+                && (rule.min_entropy <= 0.0
+                    || shannon_entropy(value) >= f64::from(rule.min_entropy))
+        }
+    }
+}
+
+/// Shannon entropy of `s` in bits per byte.
+pub fn shannon_entropy(s: &str) -> f64 {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0usize; 256];
+    for &x in b {
+        if let Some(c) = counts.get_mut(usize::from(x)) {
+            *c += 1;
+        }
+    }
+    let n = b.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Words that mark a documentation value, not a credential.
+const PLACEHOLDER_WORDS: [&str; 30] = [
+    "example",
+    "xxxx",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yourpass",
+    "yoursecret",
+    "<your",
+    "_here",
+    "-here",
+    "changeme",
+    "change_me",
+    "change-me",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "insert_",
+    "insert-",
+    "replace_me",
+    "replaceme",
+    "fake",
+    "sample",
+    "****",
+    "..",
+    "lorem",
+    "foobar",
+    "notreal",
+    "not_real",
+    "my_secret",
+];
+
+/// Whole values that are names of the thing, not the thing.
+const PLACEHOLDER_VALUES: [&str; 18] = [
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "mypassword",
+    "yourpassword",
+    "username",
+    "user",
+    "null",
+    "none",
+    "undefined",
+    "required",
+    "test",
+    "key",
+];
+
+/// True for values that are placeholders: documentation words, template
+/// variables, one repeated character, or a sequential run.
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim_matches(|c| c == '"' || c == '\'');
+    // `<user:password>`, `[PASSWORD]`, `{token}` are fill-in markers.
+    let unwrapped = v
+        .trim_start_matches(['<', '[', '{', '('])
+        .trim_end_matches(['>', ']', '}', ')']);
+    if unwrapped.len() != v.len()
+        && (v.starts_with(['<', '['])
+            || PLACEHOLDER_VALUES.contains(&unwrapped.to_ascii_lowercase().as_str()))
+    {
+        return true;
+    }
+    let lower = v.to_ascii_lowercase();
+    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
+        return true;
+    }
+    if PLACEHOLDER_VALUES.contains(&lower.as_str()) {
+        return true;
+    }
+    if v.starts_with("${")
+        || v.starts_with("$(")
+        || v.starts_with("{{")
+        || v.starts_with("#{")
+        || v.starts_with("%(")
+        || v.starts_with('<')
+        || v.starts_with('%') && v.ends_with('%')
+        || (v.starts_with('$')
+            && v.as_bytes()
+                .get(1)
+                .copied()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_'))
+    {
+        return true;
+    }
+    repetitive(v) || sequential(v) || has_runs(v)
+}
+
+/// Runs no random token has: eight equal characters (`########`) or six
+/// ascending ones (`123456`, `abcdef`), the marks of hand-typed fillers.
+fn has_runs(v: &str) -> bool {
+    let b = v.as_bytes();
+    let (mut same, mut up) = (1usize, 1usize);
+    for w in b.windows(2) {
+        let (Some(&x), Some(&y)) = (w.first(), w.get(1)) else {
+            continue;
+        };
+        same = if x == y { same + 1 } else { 1 };
+        up = if y == x.wrapping_add(1) && y.is_ascii_alphanumeric() {
+            up + 1
+        } else {
+            1
+        };
+        if up >= 6 {
+            return true;
+        }
+        // Long random binary in base64 has zero-byte runs (`AAAAAAAAAA`);
+        // a filler run sits in an otherwise plain value.
+        if same >= 8 && (b.len() < 40 || shannon_entropy(v) < 4.0) {
+            return true;
+        }
+    }
+    false
+}
+
+/// One character making up most of the value (`aaaaaaaa`, `0000-0000`).
+fn repetitive(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 4 {
+        return false;
+    }
+    let mut counts = [0usize; 256];
+    for &x in b {
+        if let Some(c) = counts.get_mut(usize::from(x)) {
+            *c += 1;
+        }
+    }
+    let max = counts.iter().copied().max().unwrap_or(0);
+    max * 10 >= b.len() * 6
+}
+
+/// Nearly every neighbour one step up or down (`123456789`, `abcdefgh`).
+fn sequential(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 6 {
+        return false;
+    }
+    let steps = b
+        .windows(2)
+        .filter(|w| match (w.first(), w.get(1)) {
+            (Some(&x), Some(&y)) => y.wrapping_sub(x) == 1 || x.wrapping_sub(y) == 1,
+            _ => false,
+        })
+        .count();
+    steps * 10 >= (b.len() - 1) * 9
+}
+
+/// A JWT (or a base64-wrapped one): the header decodes to a JSON object with `alg`.
+pub fn jwt_valid(token: &str) -> bool {
+    let owned;
+    let token = if token.starts_with("ZXlK") {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(token.as_bytes()) else {
+            return false;
+        };
+        let Ok(s) = String::from_utf8(raw) else {
+            return false;
+        };
+        owned = s;
+        owned.as_str()
+    } else {
+        token
+    };
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    if header.len() > 4096 {
+        return false;
+    }
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Ok(raw) = engine.decode(header.trim_end_matches('=').as_bytes()) else {
+        return false;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&raw) {
+        Ok(serde_json::Value::Object(m)) => m.get("alg").is_some_and(|a| a.is_string()),
+        // A header damaged in transit (or by hand) that still names its
+        // algorithm is still a token header.
+        _ => raw.starts_with(b"{\"") && raw.windows(5).any(|w| w == b"\"alg\""),
+    }
+}
+
+/// `user:password` where at least one non-empty side is a literal value.
+fn user_pass_real(v: &str) -> bool {
+    let Some((user, pass)) = v.split_once(':') else {
+        return false;
+    };
+    let user = user.trim_matches(|c| c == '"' || c == '\'');
+    let pass = pass.trim_matches(|c| c == '"' || c == '\'');
+    let real = |s: &str| {
+        let s = s.trim_matches(|c| c == '"' || c == '\'' || c == '{' || c == '}');
+        s.len() >= 4 && !is_placeholder(s) && !s.starts_with('$')
+    };
+    if pass.is_empty() {
+        return real(user) && shannon_entropy(user) >= 3.0;
+    }
+    real(pass)
+}
+
+/// Values that are code, not literals: calls, attribute paths, env lookups.
+fn code_reference(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    [
+        "os.environ", "getenv", "process.env", "env.", "config.", "settings.", "self.",
+        "this.", "request.", "params.", "args.", "os.getenv", "secrets.", "vault:", "file:",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
+        || matches!(lower.as_str(), "true" | "false" | "nil" | "none" | "null")
+        // `token = get_token` / `password=form.password`: identifiers, not values.
+        // `X25519.secret_length`, `form.password`: a dotted identifier path.
+        || (v.contains('.')
+            && v.split('.').all(|p| {
+                p.len() < 24
+                    && p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }))
+}
+
+/// Key names that look like credentials but name something else: ids,
+/// locations, sizes, public halves, anti-forgery tokens, authorship.
+fn benign_key(key: &str) -> bool {
+    const FRAGMENTS: [&str; 30] = [
+        "token_type",
+        "tokenizer",
+        "max_token",
+        "num_token",
+        "token_count",
+        "secret_name",
+        "password_policy",
+        "passwordless",
+        "min_password",
+        "secretref",
+        "secret_ref",
+        "keyref",
+        "password_hash",
+        "forgot",
+        "reset_password",
+        "password_field",
+        "public",
+        "csrf",
+        "xsrf",
+        "author",
+        "oauth_url",
+        "auth_type",
+        "auth_method",
+        "auth_mode",
+        "auth_provider",
+        "authentication",
+        "authoriz",
+        "authority",
+        "tokens",
+        "secrets",
+    ];
+    const SUFFIXES: [&str; 19] = [
+        "id", "ids", "url", "uri", "path", "file", "name", "type", "length", "len", "count",
+        "size", "endpoint", "header", "field", "format", "prefix", "label", "hint",
+    ];
+    let orig = key.trim_end_matches(['_', '-', '.']);
+    let k = orig.to_ascii_lowercase();
+    if FRAGMENTS.iter().any(|f| k.contains(f)) || SUFFIXES.contains(&k.as_str()) {
+        return true;
+    }
+    SUFFIXES.iter().any(|suf| {
+        // snake, kebab or dotted: `secret_name`, `token-url`, `auth.type`.
+        k.strip_suffix(suf).is_some_and(|rest| rest.ends_with(['_', '-', '.']))
+            // camelCase: `credentialsId`, `tokenUrl`.
+            || orig.len() > suf.len() && {
+                let cut = orig.len() - suf.len();
+                let tail = orig.get(cut..).unwrap_or("");
+                let before = orig.as_bytes().get(cut.wrapping_sub(1)).copied();
+                tail.eq_ignore_ascii_case(suf)
+                    && tail.starts_with(|c: char| c.is_ascii_uppercase())
+                    && before.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            }
+    })
+}
+
+fn high_entropy_assignments(
+    e: &Engine,
+    text: &str,
+    skip_placeholders: bool,
+    out: &mut Vec<(usize, Finding)>,
+) {
+    for c in e.entropy_assign.captures_iter(text) {
+        let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
+            continue;
+        };
+        let value = v.as_str();
+        // URL query parameters are the exfiltration detector's to judge.
+        if k.start() > 0 && matches!(text.as_bytes().get(k.start() - 1), Some(b'?' | b'&')) {
+            continue;
+        }
+        // The value must be the whole token, not the start of a longer word or path.
+        if text
+            .as_bytes()
+            .get(v.end())
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b':' | b'@'))
+        {
+            continue;
+        }
+        let key = k.as_str().to_ascii_lowercase();
+        if [
+            "hash",
+            "sha",
+            "md5",
+            "digest",
+            "checksum",
+            "signature",
+            "commit",
+            "etag",
+            "integrity",
+            "nonce",
+            "uuid",
+            "salt",
+        ]
+        .iter()
+        .any(|h| key.contains(h))
+            // Initialisation vectors travel next to ciphertext; `_id`/`Id`
+            // suffixes are handled by `benign_key`.
+            || key == "iv"
+            || key.ends_with("_iv")
+            || benign_key(k.as_str())
+            || (skip_placeholders && is_placeholder(value))
+        {
+            continue;
+        }
+        let upper = value.bytes().any(|b| b.is_ascii_uppercase());
+        let lower = value.bytes().any(|b| b.is_ascii_lowercase());
+        let digit = value.bytes().any(|b| b.is_ascii_digit());
+        let ent = shannon_entropy(value);
+        if upper && lower && digit && ent >= 4.3 {
+            out.push((
+                usize::MAX,
+                Finding {
+                    kind: FindingKind::Secret,
+                    ty: "high_entropy_string".to_string(),
+                    start: v.start(),
+                    end: v.end(),
+                    score: 0.5,
+                    detail: format!("assigned value with {ent:.1} bits of entropy per byte"),
+                },
+            ));
+        }
+    }
+}
+
+fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
+    high_entropy_assignments(e, text, skip_placeholders, out);
+    let caps = e
+        .generic
+        .captures_iter(text)
+        .chain(e.generic_pair.captures_iter(text));
+    for c in caps {
+        let (Some(k), Some(v)) = (c.name("k"), c.name("s")) else {
+            continue;
+        };
+        let quoted = c.name("q").is_some_and(|q| !q.as_str().is_empty());
+        // `token:value` with no space or quote is a URL, a Maven coordinate
+        // or a map literal, not an assignment.
+        if let Some(sep) = c.name("sep") {
+            if sep.as_str() == ":" && !quoted {
+                continue;
+            }
+        }
+        let value = v.as_str();
+        if benign_key(k.as_str())
+            || code_reference(value)
+            || (skip_placeholders && is_placeholder(value))
+        {
+            continue;
+        }
+        let key = k.as_str().to_ascii_lowercase();
+        // Bare `key` is only a credential name at the end (`api.key`,
+        // `signingKey`), not inside `keyboard` or `key_bindings`.
+        let strong = [
+            "pass",
+            "pwd",
+            "secret",
+            "token",
+            "api",
+            "access",
+            "auth",
+            "private",
+            "credential",
+            "signing",
+            "encryption",
+        ];
+        let key_only = !strong.iter().any(|w| key.contains(w));
+        if key_only && !key.trim_end_matches(['_', '-', '.']).ends_with("key") {
+            continue;
+        }
+        let password_like = ["password", "passwd", "passphrase", "pwd"]
+            .iter()
+            .any(|p| key.contains(p));
+        let ent = shannon_entropy(value);
+        let has_digit = value.bytes().any(|b| b.is_ascii_digit());
+        let has_alpha = value.bytes().any(|b| b.is_ascii_alphabetic());
+        let ok = if key_only {
+            // `bucket_key`, `schemaKey`: most keys are names; only random ones are secrets.
+            value.len() >= 20 && ent >= 4.0 && has_digit && has_alpha
+        } else if password_like {
+            // Passwords are short and low-entropy; demand a literal that is
+            // not a plain word of prose.
+            value.len() >= 6
+                && ent >= 2.3
+                && (quoted
+                    || (has_digit && has_alpha)
+                    || !value.bytes().all(|b| b.is_ascii_alphabetic()))
+        } else {
+            value.len() >= 12 && ent >= 3.2 && has_digit
+        };
+        if !ok {
+            continue;
+        }
+        let score = if password_like { 0.75 } else { 0.7 };
+        out.push((
+            usize::MAX,
+            Finding {
+                kind: FindingKind::Secret,
+                ty: if password_like {
+                    "password"
+                } else {
+                    "generic_secret"
+                }
+                .to_string(),
+                start: v.start(),
+                end: v.end(),
+                score,
+                detail: format!("credential-named key with a {ent:.1}-bit literal value"),
+            },
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;
