@@ -119,7 +119,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Run {
             policy,
             events,
-            socket: _,
+            socket,
             session,
             user,
             allow_degraded,
@@ -164,8 +164,10 @@ pub fn main_with(cli: Cli) -> i32 {
                     user,
                     degrade,
                     extra_env: Vec::new(),
+                    monitor: true,
                 },
                 events,
+                socket,
                 grace: Duration::from_secs_f64(grace.min(86_400.0)),
             })
         }

@@ -10,8 +10,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde_json::json;
 
+use std::sync::{Arc, Mutex};
+
+use crate::api::{self, service::PolicyService};
 use crate::audit::AuditLog;
+use crate::monitor::MonitorRules;
+use crate::monitor::{pump, Monitor, MonitorConfig};
 use crate::policy::Policy;
+use crate::respond::Containment;
 use crate::sandbox::{self, cgroup, launch, Request, SetupError};
 
 /// Everything `shieldd run` was asked.
@@ -25,6 +31,8 @@ pub struct RunOptions {
     pub request: Request,
     /// `--events FILE`.
     pub events: Option<PathBuf>,
+    /// `--socket PATH` for the session's scan API.
+    pub socket: Option<PathBuf>,
     /// How long the agent has to exit after a forwarded SIGTERM/SIGINT
     /// before the tree is killed.
     pub grace: Duration,
@@ -56,9 +64,9 @@ fn warn(msg: &str) {
 /// Run the agent; returns the exit status for `shieldd run`.
 pub fn run(opts: RunOptions) -> i32 {
     let session = opts.request.session.clone();
-    let mut audit = match &opts.events {
+    let audit = match &opts.events {
         Some(p) => match AuditLog::open(p, &session) {
-            Ok(a) => Some(a),
+            Ok(a) => Some(Arc::new(Mutex::new(a))),
             Err(e) => {
                 warn(&format!("{e}"));
                 return 125;
@@ -66,33 +74,28 @@ pub fn run(opts: RunOptions) -> i32 {
         },
         None => None,
     };
-    match supervise(&opts, audit.as_mut()) {
-        Ok(outcome) => {
-            let status = outcome.exit_status();
-            if let Some(a) = audit.as_mut() {
-                let sig = match outcome {
-                    Outcome::Signaled(s) => json!(s),
-                    Outcome::Exited(_) => json!(null),
-                };
-                if let Err(e) = a.record(
-                    "session_end",
-                    json!({"exit_status": status, "signal": sig}),
-                    true,
-                ) {
+    let record = |fields: serde_json::Value| {
+        if let Some(a) = &audit {
+            if let Ok(mut a) = a.lock() {
+                if let Err(e) = a.record("session_end", fields, true) {
                     warn(&format!("{e}"));
                 }
             }
+        }
+    };
+    match supervise(&opts, audit.clone()) {
+        Ok(outcome) => {
+            let status = outcome.exit_status();
+            let sig = match outcome {
+                Outcome::Signaled(s) => json!(s),
+                Outcome::Exited(_) => json!(null),
+            };
+            record(json!({"exit_status": status, "signal": sig}));
             status
         }
         Err(e) => {
             warn(&format!("{e}"));
-            if let Some(a) = audit.as_mut() {
-                let _ = a.record(
-                    "session_end",
-                    json!({"exit_status": e.exit_code(), "error": e.to_string()}),
-                    true,
-                );
-            }
+            record(json!({"exit_status": e.exit_code(), "error": e.to_string()}));
             e.exit_code()
         }
     }
@@ -106,13 +109,67 @@ impl Drop for TmpGuard {
     }
 }
 
-fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outcome, SetupError> {
-    let req = &opts.request;
+/// Where the session's scan API socket goes unless `--socket` says.
+fn default_socket(session: &str) -> PathBuf {
+    let run = PathBuf::from("/run/shieldd");
+    let dir = if std::fs::create_dir_all(&run).is_ok() {
+        run
+    } else {
+        std::env::temp_dir()
+    };
+    dir.join(format!("{session}.sock"))
+}
+
+fn start_monitor(
+    policy: &Policy,
+    base: &crate::policy::ResolveBase,
+    cgroup: &std::path::Path,
+) -> Result<Monitor, String> {
+    let mut m = Monitor::load(&MonitorConfig::default()).map_err(|e| e.to_string())?;
+    m.attach_cgroup(cgroup).map_err(|e| e.to_string())?;
+    let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, resolve_host)
+        .map_err(|e| e.to_string())?;
+    m.apply(&rules).map_err(|e| e.to_string())?;
+    Ok(m)
+}
+
+/// Every address of a host name, through the system resolver. Names are
+/// resolved once, at launch (re-resolution on TTL is not done yet).
+fn resolve_host(h: &str) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    match (h, 0u16).to_socket_addrs() {
+        Ok(it) => {
+            let mut v: Vec<_> = it.map(|a| a.ip()).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        Err(e) => {
+            eprintln!("shieldd: cannot resolve {h}: {e}; nothing is allowed for it");
+            Vec::new()
+        }
+    }
+}
+
+fn supervise(
+    opts: &RunOptions,
+    audit: Option<Arc<Mutex<AuditLog>>>,
+) -> Result<Outcome, SetupError> {
+    let mut req = opts.request.clone();
+    req.monitor = !req.degrade.contains(&sandbox::Degrade::Monitor);
     let policy = &opts.policy;
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| default_socket(&req.session));
+    req.extra_env.push((
+        "SHIELD_SOCKET".into(),
+        socket.to_string_lossy().into_owned(),
+    ));
     let t0 = Instant::now();
-    let prepared = sandbox::prepare(policy, req)?;
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
+    let prepared = sandbox::prepare(policy, &req)?;
     let tmp_guard = TmpGuard(prepared.private_tmp.clone());
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
     for d in &prepared.degraded {
         warn(&format!("degraded (allowed by --allow-degraded): {d}"));
     }
@@ -135,8 +192,30 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
     let kill_fd = cg.open_kill_file()?;
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
 
-    // Signals are taken through a signalfd; block them before fork so none
-    // is lost between fork and the supervision loop (the child unblocks).
+    let monitor = if req.monitor {
+        match start_monitor(policy, &prepared.base, &cg.v2_dir) {
+            Ok(m) => Some(Arc::new(Mutex::new(m))),
+            Err(e) => {
+                return Err(SetupError::Unsupported(format!(
+                    "the eBPF monitor could not start: {e}; pass --allow-degraded=monitor to run without it"
+                )))
+            }
+        }
+    } else {
+        warn("degraded (allowed by --allow-degraded): monitor: no eBPF monitor (no in-kernel address filter, exec/open checks or process events)");
+        None
+    };
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "monitor loaded");
+    let containment = Containment {
+        session: req.session.clone(),
+        cgroup: cg.v2_dir.clone(),
+        audit: audit.clone(),
+        monitor: monitor.clone(),
+    };
+
+    // Signals are taken through a signalfd; block them before any thread
+    // or child exists so none is lost or delivered elsewhere (the child
+    // unblocks its own).
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGINT,
@@ -152,6 +231,38 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
     let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| SetupError::Other(format!("signalfd: {e}")))?;
 
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| SetupError::Other(format!("cannot start the runtime: {e}")))?;
+    let service = PolicyService::new(policy, Some(containment.clone()))
+        .map_err(|e| SetupError::Other(format!("scan API: {e}")))?;
+    let std_listener = api::bind_socket(&socket)
+        .map_err(|e| SetupError::Other(format!("cannot listen on {}: {e}", socket.display())))?;
+    let _socket_guard = SocketGuard(socket.clone());
+    if let Some(ids) = &prepared.child.ids {
+        std::os::unix::fs::chown(&socket, Some(ids.uid), Some(ids.gid))
+            .map_err(|e| SetupError::Other(format!("chown {}: {e}", socket.display())))?;
+    }
+    {
+        let _g = rt.enter();
+        let listener = tokio::net::UnixListener::from_std(std_listener)
+            .map_err(|e| SetupError::Other(format!("scan API socket: {e}")))?;
+        let server = api::Server::new(Arc::new(service), api::ServerConfig::default());
+        rt.spawn(server.serve(listener));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let pump = monitor.as_ref().and_then(|m| {
+        let stream = m.lock().ok()?.take_event_stream()?;
+        Some(rt.spawn(pump::run(
+            stream,
+            containment.clone(),
+            policy.response.clone(),
+            stop_rx,
+        )))
+    });
+
     let dirs: Vec<std::ffi::CString> = cg
         .dirs()
         .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
@@ -166,34 +277,45 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
         }
     };
     let pid = gated.pid;
-    if let Err(e) = cg.add(pid) {
+    let placed = cg
+        .add(pid)
+        .map_err(SetupError::from)
+        .and_then(|_| match &monitor {
+            Some(m) => m
+                .lock()
+                .map_err(|_| SetupError::Other("monitor lock poisoned".into()))?
+                .track_pid(pid as u32)
+                .map_err(|e| SetupError::Other(format!("eBPF monitor: {e}"))),
+            None => Ok(()),
+        });
+    if let Err(e) = placed {
         gated.abort();
         drop(watchdog.lifeline);
         launch::reap(watchdog.pid);
-        return Err(e.into());
+        return Err(e);
     }
-    if let Some(a) = audit.as_mut() {
-        let cmd: Vec<String> = req
-            .command
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect();
-        let _ = a.record(
-            "session_start",
-            json!({
-                "pid": pid,
-                "ppid": std::process::id(),
-                "exe": cmd.first(),
-                "argv": cmd,
-                "policy": policy.name,
-                "policy_source": opts.policy_source,
-                "cgroup": cg.v2_dir.display().to_string(),
-                "degraded": prepared.degraded,
-                "credentials": prepared.credentials,
-            }),
-            true,
-        );
-    }
+    let cmd: Vec<String> = req
+        .command
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    containment.record(
+        "session_start",
+        json!({
+            "pid": pid,
+            "ppid": std::process::id(),
+            "exe": prepared.child.program.to_string_lossy(),
+            "argv": cmd,
+            "policy": policy.name,
+            "policy_source": opts.policy_source,
+            "cgroup": cg.v2_dir.display().to_string(),
+            "socket": socket.display().to_string(),
+            "monitor": monitor.is_some(),
+            "degraded": prepared.degraded,
+            "credentials": prepared.credentials,
+        }),
+        true,
+    );
     let started = Instant::now();
     if let Err(e) = gated.release() {
         // The child has exited; make sure nothing of it remains.
@@ -215,11 +337,33 @@ fn supervise(opts: &RunOptions, mut audit: Option<&mut AuditLog>) -> Result<Outc
     // The agent is gone; whatever it left running goes with it.
     let _ = cg.remove();
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup removed");
+    // Let the pump record what the ring still holds, then count losses.
+    let _ = stop_tx.send(());
+    if let Some(p) = pump {
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });
+    }
+    if let Some(m) = &monitor {
+        if let Ok(n) = m.lock().map(|m| m.lost_events().unwrap_or(0)) {
+            if n > 0 {
+                containment.record("lost_events", json!({"count": n}), true);
+                warn(&format!("{n} kernel events were lost (ring buffer full)"));
+            }
+        }
+    }
+    rt.shutdown_timeout(Duration::from_millis(500));
     drop(watchdog.lifeline);
     launch::reap(watchdog.pid);
     drop(tmp_guard);
     let _ = mask.thread_unblock();
     Ok(outcome)
+}
+
+/// Removes the socket file at the end of the session.
+struct SocketGuard(PathBuf);
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn annotate_exec_error(e: launch::LaunchError, p: &sandbox::Prepared) -> SetupError {

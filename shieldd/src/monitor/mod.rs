@@ -31,6 +31,7 @@
 
 mod events;
 mod policy_rules;
+pub mod pump;
 mod rules;
 #[cfg(test)]
 mod tests;

@@ -26,12 +26,20 @@ pub enum Degrade {
     /// Enforce only ports where the policy names hosts or address ranges
     /// (the address filter is the eBPF monitor's).
     NetAddresses,
+    /// Run without the eBPF monitor (no in-kernel address filter, exec and
+    /// open checks, or process events).
+    Monitor,
 }
 
 impl Degrade {
     /// Every name accepted by `--allow-degraded`.
-    pub const NAMES: &'static [&'static str] =
-        &["landlock", "landlock-net", "cgroup-limits", "net-addresses"];
+    pub const NAMES: &'static [&'static str] = &[
+        "landlock",
+        "landlock-net",
+        "cgroup-limits",
+        "net-addresses",
+        "monitor",
+    ];
 
     /// Parse one name.
     pub fn parse(s: &str) -> Option<Degrade> {
@@ -40,6 +48,7 @@ impl Degrade {
             "landlock-net" => Some(Degrade::LandlockNet),
             "cgroup-limits" => Some(Degrade::CgroupLimits),
             "net-addresses" => Some(Degrade::NetAddresses),
+            "monitor" => Some(Degrade::Monitor),
             _ => None,
         }
     }
@@ -51,6 +60,7 @@ impl Degrade {
             Degrade::LandlockNet => "landlock-net",
             Degrade::CgroupLimits => "cgroup-limits",
             Degrade::NetAddresses => "net-addresses",
+            Degrade::Monitor => "monitor",
         }
     }
 }
@@ -120,6 +130,9 @@ pub struct Request {
     pub degrade: Vec<Degrade>,
     /// Extra environment for the agent (SHIELD_SOCKET, ...).
     pub extra_env: Vec<(String, String)>,
+    /// The eBPF monitor will filter addresses, UDP and TCP connects in the
+    /// kernel; without it Landlock and seccomp do what they can alone.
+    pub monitor: bool,
 }
 
 /// A prepared launch: everything checked, nothing started.
@@ -137,6 +150,8 @@ pub struct Prepared {
     pub notes: Vec<String>,
     /// Credential variables to list in reports.
     pub credentials: Vec<String>,
+    /// Where `~` and `./` pointed.
+    pub base: ResolveBase,
 }
 
 fn has(req: &Request, d: Degrade) -> bool {
@@ -236,7 +251,12 @@ fn prepare_rest(
             _ => {}
         }
     }
-    if net.needs_address_filtering() {
+    if req.monitor {
+        // The monitor's cgroup hooks enforce host, port and protocol, and
+        // record what they refuse; a Landlock refusal would come first and
+        // leave no record.
+        connect_ports = None;
+    } else if net.needs_address_filtering() {
         let hosts: Vec<String> = net
             .connect
             .iter()
@@ -257,7 +277,7 @@ fn prepare_rest(
             hosts.join(", ")
         ));
     }
-    if udp_allowed {
+    if udp_allowed && !req.monitor {
         notes.push(
             "UDP sockets are refused entirely: port and address rules for UDP need the eBPF monitor".into(),
         );
@@ -320,7 +340,9 @@ fn prepare_rest(
         Some(landlock::build_ruleset(&fs, abi)?)
     };
 
-    let filters = seccomp::build_filters(seccomp::SocketRules { deny_udp: true })?;
+    let filters = seccomp::build_filters(seccomp::SocketRules {
+        deny_udp: !req.monitor,
+    })?;
 
     let program = resolve_command(argv0, &cwd)?;
     let argv = req
@@ -349,6 +371,7 @@ fn prepare_rest(
         degraded,
         notes,
         credentials: sb.env.credentials.clone(),
+        base,
     })
 }
 

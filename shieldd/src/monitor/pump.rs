@@ -1,0 +1,173 @@
+//! Kernel events -> audit records and violations (SPEC section 6).
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::EventStream;
+use super::{Event, EventKind, NetOp};
+use crate::policy::ResponsePolicy;
+use crate::respond::Containment;
+
+fn family(f: u32) -> &'static str {
+    match f as i32 {
+        libc::AF_INET => "inet",
+        libc::AF_INET6 => "inet6",
+        libc::AF_PACKET => "packet",
+        libc::AF_UNIX => "unix",
+        _ => "other",
+    }
+}
+
+fn protocol(p: u32, sock_type: u32) -> &'static str {
+    match (p, sock_type) {
+        (6, _) | (0, 1) => "tcp",
+        (17, _) | (0, 2) => "udp",
+        (_, 3) => "raw",
+        _ => "other",
+    }
+}
+
+/// The audit record of one event: (event name, fields, rule family, what
+/// was done, for the violation line).
+pub fn record_of(e: &Event) -> (&'static str, Value, &'static str, String) {
+    let m = &e.meta;
+    let mut base = json!({"pid": m.pid, "comm": m.comm});
+    if m.ppid != 0 {
+        base["ppid"] = json!(m.ppid);
+    }
+    if m.violation {
+        base["violation"] = json!(true);
+    }
+    if m.killed {
+        base["killed"] = json!(true);
+    }
+    if m.denied {
+        base["denied"] = json!(true);
+    }
+    if m.truncated {
+        base["truncated"] = json!(true);
+    }
+    let merge = |mut b: Value, extra: Value| {
+        if let (Value::Object(b), Value::Object(x)) = (&mut b, extra) {
+            b.extend(x);
+        }
+        b
+    };
+    match &e.kind {
+        EventKind::Exec {
+            path,
+            filename,
+            argv,
+        } => (
+            "exec",
+            merge(
+                base,
+                json!({"exe": path, "filename": filename, "argv": argv}),
+            ),
+            "exec",
+            format!("exec of {path} is not allowed by exec.allow"),
+        ),
+        EventKind::Open { path, flags } => (
+            "open",
+            merge(base, json!({"path": path, "flags": flags})),
+            "filesystem",
+            format!("open of denied path {path}"),
+        ),
+        EventKind::Net {
+            op,
+            family: f,
+            protocol: p,
+            sock_type,
+            addr,
+            port,
+        } => {
+            let (name, op_s) = match op {
+                NetOp::Connect => ("connect", "connect"),
+                NetOp::Sendmsg => ("connect", "sendmsg"),
+                NetOp::Bind => ("bind", "bind"),
+            };
+            let proto = protocol(*p, *sock_type);
+            let why = if m.isolated {
+                " (session isolated)"
+            } else {
+                " not allowed by the policy"
+            };
+            (
+                name,
+                merge(
+                    base,
+                    json!({"op": op_s, "family": family(*f), "protocol": proto,
+                           "addr": addr.to_string(), "port": port}),
+                ),
+                "network",
+                format!("{op_s} to {addr}:{port}/{proto}{why}"),
+            )
+        }
+        EventKind::Socket {
+            family: f,
+            sock_type,
+            protocol: p,
+        } => (
+            "socket",
+            merge(
+                base,
+                json!({"family": family(*f), "type": sock_type, "protocol": p}),
+            ),
+            "network",
+            format!("{} socket refused", family(*f)),
+        ),
+        EventKind::Fork { child_pid } => (
+            "fork",
+            merge(base, json!({"child": child_pid})),
+            "process",
+            String::new(),
+        ),
+        EventKind::Exit { exit_code } => (
+            "exit",
+            merge(base, json!({"exit_code": exit_code})),
+            "process",
+            String::new(),
+        ),
+        EventKind::Unknown { kind } => (
+            "unknown",
+            merge(base, json!({"kind": kind})),
+            "process",
+            String::new(),
+        ),
+    }
+}
+
+/// Record one event and act on a violation.
+pub fn handle(e: &Event, c: &Containment, response: &ResponsePolicy) {
+    let (name, fields, rule, detail) = record_of(e);
+    c.record(name, fields, false);
+    if e.meta.violation {
+        c.violation(rule, response.for_rule(rule), Some(e.meta.pid), &detail);
+    }
+}
+
+/// Read events until told to stop, then drain what the ring still holds.
+pub async fn run(
+    mut stream: EventStream,
+    c: Containment,
+    response: ResponsePolicy,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            ev = stream.next_event() => match ev {
+                Ok(e) => handle(&e, &c, &response),
+                Err(err) => {
+                    eprintln!("shieldd: monitor: {err}");
+                    break;
+                }
+            },
+            _ = &mut stop => {
+                while let Some(e) = stream.try_next_event() {
+                    handle(&e, &c, &response);
+                }
+                break;
+            }
+        }
+    }
+}
