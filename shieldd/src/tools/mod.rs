@@ -615,20 +615,50 @@ fn check_param(p: &CompiledParam, obj: &Map<String, Value>, out: &mut Vec<Findin
 /// A text detector: appends findings with byte offsets into the text.
 type Detector = fn(&str, &mut Vec<Finding>);
 
-/// A detector, the finding type it maps to, and what it finds (for `detail`).
-type DetectorEntry = (Detector, &'static str, &'static str);
+/// A detector, the finding type it maps to, what it finds (for `detail`),
+/// and whether it looks for personal data.
+type DetectorEntry = (Detector, &'static str, &'static str, bool);
 
 /// The scanners run on every string of the parameters.
 const PARAM_DETECTORS: &[DetectorEntry] = &[
-    (crate::scan::secrets::detect, "secret_in_param", "a secret"),
-    (crate::scan::pii::detect, "pii_in_param", "personal data"),
+    (
+        crate::scan::secrets::detect,
+        "secret_in_param",
+        "a secret",
+        false,
+    ),
+    (
+        crate::scan::pii::detect,
+        "pii_in_param",
+        "personal data",
+        true,
+    ),
 ];
 
-/// Scan every string (values and object keys) with `detectors`.
-fn scan_strings(nodes: &[Node<'_>], detectors: &[DetectorEntry], out: &mut Vec<Finding>) {
+/// Whether `n` is a top-level recipient value (`to`, `cc[1]`, ...).
+fn is_recipient_value(n: &Node<'_>) -> bool {
+    email::is_recipient_param(n.key)
+        && n.path
+            .strip_prefix(n.key)
+            .is_some_and(|rest| rest.is_empty() || (rest.starts_with('[') && !rest.contains('.')))
+}
+
+/// Scan every string (values and object keys) with `detectors`. When
+/// `recipients_checked`, recipient values are exempt from the personal-data
+/// detectors: they are e-mail addresses by design and were already matched
+/// against `allowed_domains`.
+fn scan_strings(
+    nodes: &[Node<'_>],
+    detectors: &[DetectorEntry],
+    recipients_checked: bool,
+    out: &mut Vec<Finding>,
+) {
     let mut found = Vec::new();
-    let mut scan = |text: &str, what: &str, out: &mut Vec<Finding>| {
-        for (detect, ty, noun) in detectors {
+    let mut scan = |text: &str, what: &str, exempt_personal: bool, out: &mut Vec<Finding>| {
+        for (detect, ty, noun, personal) in detectors {
+            if *personal && exempt_personal {
+                continue;
+            }
             found.clear();
             detect(text, &mut found);
             for f in found.drain(..) {
@@ -645,10 +675,16 @@ fn scan_strings(nodes: &[Node<'_>], detectors: &[DetectorEntry], out: &mut Vec<F
     };
     for n in nodes {
         if n.member {
-            scan(n.key, &format!("the name of parameter `{}`", n.path), out);
+            scan(
+                n.key,
+                &format!("the name of parameter `{}`", n.path),
+                false,
+                out,
+            );
         }
         if let Value::String(s) = n.value {
-            scan(s, &format!("parameter `{}`", n.path), out);
+            let exempt = recipients_checked && is_recipient_value(n);
+            scan(s, &format!("parameter `{}`", n.path), exempt, out);
         }
     }
 }
@@ -697,7 +733,8 @@ impl ToolChecker {
                     if let Some(r) = rule {
                         r.check(obj, &nodes, &mut findings);
                     }
-                    scan_strings(&nodes, self.detectors, &mut findings);
+                    let recipients_checked = rule.is_some_and(|r| r.domains.is_some());
+                    scan_strings(&nodes, self.detectors, recipients_checked, &mut findings);
                 }
             }
         } else {

@@ -669,7 +669,7 @@ fn fake_secret(text: &str, out: &mut Vec<Finding>) {
 }
 
 fn fake_pii(text: &str, out: &mut Vec<Finding>) {
-    if text.contains("123-45-6789") {
+    if text.contains("123-45-6789") || text.contains('@') {
         out.push(Finding {
             kind: FindingKind::Pii,
             ty: "ssn".into(),
@@ -682,8 +682,8 @@ fn fake_pii(text: &str, out: &mut Vec<Finding>) {
 }
 
 const FAKE_DETECTORS: &[DetectorEntry] = &[
-    (fake_secret, "secret_in_param", "a secret"),
-    (fake_pii, "pii_in_param", "personal data"),
+    (fake_secret, "secret_in_param", "a secret", false),
+    (fake_pii, "pii_in_param", "personal data", true),
 ];
 
 #[test]
@@ -713,6 +713,39 @@ fn wiring_secret_and_pii_findings_block() {
         "weather",
         json!({"ssn": "123-45-6789"}),
         &["pii_in_param"],
+    );
+    // Recipients of a rule with allowed_domains are addresses by design: not
+    // personal-data findings there, but still everywhere else.
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "cc": ["a@yourcompany.com"]}),
+        &["requires_approval"],
+    );
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "body": "write to eve@x.com"}),
+        &["pii_in_param"],
+    );
+    assert_case(
+        c,
+        "weather",
+        json!({"to": "bob@yourcompany.com"}),
+        &["pii_in_param"],
+    );
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "x": {"to": "a@b.c"}}),
+        &["pii_in_param"],
+    );
+    // Secrets are scanned in recipients too.
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "SEKRET <bob@yourcompany.com>"}),
+        &["secret_in_param"],
     );
     // Listed tools are scanned too, and a call that needs approval is blocked.
     assert_case(
