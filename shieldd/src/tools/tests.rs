@@ -224,29 +224,59 @@ fn sql_parameter_shapes() {
     );
 }
 
+/// Inputs that drive sqlparser's recursion as deep as the length cap
+/// allows. Before the analysis got its own stack, nested JOINs aborted the
+/// process with a stack overflow in a 2 MiB test thread.
 #[test]
 fn sql_adversarial_inputs_are_bounded() {
     let c = checker();
-    // Left-deep expression as long as the length cap allows.
-    let n = (sql::MAX_SQL_BYTES - 40) / 2;
-    let deep = format!("SELECT {}1 FROM reports LIMIT 1", "1+".repeat(n));
-    let v = c.check("database_query", &json!({ "query": deep }));
-    assert!(v.action == Action::Allow || v.blocked);
-    let unions = format!("SELECT 1{} LIMIT 1", " UNION SELECT 1".repeat(1000));
-    let v = c.check("database_query", &json!({ "query": unions }));
-    assert!(v.action == Action::Allow || v.blocked);
-    let parens = format!("SELECT {}1{} LIMIT 1", "(".repeat(5000), ")".repeat(5000));
-    assert_case(
-        &c,
-        "database_query",
-        json!({ "query": parens }),
-        &["sql_parse_error"],
-    );
+    let max = sql::MAX_SQL_BYTES - 40;
+    let fill = |unit: &str| unit.repeat(max / unit.len());
+    let fill_pair = |open: &str, close: &str| {
+        let n = max / (open.len() + close.len());
+        (open.repeat(n), close.repeat(n))
+    };
+    let (case_open, case_close) = fill_pair("CASE WHEN 1 THEN 1 ELSE ", " END");
+    let (arr_open, arr_close) = fill_pair("ARRAY[", "]");
+    let (par_open, par_close) = fill_pair("(", ")");
+    let (sub_open, sub_close) = fill_pair("(SELECT ", ")");
+    let queries = [
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("1+")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("-")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("~")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("NOT ")),
+        format!("SELECT 1{} FROM reports LIMIT 1", fill("::int")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill("[1]")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill("->'a'")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill(" IS NULL")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill(" COLLATE c")),
+        format!("SELECT {case_open}1{case_close} LIMIT 1"),
+        format!("SELECT {arr_open}1{arr_close} LIMIT 1"),
+        format!("SELECT {par_open}1{par_close} LIMIT 1"),
+        format!("SELECT {sub_open}1{sub_close} LIMIT 1"),
+        format!("SELECT 1{} LIMIT 1", fill(" UNION SELECT 1")),
+        format!("SELECT * FROM a{} LIMIT 1", fill(" JOIN a")),
+        format!("SELECT * FROM a {} LIMIT 1", " JOIN a".repeat(60)),
+        format!("DROP TABLE {}x", fill("x,")),
+        format!("SELECT 1 LIMIT 1{}", fill(";")),
+    ];
+    for q in queries {
+        assert!(q.len() <= sql::MAX_SQL_BYTES, "{}", q.len());
+        let v = c.check("database_query", &json!({ "query": q }));
+        assert!(v.action == Action::Allow || v.blocked, "{:?}", v.findings);
+    }
     let long = format!("SELECT 1 LIMIT 1 {}", " ".repeat(sql::MAX_SQL_BYTES));
     assert_case(
         &c,
         "database_query",
         json!({ "query": long }),
+        &["sql_parse_error"],
+    );
+    let joins = format!("SELECT * FROM a {} LIMIT 1", " JOIN a".repeat(65));
+    assert_case(
+        &c,
+        "database_query",
+        json!({ "query": joins }),
         &["sql_parse_error"],
     );
 }
