@@ -780,6 +780,75 @@ pub fn check_tool(policy: &ToolPolicy, name: &str, params: &Value) -> Verdict {
     }
 }
 
+/// Parse tool parameters from JSON text, refusing duplicate object keys.
+///
+/// `{"path": "/etc/passwd", "path": "/data/reports/a"}` is valid JSON that
+/// serde_json reads as its last value and a first-wins parser reads as its
+/// first: the policy would judge a different call from the one the tool
+/// runs. Use this wherever parameters arrive as text (CLI, scan API).
+pub fn parse_params(json: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<NoDupValue>(json).map(|v| v.0)
+}
+
+/// A JSON value whose objects have no duplicate keys.
+struct NoDupValue(Value);
+
+impl<'de> serde::Deserialize<'de> for NoDupValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDupVisitor).map(NoDupValue)
+    }
+}
+
+struct NoDupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDupVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity, so `from_f64` fails on nothing read here.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(NoDupValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            let NoDupValue(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// `shieldd check-tool`: the exit status and the JSON line to print.
 ///
 /// Exit status (SPEC section 1): 0 allowed, 1 blocked, 2 input error (params
@@ -790,9 +859,9 @@ pub fn cmd_check_tool(policy: &ToolPolicy, tool: &str, params_json: &str) -> (i3
         let line = serde_json::json!({"error": {"code": code, "message": message}});
         (2, line.to_string())
     };
-    let params: Value = match serde_json::from_str(params_json) {
+    let params = match parse_params(params_json) {
         Ok(v) => v,
-        Err(e) => return error("bad_request", format!("--params is not valid JSON: {e}")),
+        Err(e) => return error("bad_request", format!("--params: {e}")),
     };
     let checker = match ToolChecker::new(policy) {
         Ok(c) => c,

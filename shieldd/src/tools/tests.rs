@@ -674,6 +674,31 @@ fn cmd_check_tool_exit_codes() {
     assert_eq!(code, 2);
     assert_eq!(parse(&line)["error"]["code"], "bad_request");
 
+    // Duplicate keys: parsers disagree on which one wins, so refuse the input.
+    for dup in [
+        r#"{"path": "/etc/passwd", "path": "/data/reports/a"}"#,
+        r#"{"o": {"path": "/etc/passwd", "path": "/data/reports/a"}}"#,
+        r#"{"o": [{"a": 1, "a": 1}]}"#,
+    ] {
+        let (code, line) = cmd_check_tool(&p, "read_file", dup);
+        assert_eq!(code, 2, "{dup}: {line}");
+        assert!(line.contains("duplicate key"), "{line}");
+    }
+    match parse_params(
+        r#"{"a": [1, -2, 3.5, true, null, "x", {"b": {}}], "c": 18446744073709551615}"#,
+    ) {
+        Ok(v) => assert_eq!(
+            v,
+            json!({"a": [1, -2, 3.5, true, null, "x", {"b": {}}], "c": 18446744073709551615u64})
+        ),
+        Err(e) => panic!("{e}"),
+    }
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(
+        parse_params(&deep).is_err(),
+        "serde_json's depth limit applies"
+    );
+
     // Valid JSON that is not an object is a refused call, not an input error.
     let (code, _) = cmd_check_tool(&p, "read_file", "[1]");
     assert_eq!(code, 1);
