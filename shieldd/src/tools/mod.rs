@@ -301,6 +301,39 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// Longest parameter key or tool name shown in a path or `detail`.
+const MAX_SHOWN_KEY: usize = 64;
+
+/// Longest parameter path kept; deeper segments are elided. Paths are built
+/// for every value, so without a cap a long key above a long array would
+/// cost (key length x elements) memory.
+const MAX_SHOWN_PATH: usize = 256;
+
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking a cut.
+fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", s.get(..end).unwrap_or_default()))
+}
+
+/// `parent` + `sep` + `seg`, both bounded in length.
+fn child_path(parent: &str, sep: &str, seg: &str) -> String {
+    if parent.len() >= MAX_SHOWN_PATH {
+        // Already elided: keep it as it is, so every descendant costs the same.
+        return parent.to_string();
+    }
+    let mut p = format!("{parent}{sep}{}", clip(seg, MAX_SHOWN_KEY));
+    if p.len() > MAX_SHOWN_PATH {
+        p = clip(&p, MAX_SHOWN_PATH).into_owned();
+    }
+    p
+}
+
 /// One value inside the parameters, with where it is.
 struct Node<'a> {
     /// `a.b[2].c`.
@@ -321,7 +354,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
         .map(|(k, v)| {
             (
                 Node {
-                    path: k.clone(),
+                    path: clip(k, MAX_SHOWN_KEY).into_owned(),
                     key: k.as_str(),
                     member: true,
                     value: v,
@@ -341,7 +374,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
                 for (k, v) in m.iter().rev() {
                     stack.push((
                         Node {
-                            path: format!("{}.{k}", node.path),
+                            path: child_path(&node.path, ".", k),
                             key: k.as_str(),
                             member: true,
                             value: v,
@@ -359,7 +392,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
                 for (i, v) in a.iter().enumerate().rev() {
                     stack.push((
                         Node {
-                            path: format!("{}[{i}]", node.path),
+                            path: child_path(&node.path, "[", &format!("{i}]")),
                             key: node.key,
                             member: false,
                             value: v,
@@ -724,7 +757,10 @@ impl ToolChecker {
         if rule.is_none() && self.default_action == ToolDefault::Deny {
             findings.push(finding(
                 "unknown_tool",
-                format!("tool `{name}` is not in allowed_tools and default_action is deny"),
+                format!(
+                    "tool `{}` is not in allowed_tools and default_action is deny",
+                    clip(name, MAX_SHOWN_KEY)
+                ),
             ));
         } else if let Some(obj) = params.as_object() {
             match collect_nodes(obj) {

@@ -823,6 +823,38 @@ fn wiring_secret_and_pii_findings_block() {
     );
 }
 
+/// A long key above a long array: every element's path and finding detail
+/// stay short (unbounded paths cost key length x elements: here 1 GB).
+#[test]
+fn long_keys_keep_paths_and_details_bounded() {
+    let mut c = checker();
+    c.detectors = FAKE_DETECTORS;
+    let key = "k".repeat(100_000);
+    let items: Vec<Value> = (0..10_000).map(|_| json!("SEKRET")).collect();
+    let nested = json!({ "é".repeat(40): { "ü".repeat(40): { "x".repeat(300): "SEKRET" } } });
+    for params in [json!({ key.clone(): items }), nested] {
+        let v = c.check("weather_unknown_tool_name_that_is_long", &params);
+        assert!(v.blocked);
+        let v = c.check(&key, &params);
+        assert!(v.blocked);
+        assert!(
+            v.findings.iter().all(|f| f.detail.len() < 400),
+            "{:?}",
+            v.findings.first()
+        );
+    }
+    let allow = ToolChecker {
+        detectors: FAKE_DETECTORS,
+        ..ToolChecker::new(&policy(ToolDefault::Allow)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let v = allow.check(
+        "weather",
+        &json!({ key: (0..10_000).map(|_| json!("SEKRET")).collect::<Vec<_>>() }),
+    );
+    assert_eq!(v.findings.len(), 10_000);
+    assert!(v.findings.iter().all(|f| f.detail.len() < 400));
+}
+
 #[test]
 fn wiring_real_detectors_block_what_they_find() {
     let allow = match ToolChecker::new(&policy(ToolDefault::Allow)) {
@@ -947,5 +979,23 @@ mod proptests {
             let v = c.check("database_query", &json!({ "query": format!("{q}\n;DROP TABLE t") }));
             prop_assert!(v.blocked, "{:?}", v.findings);
         }
+    }
+}
+
+/// The daemon shares one checker between connection threads.
+#[test]
+fn checker_is_send_and_sync_and_matches_check_tool() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ToolChecker>();
+    let p = policy(ToolDefault::Deny);
+    let c = checker();
+    for (tool, params) in [
+        ("read_file", json!({"path": "/etc/passwd"})),
+        ("send_email", json!({"to": "a@yourcompany.com"})),
+        ("database_query", json!({"query": "SELECT 1 LIMIT 1"})),
+    ] {
+        let a = c.check(tool, &params);
+        let b = check_tool(&p, tool, &params);
+        assert_eq!((a.action, a.findings), (b.action, b.findings));
     }
 }
