@@ -966,6 +966,24 @@ mod proptests {
             }
         }
 
+        /// The component comparison agrees with std's `Path::starts_with`
+        /// on the policy module's lexical normalisation.
+        #[test]
+        fn path_check_agrees_with_std_paths(
+            absolute in any::<bool>(),
+            segs in proptest::collection::vec(prop_oneof![
+                Just("data"), Just("reports"), Just("exports"), Just("reports_evil"),
+                Just(".."), Just("."), Just(""), Just("etc"), Just("passwd"), Just("q3.csv"),
+            ], 0..8),
+        ) {
+            let p = format!("{}{}", if absolute { "/" } else { "" }, segs.join("/"));
+            let v = checker().check("read_file", &json!({ "path": p }));
+            let norm = crate::policy::normalize_lexically(std::path::Path::new(&p));
+            let expect = absolute
+                && (norm.starts_with("/data/reports") || norm.starts_with("/data/exports"));
+            prop_assert_eq!(!v.blocked, expect, "{} -> {:?}: {:?}", p, norm, v.findings);
+        }
+
         #[test]
         fn check_never_panics_on_any_sql(q in arb_sql()) {
             let c = checker();
