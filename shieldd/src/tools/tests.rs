@@ -192,6 +192,22 @@ fn sql_operations_are_case_insensitive_and_dml_targets_are_base_tables() {
             "INSERT INTO \"USERS_PII\" VALUES (1)",
             &["sql_blocked_table"],
         ),
+        (
+            "UPDATE reports SET x = (SELECT ssn FROM users_pii)",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        (
+            "DELETE FROM reports USING users_pii WHERE reports.id = users_pii.id",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        ("DELETE FROM users_pii", &["sql_blocked_table", "sql_operation"]),
+        (
+            "MERGE INTO users_pii USING reports ON users_pii.id = reports.id WHEN MATCHED THEN DELETE",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        ("INSERT INTO reports VALUES ((SELECT ssn FROM users_pii LIMIT 1))", &["sql_blocked_table"]),
+        ("CREATE TABLE x AS SELECT * FROM users_pii", &["sql_blocked_table", "sql_operation"]),
+        ("CREATE TABLE x AS SELECT * FROM reports", &["sql_operation"]),
     ];
     for (q, expect) in cases {
         assert_case(&c, "db_write", json!({ "sql": q }), expect);
