@@ -301,6 +301,39 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// Longest parameter key or tool name shown in a path or `detail`.
+const MAX_SHOWN_KEY: usize = 64;
+
+/// Longest parameter path kept; deeper segments are elided. Paths are built
+/// for every value, so without a cap a long key above a long array would
+/// cost (key length x elements) memory.
+const MAX_SHOWN_PATH: usize = 256;
+
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking a cut.
+fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", s.get(..end).unwrap_or_default()))
+}
+
+/// `parent` + `sep` + `seg`, both bounded in length.
+fn child_path(parent: &str, sep: &str, seg: &str) -> String {
+    if parent.len() >= MAX_SHOWN_PATH {
+        // Already elided: keep it as it is, so every descendant costs the same.
+        return parent.to_string();
+    }
+    let mut p = format!("{parent}{sep}{}", clip(seg, MAX_SHOWN_KEY));
+    if p.len() > MAX_SHOWN_PATH {
+        p = clip(&p, MAX_SHOWN_PATH).into_owned();
+    }
+    p
+}
+
 /// One value inside the parameters, with where it is.
 struct Node<'a> {
     /// `a.b[2].c`.
@@ -321,7 +354,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
         .map(|(k, v)| {
             (
                 Node {
-                    path: k.clone(),
+                    path: clip(k, MAX_SHOWN_KEY).into_owned(),
                     key: k.as_str(),
                     member: true,
                     value: v,
@@ -341,7 +374,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
                 for (k, v) in m.iter().rev() {
                     stack.push((
                         Node {
-                            path: format!("{}.{k}", node.path),
+                            path: child_path(&node.path, ".", k),
                             key: k.as_str(),
                             member: true,
                             value: v,
@@ -359,7 +392,7 @@ fn collect_nodes(obj: &Map<String, Value>) -> Result<Vec<Node<'_>>, String> {
                 for (i, v) in a.iter().enumerate().rev() {
                     stack.push((
                         Node {
-                            path: format!("{}[{i}]", node.path),
+                            path: child_path(&node.path, "[", &format!("{i}]")),
                             key: node.key,
                             member: false,
                             value: v,
@@ -615,20 +648,50 @@ fn check_param(p: &CompiledParam, obj: &Map<String, Value>, out: &mut Vec<Findin
 /// A text detector: appends findings with byte offsets into the text.
 type Detector = fn(&str, &mut Vec<Finding>);
 
-/// A detector, the finding type it maps to, and what it finds (for `detail`).
-type DetectorEntry = (Detector, &'static str, &'static str);
+/// A detector, the finding type it maps to, what it finds (for `detail`),
+/// and whether it looks for personal data.
+type DetectorEntry = (Detector, &'static str, &'static str, bool);
 
 /// The scanners run on every string of the parameters.
 const PARAM_DETECTORS: &[DetectorEntry] = &[
-    (crate::scan::secrets::detect, "secret_in_param", "a secret"),
-    (crate::scan::pii::detect, "pii_in_param", "personal data"),
+    (
+        crate::scan::secrets::detect,
+        "secret_in_param",
+        "a secret",
+        false,
+    ),
+    (
+        crate::scan::pii::detect,
+        "pii_in_param",
+        "personal data",
+        true,
+    ),
 ];
 
-/// Scan every string (values and object keys) with `detectors`.
-fn scan_strings(nodes: &[Node<'_>], detectors: &[DetectorEntry], out: &mut Vec<Finding>) {
+/// Whether `n` is a top-level recipient value (`to`, `cc[1]`, ...).
+fn is_recipient_value(n: &Node<'_>) -> bool {
+    email::is_recipient_param(n.key)
+        && n.path
+            .strip_prefix(n.key)
+            .is_some_and(|rest| rest.is_empty() || (rest.starts_with('[') && !rest.contains('.')))
+}
+
+/// Scan every string (values and object keys) with `detectors`. When
+/// `recipients_checked`, recipient values are exempt from the personal-data
+/// detectors: they are e-mail addresses by design and were already matched
+/// against `allowed_domains`.
+fn scan_strings(
+    nodes: &[Node<'_>],
+    detectors: &[DetectorEntry],
+    recipients_checked: bool,
+    out: &mut Vec<Finding>,
+) {
     let mut found = Vec::new();
-    let mut scan = |text: &str, what: &str, out: &mut Vec<Finding>| {
-        for (detect, ty, noun) in detectors {
+    let mut scan = |text: &str, what: &str, exempt_personal: bool, out: &mut Vec<Finding>| {
+        for (detect, ty, noun, personal) in detectors {
+            if *personal && exempt_personal {
+                continue;
+            }
             found.clear();
             detect(text, &mut found);
             for f in found.drain(..) {
@@ -645,10 +708,16 @@ fn scan_strings(nodes: &[Node<'_>], detectors: &[DetectorEntry], out: &mut Vec<F
     };
     for n in nodes {
         if n.member {
-            scan(n.key, &format!("the name of parameter `{}`", n.path), out);
+            scan(
+                n.key,
+                &format!("the name of parameter `{}`", n.path),
+                false,
+                out,
+            );
         }
         if let Value::String(s) = n.value {
-            scan(s, &format!("parameter `{}`", n.path), out);
+            let exempt = recipients_checked && is_recipient_value(n);
+            scan(s, &format!("parameter `{}`", n.path), exempt, out);
         }
     }
 }
@@ -688,7 +757,10 @@ impl ToolChecker {
         if rule.is_none() && self.default_action == ToolDefault::Deny {
             findings.push(finding(
                 "unknown_tool",
-                format!("tool `{name}` is not in allowed_tools and default_action is deny"),
+                format!(
+                    "tool `{}` is not in allowed_tools and default_action is deny",
+                    clip(name, MAX_SHOWN_KEY)
+                ),
             ));
         } else if let Some(obj) = params.as_object() {
             match collect_nodes(obj) {
@@ -697,7 +769,8 @@ impl ToolChecker {
                     if let Some(r) = rule {
                         r.check(obj, &nodes, &mut findings);
                     }
-                    scan_strings(&nodes, self.detectors, &mut findings);
+                    let recipients_checked = rule.is_some_and(|r| r.domains.is_some());
+                    scan_strings(&nodes, self.detectors, recipients_checked, &mut findings);
                 }
             }
         } else {
@@ -743,6 +816,75 @@ pub fn check_tool(policy: &ToolPolicy, name: &str, params: &Value) -> Verdict {
     }
 }
 
+/// Parse tool parameters from JSON text, refusing duplicate object keys.
+///
+/// `{"path": "/etc/passwd", "path": "/data/reports/a"}` is valid JSON that
+/// serde_json reads as its last value and a first-wins parser reads as its
+/// first: the policy would judge a different call from the one the tool
+/// runs. Use this wherever parameters arrive as text (CLI, scan API).
+pub fn parse_params(json: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<NoDupValue>(json).map(|v| v.0)
+}
+
+/// A JSON value whose objects have no duplicate keys.
+struct NoDupValue(Value);
+
+impl<'de> serde::Deserialize<'de> for NoDupValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDupVisitor).map(NoDupValue)
+    }
+}
+
+struct NoDupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDupVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity, so `from_f64` fails on nothing read here.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(NoDupValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            let NoDupValue(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// `shieldd check-tool`: the exit status and the JSON line to print.
 ///
 /// Exit status (SPEC section 1): 0 allowed, 1 blocked, 2 input error (params
@@ -753,9 +895,9 @@ pub fn cmd_check_tool(policy: &ToolPolicy, tool: &str, params_json: &str) -> (i3
         let line = serde_json::json!({"error": {"code": code, "message": message}});
         (2, line.to_string())
     };
-    let params: Value = match serde_json::from_str(params_json) {
+    let params = match parse_params(params_json) {
         Ok(v) => v,
-        Err(e) => return error("bad_request", format!("--params is not valid JSON: {e}")),
+        Err(e) => return error("bad_request", format!("--params: {e}")),
     };
     let checker = match ToolChecker::new(policy) {
         Ok(c) => c,

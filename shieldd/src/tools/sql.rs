@@ -25,6 +25,20 @@ pub(crate) const MAX_SQL_BYTES: usize = 16 * 1024;
 /// Nesting depth allowed to the parser (sqlparser's default is 50).
 const PARSER_RECURSION_LIMIT: usize = 50;
 
+/// Most `JOIN`s accepted. sqlparser parses nested joins (`a JOIN b JOIN c
+/// ON .. ON ..`) by recursion its depth limit does not count, ~4 KiB of stack
+/// a level.
+const MAX_JOINS: usize = 64;
+
+/// Stack the analysis runs on. sqlparser's parser, visitor, printer and
+/// destructors recurse as deep as the AST (`1+1+...` is thousands of levels
+/// within [`MAX_SQL_BYTES`]) and its own stack growth does not cover every
+/// path; an overflow would abort the daemon, so the analysis gets a stack
+/// sized for the worst input of [`MAX_SQL_BYTES`] (the adversarial test
+/// `sql_adversarial_inputs_are_bounded` passes with 4 MiB in a debug build:
+/// 8x margin), allocated only when the caller's remaining stack is smaller.
+const ANALYSIS_STACK_BYTES: usize = 32 * 1024 * 1024;
+
 /// Functions that run SQL given as text, read or write files, run programs,
 /// reach other servers or stall the database. A query calling one can do
 /// what its own text does not show (`query_to_xml('SELECT * FROM users_pii',
@@ -92,6 +106,12 @@ pub(crate) type SqlIssue = (&'static str, String);
 
 /// Check `sql` against `rules`; every refusal is returned (deduplicated).
 pub(crate) fn check_sql(rules: &SqlRules, sql: &str) -> Vec<SqlIssue> {
+    stacker::maybe_grow(ANALYSIS_STACK_BYTES, ANALYSIS_STACK_BYTES, || {
+        check_sql_on_big_stack(rules, sql)
+    })
+}
+
+fn check_sql_on_big_stack(rules: &SqlRules, sql: &str) -> Vec<SqlIssue> {
     if sql.len() > MAX_SQL_BYTES {
         return vec![(
             "sql_parse_error",
@@ -108,6 +128,16 @@ pub(crate) fn check_sql(rules: &SqlRules, sql: &str) -> Vec<SqlIssue> {
         return vec![(
             "sql_parse_error",
             "query contains a MySQL executable comment (/*! ... */)".to_string(),
+        )];
+    }
+
+    // Counted on the raw text (strings and comments included): a bound on
+    // work, not a policy, so over-counting only refuses absurd queries.
+    let joins = sql.to_ascii_lowercase().matches("join").count();
+    if joins > MAX_JOINS {
+        return vec![(
+            "sql_parse_error",
+            format!("query has {joins} JOINs, more than the {MAX_JOINS} analysed"),
         )];
     }
 

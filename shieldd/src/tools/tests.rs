@@ -192,6 +192,22 @@ fn sql_operations_are_case_insensitive_and_dml_targets_are_base_tables() {
             "INSERT INTO \"USERS_PII\" VALUES (1)",
             &["sql_blocked_table"],
         ),
+        (
+            "UPDATE reports SET x = (SELECT ssn FROM users_pii)",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        (
+            "DELETE FROM reports USING users_pii WHERE reports.id = users_pii.id",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        ("DELETE FROM users_pii", &["sql_blocked_table", "sql_operation"]),
+        (
+            "MERGE INTO users_pii USING reports ON users_pii.id = reports.id WHEN MATCHED THEN DELETE",
+            &["sql_blocked_table", "sql_operation"],
+        ),
+        ("INSERT INTO reports VALUES ((SELECT ssn FROM users_pii LIMIT 1))", &["sql_blocked_table"]),
+        ("CREATE TABLE x AS SELECT * FROM users_pii", &["sql_blocked_table", "sql_operation"]),
+        ("CREATE TABLE x AS SELECT * FROM reports", &["sql_operation"]),
     ];
     for (q, expect) in cases {
         assert_case(&c, "db_write", json!({ "sql": q }), expect);
@@ -224,29 +240,59 @@ fn sql_parameter_shapes() {
     );
 }
 
+/// Inputs that drive sqlparser's recursion as deep as the length cap
+/// allows. Before the analysis got its own stack, nested JOINs aborted the
+/// process with a stack overflow in a 2 MiB test thread.
 #[test]
 fn sql_adversarial_inputs_are_bounded() {
     let c = checker();
-    // Left-deep expression as long as the length cap allows.
-    let n = (sql::MAX_SQL_BYTES - 40) / 2;
-    let deep = format!("SELECT {}1 FROM reports LIMIT 1", "1+".repeat(n));
-    let v = c.check("database_query", &json!({ "query": deep }));
-    assert!(v.action == Action::Allow || v.blocked);
-    let unions = format!("SELECT 1{} LIMIT 1", " UNION SELECT 1".repeat(1000));
-    let v = c.check("database_query", &json!({ "query": unions }));
-    assert!(v.action == Action::Allow || v.blocked);
-    let parens = format!("SELECT {}1{} LIMIT 1", "(".repeat(5000), ")".repeat(5000));
-    assert_case(
-        &c,
-        "database_query",
-        json!({ "query": parens }),
-        &["sql_parse_error"],
-    );
+    let max = sql::MAX_SQL_BYTES - 40;
+    let fill = |unit: &str| unit.repeat(max / unit.len());
+    let fill_pair = |open: &str, close: &str| {
+        let n = max / (open.len() + close.len());
+        (open.repeat(n), close.repeat(n))
+    };
+    let (case_open, case_close) = fill_pair("CASE WHEN 1 THEN 1 ELSE ", " END");
+    let (arr_open, arr_close) = fill_pair("ARRAY[", "]");
+    let (par_open, par_close) = fill_pair("(", ")");
+    let (sub_open, sub_close) = fill_pair("(SELECT ", ")");
+    let queries = [
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("1+")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("-")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("~")),
+        format!("SELECT {}1 FROM reports LIMIT 1", fill("NOT ")),
+        format!("SELECT 1{} FROM reports LIMIT 1", fill("::int")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill("[1]")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill("->'a'")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill(" IS NULL")),
+        format!("SELECT x{} FROM reports LIMIT 1", fill(" COLLATE c")),
+        format!("SELECT {case_open}1{case_close} LIMIT 1"),
+        format!("SELECT {arr_open}1{arr_close} LIMIT 1"),
+        format!("SELECT {par_open}1{par_close} LIMIT 1"),
+        format!("SELECT {sub_open}1{sub_close} LIMIT 1"),
+        format!("SELECT 1{} LIMIT 1", fill(" UNION SELECT 1")),
+        format!("SELECT * FROM a{} LIMIT 1", fill(" JOIN a")),
+        format!("SELECT * FROM a {} LIMIT 1", " JOIN a".repeat(60)),
+        format!("DROP TABLE {}x", fill("x,")),
+        format!("SELECT 1 LIMIT 1{}", fill(";")),
+    ];
+    for q in queries {
+        assert!(q.len() <= sql::MAX_SQL_BYTES, "{}", q.len());
+        let v = c.check("database_query", &json!({ "query": q }));
+        assert!(v.action == Action::Allow || v.blocked, "{:?}", v.findings);
+    }
     let long = format!("SELECT 1 LIMIT 1 {}", " ".repeat(sql::MAX_SQL_BYTES));
     assert_case(
         &c,
         "database_query",
         json!({ "query": long }),
+        &["sql_parse_error"],
+    );
+    let joins = format!("SELECT * FROM a {} LIMIT 1", " JOIN a".repeat(65));
+    assert_case(
+        &c,
+        "database_query",
+        json!({ "query": joins }),
         &["sql_parse_error"],
     );
 }
@@ -644,6 +690,31 @@ fn cmd_check_tool_exit_codes() {
     assert_eq!(code, 2);
     assert_eq!(parse(&line)["error"]["code"], "bad_request");
 
+    // Duplicate keys: parsers disagree on which one wins, so refuse the input.
+    for dup in [
+        r#"{"path": "/etc/passwd", "path": "/data/reports/a"}"#,
+        r#"{"o": {"path": "/etc/passwd", "path": "/data/reports/a"}}"#,
+        r#"{"o": [{"a": 1, "a": 1}]}"#,
+    ] {
+        let (code, line) = cmd_check_tool(&p, "read_file", dup);
+        assert_eq!(code, 2, "{dup}: {line}");
+        assert!(line.contains("duplicate key"), "{line}");
+    }
+    match parse_params(
+        r#"{"a": [1, -2, 3.5, true, null, "x", {"b": {}}], "c": 18446744073709551615}"#,
+    ) {
+        Ok(v) => assert_eq!(
+            v,
+            json!({"a": [1, -2, 3.5, true, null, "x", {"b": {}}], "c": 18446744073709551615u64})
+        ),
+        Err(e) => panic!("{e}"),
+    }
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(
+        parse_params(&deep).is_err(),
+        "serde_json's depth limit applies"
+    );
+
     // Valid JSON that is not an object is a refused call, not an input error.
     let (code, _) = cmd_check_tool(&p, "read_file", "[1]");
     assert_eq!(code, 1);
@@ -669,7 +740,7 @@ fn fake_secret(text: &str, out: &mut Vec<Finding>) {
 }
 
 fn fake_pii(text: &str, out: &mut Vec<Finding>) {
-    if text.contains("123-45-6789") {
+    if text.contains("123-45-6789") || text.contains('@') {
         out.push(Finding {
             kind: FindingKind::Pii,
             ty: "ssn".into(),
@@ -682,8 +753,8 @@ fn fake_pii(text: &str, out: &mut Vec<Finding>) {
 }
 
 const FAKE_DETECTORS: &[DetectorEntry] = &[
-    (fake_secret, "secret_in_param", "a secret"),
-    (fake_pii, "pii_in_param", "personal data"),
+    (fake_secret, "secret_in_param", "a secret", false),
+    (fake_pii, "pii_in_param", "personal data", true),
 ];
 
 #[test]
@@ -714,6 +785,39 @@ fn wiring_secret_and_pii_findings_block() {
         json!({"ssn": "123-45-6789"}),
         &["pii_in_param"],
     );
+    // Recipients of a rule with allowed_domains are addresses by design: not
+    // personal-data findings there, but still everywhere else.
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "cc": ["a@yourcompany.com"]}),
+        &["requires_approval"],
+    );
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "body": "write to eve@x.com"}),
+        &["pii_in_param"],
+    );
+    assert_case(
+        c,
+        "weather",
+        json!({"to": "bob@yourcompany.com"}),
+        &["pii_in_param"],
+    );
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "bob@yourcompany.com", "x": {"to": "a@b.c"}}),
+        &["pii_in_param"],
+    );
+    // Secrets are scanned in recipients too.
+    assert_case(
+        c,
+        "send_email",
+        json!({"to": "SEKRET <bob@yourcompany.com>"}),
+        &["secret_in_param"],
+    );
     // Listed tools are scanned too, and a call that needs approval is blocked.
     assert_case(
         c,
@@ -733,6 +837,38 @@ fn wiring_secret_and_pii_findings_block() {
         !f.detail.contains("SEKRET"),
         "detail must not echo the value"
     );
+}
+
+/// A long key above a long array: every element's path and finding detail
+/// stay short (unbounded paths cost key length x elements: here 1 GB).
+#[test]
+fn long_keys_keep_paths_and_details_bounded() {
+    let mut c = checker();
+    c.detectors = FAKE_DETECTORS;
+    let key = "k".repeat(100_000);
+    let items: Vec<Value> = (0..10_000).map(|_| json!("SEKRET")).collect();
+    let nested = json!({ "é".repeat(40): { "ü".repeat(40): { "x".repeat(300): "SEKRET" } } });
+    for params in [json!({ key.clone(): items }), nested] {
+        let v = c.check("weather_unknown_tool_name_that_is_long", &params);
+        assert!(v.blocked);
+        let v = c.check(&key, &params);
+        assert!(v.blocked);
+        assert!(
+            v.findings.iter().all(|f| f.detail.len() < 400),
+            "{:?}",
+            v.findings.first()
+        );
+    }
+    let allow = ToolChecker {
+        detectors: FAKE_DETECTORS,
+        ..ToolChecker::new(&policy(ToolDefault::Allow)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let v = allow.check(
+        "weather",
+        &json!({ key: (0..10_000).map(|_| json!("SEKRET")).collect::<Vec<_>>() }),
+    );
+    assert_eq!(v.findings.len(), 10_000);
+    assert!(v.findings.iter().all(|f| f.detail.len() < 400));
 }
 
 #[test]
@@ -846,6 +982,24 @@ mod proptests {
             }
         }
 
+        /// The component comparison agrees with std's `Path::starts_with`
+        /// on the policy module's lexical normalisation.
+        #[test]
+        fn path_check_agrees_with_std_paths(
+            absolute in any::<bool>(),
+            segs in proptest::collection::vec(prop_oneof![
+                Just("data"), Just("reports"), Just("exports"), Just("reports_evil"),
+                Just(".."), Just("."), Just(""), Just("etc"), Just("passwd"), Just("q3.csv"),
+            ], 0..8),
+        ) {
+            let p = format!("{}{}", if absolute { "/" } else { "" }, segs.join("/"));
+            let v = checker().check("read_file", &json!({ "path": p }));
+            let norm = crate::policy::normalize_lexically(std::path::Path::new(&p));
+            let expect = absolute
+                && (norm.starts_with("/data/reports") || norm.starts_with("/data/exports"));
+            prop_assert_eq!(!v.blocked, expect, "{} -> {:?}: {:?}", p, norm, v.findings);
+        }
+
         #[test]
         fn check_never_panics_on_any_sql(q in arb_sql()) {
             let c = checker();
@@ -859,5 +1013,23 @@ mod proptests {
             let v = c.check("database_query", &json!({ "query": format!("{q}\n;DROP TABLE t") }));
             prop_assert!(v.blocked, "{:?}", v.findings);
         }
+    }
+}
+
+/// The daemon shares one checker between connection threads.
+#[test]
+fn checker_is_send_and_sync_and_matches_check_tool() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ToolChecker>();
+    let p = policy(ToolDefault::Deny);
+    let c = checker();
+    for (tool, params) in [
+        ("read_file", json!({"path": "/etc/passwd"})),
+        ("send_email", json!({"to": "a@yourcompany.com"})),
+        ("database_query", json!({"query": "SELECT 1 LIMIT 1"})),
+    ] {
+        let a = c.check(tool, &params);
+        let b = check_tool(&p, tool, &params);
+        assert_eq!((a.action, a.findings), (b.action, b.findings));
     }
 }
