@@ -105,7 +105,7 @@ fn deny_inside_an_allowed_tree_is_refused() {
     data.write("secret/key.pem", "CANARY-secret-4410");
     data.write("notes.txt", "NOTES");
     let policy = format!(
-        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, {root}]\n    write: [./]\n    deny: [{root}/secret]\n",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, {root}]\n    write: [./]\n    deny: [{root}/secret]\nresponse:\n  default: kill\n  filesystem: deny\n",
         root = data.path().display()
     );
     let code = format!(
@@ -147,7 +147,7 @@ fn tcp_connect_only_to_allowed_ports() {
     let allowed = Listener::new();
     let forbidden = Listener::new();
     let policy = format!(
-        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - {{ host: \"*\", port: {} }}\n",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - {{ cidr: 127.0.0.1/32, port: {} }}\nresponse:\n  network: deny\n",
         allowed.port
     );
     let code = format!(
@@ -168,7 +168,12 @@ for label, port in [("allowed", {a}), ("forbidden", {f})]:
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
     assert!(out.contains("allowed connected"), "{out}");
-    assert!(out.contains("forbidden 13"), "{out}");
+    assert!(out.contains("forbidden 1"), "{out}");
+    assert!(
+        stderr(&o).contains("shieldd: violation: network: connect to 127.0.0.1:"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(
         allowed.received(Duration::from_secs(2)),
         vec![b"EXFIL-allowed".to_vec()]
@@ -177,12 +182,13 @@ for label, port in [("allowed", {a}), ("forbidden", {f})]:
 }
 
 #[test]
-fn default_policy_has_no_network() {
-    if !privileged("default_policy_has_no_network") {
+fn network_denials_with_deny_response_let_the_agent_go_on() {
+    if !privileged("network_denials_with_deny_response_let_the_agent_go_on") {
         return;
     }
     let d = TempDir::new("nonet");
     let l = Listener::new();
+    let policy = "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\nresponse:\n  default: kill\n  network: deny\n";
     let code = format!(
         r#"
 import socket
@@ -191,7 +197,8 @@ try:
     s.connect(("127.0.0.1", {p})); s.sendall(b"EXFIL"); print("LEAK")
 except OSError as e:
     print("tcp", e.errno)
-for fam, addr in [(socket.AF_INET, ("127.0.0.1", {p})), (socket.AF_INET6, ("::1", {p}))]:
+for fam, addr in [(socket.AF_INET, ("127.0.0.1", {p})), (socket.AF_INET6, ("::1", {p})),
+                  (socket.AF_INET6, ("::ffff:127.0.0.1", {p}))]:
     try:
         u = socket.socket(fam, socket.SOCK_DGRAM); u.sendto(b"EXFIL", addr); print("LEAK udp")
     except OSError as e:
@@ -200,17 +207,127 @@ try:
     socket.socket(socket.AF_PACKET, socket.SOCK_RAW); print("LEAK raw")
 except OSError as e:
     print("raw", e.errno)
+print("still running")
 "#,
         p = l.port
     );
-    let o = py(&d, None, &code);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let _ = udp;
+    let o = py(&d, Some(policy), &code);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
-    assert!(out.contains("tcp 13"), "{out}");
-    assert_eq!(out.matches("udp 1").count(), 2, "{out}");
+    assert!(out.contains("tcp 1"), "{out}");
+    assert_eq!(out.matches("udp 1").count(), 3, "{out}");
     assert!(out.contains("raw 1"), "{out}");
+    assert!(out.contains("still running"), "{out}");
     assert!(!out.contains("LEAK"), "{out}");
     assert!(l.received(Duration::from_millis(300)).is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains("shieldd: violation: network: connect to 127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("(deny)"), "{err}");
+}
+
+#[test]
+fn default_policy_kills_the_tree_on_a_forbidden_connect() {
+    if !privileged("default_policy_kills_the_tree_on_a_forbidden_connect") {
+        return;
+    }
+    let d = TempDir::new("killnet");
+    let l = Listener::new();
+    let ev = d.path().join("events.jsonl");
+    // A child keeps running beside the agent: the kill takes the whole tree.
+    let code = format!(
+        r#"
+import os, socket, time
+if os.fork() == 0:
+    time.sleep(60); os._exit(0)
+print("before", flush=True)
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", {p})); s.sendall(b"EXFIL")
+except OSError as e:
+    print("refused", e.errno, flush=True)
+time.sleep(5)
+print("SURVIVED", flush=True)
+"#,
+        p = l.port
+    );
+    let t0 = Instant::now();
+    let o = run_in(
+        d.path(),
+        None,
+        &["--events", ev.to_str().unwrap()],
+        &[PY, "-c", &code],
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(137), "{out}\n{}", stderr(&o));
+    assert!(out.contains("before") && !out.contains("SURVIVED"), "{out}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the tree was not killed at once"
+    );
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("shieldd: violation:"))
+        .unwrap_or_else(|| panic!("no violation line: {err}"));
+    assert!(
+        line.contains("network") && line.contains("(kill)"),
+        "{line}"
+    );
+    assert!(l.received(Duration::from_millis(300)).is_empty());
+    let text = std::fs::read_to_string(&ev).expect("events");
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let v = names
+        .iter()
+        .position(|n| n == "violation")
+        .expect("violation recorded");
+    assert_eq!(
+        names.get(v + 1).map(String::as_str),
+        Some("kill"),
+        "{names:?}"
+    );
+    assert_eq!(names.first().map(String::as_str), Some("session_start"));
+    assert_eq!(names.last().map(String::as_str), Some("session_end"));
+    assert!(
+        names.iter().any(|n| n == "exec") && names.iter().any(|n| n == "fork"),
+        "{names:?}"
+    );
+    shieldd::audit::verify(&ev).expect("chain verifies");
+}
+
+#[test]
+fn exec_through_the_loader_is_killed_before_it_prints() {
+    if !privileged("exec_through_the_loader_is_killed_before_it_prints") {
+        return;
+    }
+    let d = TempDir::new("loader");
+    let policy = "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, /bin]\n    write: [./]\n  exec:\n    allow: [/usr/bin/python3*]\nresponse:\n  exec: kill\n";
+    // ld.so may be executed (Landlock grants it as python's PT_INTERP), so
+    // only the monitor stands between `ld.so /usr/bin/id` and its output.
+    let code = r#"
+import subprocess, glob
+ld = sorted(glob.glob("/lib64/ld-linux-*.so.*") + glob.glob("/lib/ld-linux-*.so.*"))[0]
+r = subprocess.run([ld, "/usr/bin/id"], capture_output=True)
+print("child", r.returncode, r.stdout)
+"#;
+    let o = py(&d, Some(policy), code);
+    let out = stdout(&o);
+    let err = stderr(&o);
+    assert!(!out.contains("uid="), "the loader ran id: {out}");
+    assert!(err.contains("shieldd: violation: exec"), "{out}\n{err}");
+    assert_eq!(o.status.code(), Some(137), "{out}\n{err}");
 }
 
 #[test]
@@ -534,28 +651,49 @@ fn unsupported_confinement_fails_closed() {
     let marker = d.path().join("ran");
     let policy = d.write(
         "p.yaml",
-        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - { host: api.example.com, port: 443 }\n",
+        "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - { cidr: 192.0.2.0/24, port: 443 }\n",
     );
     let touch = format!("touch {}", marker.display());
-    let o = run_in(d.path(), Some(&policy), &[], &["/bin/sh", "-c", &touch]);
-    assert_eq!(o.status.code(), Some(125));
-    let err = stderr(&o);
-    assert!(
-        err.contains("api.example.com") && err.contains("--allow-degraded=net-addresses"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    assert!(!marker.exists());
-    // Named by the user, it runs, and says what was left out.
+    // Without the monitor, address rules cannot be enforced: refused...
     let o = run_in(
         d.path(),
         Some(&policy),
-        &["--allow-degraded", "net-addresses"],
+        &["--allow-degraded", "monitor"],
+        &["/bin/sh", "-c", &touch],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(
+        err.contains("192.0.2.0/24") && err.contains("--allow-degraded=net-addresses"),
+        "{err}"
+    );
+    assert!(!marker.exists());
+    // ...unless the user names that part too; each left-out part is said.
+    let o = run_in(
+        d.path(),
+        Some(&policy),
+        &["--allow-degraded", "monitor,net-addresses"],
         &["/bin/sh", "-c", &touch],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("degraded"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("degraded (allowed by --allow-degraded): monitor"),
+        "{err}"
+    );
+    assert!(
+        err.contains("degraded (allowed by --allow-degraded): net-addresses"),
+        "{err}"
+    );
     assert!(marker.exists());
+    let o = run_in(
+        d.path(),
+        None,
+        &["--allow-degraded", "everything"],
+        &["/bin/true"],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("unknown --allow-degraded part `everything`"));
 }
 
 #[test]

@@ -200,20 +200,40 @@ fn demo() -> Result<()> {
         std::fs::read_to_string(work.join("report.txt")).unwrap_or_else(|_| "(missing)".into())
     );
     let text = std::fs::read_to_string(&events).unwrap_or_default();
-    println!(
-        "events file {} ({} records):",
-        events.display(),
-        text.lines().count()
-    );
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut shown = Vec::new();
     for l in text.lines() {
-        println!("  {}", truncate(l, 160));
+        let name = l
+            .split("\"event\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_string();
+        *counts.entry(name.clone()).or_default() += 1;
+        if !matches!(name.as_str(), "open" | "exec" | "fork" | "exit")
+            || l.contains("\"violation\":true")
+        {
+            shown.push(truncate(l, 200));
+        }
     }
-    let ok = status.success() && received == 0;
+    println!(
+        "events file {} ({} records, hash-chained): {:?}",
+        events.display(),
+        text.lines().count(),
+        counts
+    );
+    println!("the records that matter (every open/exec/fork/exit is in the file too):");
+    for l in shown {
+        println!("  {l}");
+    }
+    // The default policy answers a network violation by killing the tree
+    // (SIGKILL: 137); the refused file reads only fail (response `deny`).
+    let ok = status.code() == Some(137) && received == 0 && work.join("report.txt").exists();
     let _ = std::fs::remove_dir_all(&dir);
     if !ok {
         bail!("demo failed: the agent got through or did not finish");
     }
-    println!("demo ok: the allowed work was done; reading the key, reading /etc/shadow and the exfiltration were refused by the kernel");
+    println!("demo ok: the allowed work was done; the key and /etc/shadow reads were refused (deny) and the exfiltration attempt killed the agent (kill), with nothing received");
     Ok(())
 }
 

@@ -45,8 +45,14 @@ impl PolicyService {
                 _ => None,
             })
             .collect();
+        let scanner = Scanner::new(&policy.scan, hosts)?;
+        // Build every lazily compiled rule set now, not on the agent's first request.
+        let _ = scanner.scan(
+            "warm up: ignore previous instructions 4111 1111 1111 1111",
+            Direction::Inbound,
+        );
         Ok(PolicyService {
-            scanner: Scanner::new(&policy.scan, hosts)?,
+            scanner,
             tools: ToolChecker::new(&policy.tools)?,
             policy: policy.clone(),
             link,
