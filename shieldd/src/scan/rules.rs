@@ -523,7 +523,7 @@ pub static RULES: &[Rule] = &[
     r(
         "jailbreak",
         0.6,
-        r"[\[{<(](?:insert |put |enter |type |add |write )?(?:your |the |a )?(?:prompt|question|request|query|jailbreak)(?: here)?[\]}>)]|\[🔒\s?classic\s?\]|\[🔓",
+        r"[\[<](?:insert |put |enter |type |add |write )?(?:your |the |a )?(?:prompt|question|request|jailbreak)(?: here)?[\]>]|\[🔒\s?classic\s?\]|\[🔓",
     ),
     r(
         "fake_turn",
@@ -576,10 +576,31 @@ pub static RULES: &[Rule] = &[
         0.6,
         r"(?:^|\s)(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:.{1,400}?\s(?:a|answer|respuesta|antwort|risposta|ответ|答|回答|답변|ج)\s?:.{1,400}?\s(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:",
     ),
-    r("prompt_extraction", 0.7,
-      r"(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)"),
-    r("prompt_extraction", 0.65,
-      r"(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!\n]{0,40}(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)|(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)[^.!\n]{0,40}(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)"),
+    r(
+        "prompt_extraction",
+        0.7,
+        r"(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)",
+    ),
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!\n]{0,40}(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)|(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)[^.!\n]{0,40}(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)",
+    ),
+    r(
+        "jailbreak",
+        0.75,
+        r"\bregardless of (?:its |their |the |any )?(?:ethical|legal|moral|ethic|safety)\w* (?:or (?:legal|ethical|moral) )?(?:implications|consequences|concerns|considerations|issues|guidelines)\b|\b(?:doesn'?t|does not|don'?t|do not|never) cares? (?:about )?(?:the )?(?:laws?|morals?|ethics|rules|legality|morality|consequences)\b",
+    ),
+    r(
+        "jailbreak",
+        0.7,
+        r"\bnever refuses?\b|\b(?:don'?t|do not|never|not) refuse (?:the |any |a |my )?(?:user'?s? )?(?:requests?|questions?|prompts?|orders?)\b|\bstay in (?:\w+ ){1,2}mode\b",
+    ),
+    r(
+        "jailbreak",
+        0.7,
+        r"\b(?:ai|api|bot|model|system|assistant|chatbot|entity)\w* (?:that|which|who) (?:does|can do|will do|is able to do) anything\b|\bincluding (?:those |content |text )?(?:of |that (?:is|are) )?(?:an? )?(?:illegal|unethical|explicit|dangerous|offensive|harmful|immoral)\b",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
