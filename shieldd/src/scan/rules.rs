@@ -601,6 +601,26 @@ pub static RULES: &[Rule] = &[
         0.7,
         r"\b(?:ai|api|bot|model|system|assistant|chatbot|entity)\w* (?:that|which|who) (?:does|can do|will do|is able to do) anything\b|\bincluding (?:those |content |text )?(?:of |that (?:is|are) )?(?:an? )?(?:illegal|unethical|explicit|dangerous|offensive|harmful|immoral)\b",
     ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"\b(?:combine|concatenate|join|interlace|merge|put together|assemble)\b.{0,60}\b(?:parts?|strings?|pieces|fragments|a,? b,? (?:and )?c)\b.{0,200}\b(?:answer|respond|question|follow|execute|example|do what it says)\b|\bpart (?:1|one|a)\s?(?:is|:|=)\s?[\x22'“«].{0,80}\bpart (?:2|two|b)\s?(?:is|:|=)\s?[\x22'“«]|\bstrings?:? \w ?= ?\W.{0,200}\b\w ?= ?\w ?\+ ?\w ?\+ ?\w\b",
+    ),
+    r(
+        "phishing_instruction",
+        0.65,
+        r"\byour (?:account|password|card|session|device|computer) (?:has been|was|is|have been) (?:compromised|hacked|suspended|locked|breached|infected|blocked|deactivated)\b.{0,80}\b(?:click|follow|visit|go to|open|use) (?:this|the|our|a) (?:link|url|page|site|website)\b",
+    ),
+    r(
+        "direct_injection",
+        0.7,
+        r"\b(?:data|training data|instruction|system|prompt) override\s?:|\boverride\s?:\s",
+    ),
+    r(
+        "prompt_extraction",
+        0.7,
+        r"\b(?:ask|asking|asked|request|requesting) (?:you )?for your (?:password|passphrase|passcode|secret key|credentials|api key)\b",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
