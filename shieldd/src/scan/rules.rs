@@ -621,6 +621,36 @@ pub static RULES: &[Rule] = &[
         0.7,
         r"\b(?:ask|asking|asked|request|requesting) (?:you )?for your (?:password|passphrase|passcode|secret key|credentials|api key)\b",
     ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:decodific\w*|decod\w*|dekodier\w*|entschlussel\w*|расшифр\w*|декодир\w*|解码|解碼|デコード|解読|디코딩|해독|فك تشفير|فك ترميز|فك شفرة|डिकोड)[^.!?\n]{0,60}(?:binari\w*|binar\w*|hexad\w*|hex\b|morse|rot13|cesar|caesar|cifrado|chiffre|цезар\w*|двоичн\w*|шестнадцатер\w*|морзе|二进制|十六进制|摩尔斯|莫尔斯|凯撒|バイナリ|二進|16進|モールス|シーザー|이진|16진|모스|시저|ثنائي|سداسي|مورس|قيصر|बाइनरी|हेक्स|मोर्स|सीज़र|base64)",
+    ),
+    r(
+        "role_override",
+        0.7,
+        r"(?:entrando|entro en|entre en|entrer en|entre dans|betrete|trete in|entrare|entrando in|вхожу|вхожу в|перехожу в|进入|進入|入ります|に入る|들어가|들어갑니다|أدخل|ادخل|प्रवेश|dang vao|memasuki|giriyorum|pumapasok)[^.!?\n]{0,50}(?:modo|mode|modus|modalita|режим\w*|模式|モード|모드|وضع|मोड|mod)|<[^<>\n]{1,30}(?:(?:modo|mode|modus|modalita|режим\w*|模式|モード|모드|وضع|मोड|mod)|मॉडल|modelo|модель|模型|モデル|모델)[^<>\n]{0,10}>",
+    ),
+    r(
+        "role_override",
+        0.7,
+        r"(?:\btu|\bsu|\bton|\bvotre|\bdein|\bihr|\btuo|\bsuo|\bseu|\bteu|\bтвой|\bваш|你的|您的|あなたの|당신의|너의)\s?(?:creador|createur|schopfer|creatore|criador|desarrollador|developpeur|entwickler|sviluppatore|desenvolvedor|создатель|разработчик|创造者|創造者|开发者|開發者|開発者|作成者|創造主|창조자|개발자)|منشئك|مطورك|(?:आपके|आपका|तुम्हारे|तुम्हारा) (?:निर्माता|डेवलपर|रचयिता)|(?:nha phat trien|nguoi tao ra) cua ban|(?:pencipta|pengembang)(?:mu| anda)|(?:gelistiricin|yaraticin)\w*|(?:lumikha|developer) mo",
+    ),
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)[^.!\n]{0,60}(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)|(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)",
+    ),
+    r(
+        "fake_turn",
+        0.6,
+        r"(?:^|\s)(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:.{1,400}?\s(?:r|a|о|ответ|resposta|reponse|risposta|答|回答|답|답변|جواب|उ|उत्तर|cevap|sagot|tra loi|jawaban|j|উত্তর|ตอบ)\s?:.{1,400}?\s(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:",
+    ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:1|uno|un|eins|один|первая|一|1)\s?[\s:=\-—]{0,4}(?:es |est |ist |e |è |-|是|は|는|هو |है |adalah |ay )?\s?[\x22'“«「].{0,120}(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:2|dos|deux|zwei|due|dois|два|вторая|二|2)\b",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
