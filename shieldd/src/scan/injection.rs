@@ -32,7 +32,7 @@ use super::rules::RULES;
 /// A rule at or above this score is reported by itself.
 pub const REPORT_SCORE: f32 = 0.5;
 /// Weak cues are reported together once their combined score reaches this.
-pub const CUE_SUM: f32 = 1.0;
+pub const CUE_SUM: f32 = 0.9;
 
 /// One injection rule.
 #[derive(Debug, Clone, Copy)]
