@@ -410,7 +410,7 @@ pub static RULES: &[Rule] = &[
     r(
         "indirect_instruction",
         0.7,
-        r"(?:^|[.!?:;\n\]\)] ?|(?:can|could|would|will) you (?:please )?|please |(?:don'?t|do not) forget to |(?:be sure|make sure|remember) to |kindly )(?:add|include|insert|append|integrate|incorporate|mention|put|embed|inject|weave|place|attach|enhance|augment|modify|alter|encode|encrypt|translate|express|provide|render|use|convert|replace|substitute|scramble|reverse|invert|shift|group|misspell|introduce|jumble|combine|remove|apply|display|rearrange|anagram|spread|promote|tease|hint|sign|reply|respond|write|format|present|deliver|conclude|end|begin|start|finish|close|prefix|suffix|embellish|enrich|supplement|spice up|update|change)\b[^.\n!?]{0,80}?\byour (?:response|reply|answer|message|output|responses|replies|answers|messages)\b",
+        r"(?:^|[.!?:;\n\]\)] ?|(?:can|could|would|will) you (?:please )?|please |(?:don'?t|do not) forget to |(?:be sure|make sure|remember) to |kindly )(?:add|include|insert|append|integrate|incorporate|mention|put|embed|inject|weave|place|attach|enhance|augment|modify|alter|encode|encrypt|translate|express|provide|render|use|convert|replace|substitute|scramble|reverse|invert|shift|group|misspell|introduce|jumble|combine|remove|apply|display|rearrange|anagram|spread|promote|tease|hint|sign|reply|respond|write|format|present|deliver|conclude|end|begin|start|finish|close|prefix|suffix|embellish|enrich|supplement|spice up|update|change)\b(?:[^.\n!?]|[.!?][^\s]){0,120}?\byour (?:response|reply|answer|message|output|responses|replies|answers|messages)\b",
     ),
     r(
         "indirect_instruction",
