@@ -651,6 +651,13 @@ pub static RULES: &[Rule] = &[
         0.55,
         r"(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:1|uno|un|eins|один|первая|一|1)\s?[\s:=\-—]{0,4}(?:es |est |ist |e |è |-|是|は|는|هو |है |adalah |ay )?\s?[\x22'“«「].{0,120}(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:2|dos|deux|zwei|due|dois|два|вторая|二|2)\b",
     ),
+    // A prose sentence on its own line between two rows of a Markdown
+    // table: a table never holds one, an injected instruction does.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"\|\n[^|\n]{12,300}[.?!]\W{0,2}\n\|",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
