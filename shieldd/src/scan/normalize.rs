@@ -545,7 +545,7 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
             continue;
         }
         for k in std::iter::once(c).nfkc() {
-            if ('\u{0300}'..='\u{036F}').contains(&k) || invisible(k) {
+            if ('\u{0300}'..='\u{036F}').contains(&k) || arabic_mark(k) || invisible(k) {
                 continue;
             }
             let latin_ext =
@@ -562,6 +562,12 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
         }
     }
     out
+}
+
+/// Arabic short vowels and other optional marks: written or not, the word
+/// is the same, so rules are written without them.
+fn arabic_mark(c: char) -> bool {
+    matches!(c, '\u{0610}'..='\u{061A}' | '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}')
 }
 
 fn push_lower(out: &mut Vec<Ch>, c: char, src: Ch) {
@@ -841,6 +847,11 @@ mod tests {
         assert_eq!(n("&lt;|im_start|&gt;system"), "<|im_start|>system");
         // Non-HTML angle brackets are text a model reads.
         assert_eq!(n("<<SYS>> x"), "<<sys>> x");
+    }
+
+    #[test]
+    fn arabic_short_vowels_dropped() {
+        assert_eq!(n("انسَ ذلك"), "انس ذلك");
     }
 
     #[test]
