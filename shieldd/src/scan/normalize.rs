@@ -537,6 +537,12 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
         if invisible(c) {
             continue;
         }
+        // Regional-indicator and negative squared/circled letters spell
+        // words with emoji ("🇭🇴🇼"); NFKC leaves them alone.
+        if let Some(l) = emoji_letter(c) {
+            out.push(Ch { c: l, ..ch });
+            continue;
+        }
         if c.is_ascii() {
             out.push(Ch {
                 c: c.to_ascii_lowercase(),
@@ -562,6 +568,17 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
         }
     }
     out
+}
+
+/// The Latin letter an emoji letter stands for.
+fn emoji_letter(c: char) -> Option<char> {
+    let base = match c {
+        '\u{1F1E6}'..='\u{1F1FF}' => 0x1F1E6,
+        '\u{1F150}'..='\u{1F169}' => 0x1F150,
+        '\u{1F170}'..='\u{1F189}' => 0x1F170,
+        _ => return None,
+    };
+    char::from_u32(u32::from(b'a') + (c as u32 - base))
 }
 
 /// Arabic short vowels and other optional marks: written or not, the word
@@ -847,6 +864,12 @@ mod tests {
         assert_eq!(n("&lt;|im_start|&gt;system"), "<|im_start|>system");
         // Non-HTML angle brackets are text a model reads.
         assert_eq!(n("<<SYS>> x"), "<<sys>> x");
+    }
+
+    #[test]
+    fn emoji_letters_folded() {
+        assert_eq!(n("\u{1F1ED}\u{1F1F4}\u{1F1FC} to"), "how to");
+        assert_eq!(n("\u{1F170}\u{1F173}"), "ad");
     }
 
     #[test]

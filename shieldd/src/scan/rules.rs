@@ -143,7 +143,7 @@ pub static RULES: &[Rule] = &[
     r(
         "role_override",
         0.85,
-        r"\b(?:from now on|from this (?:point|moment) (?:on|forward)|henceforth|for the rest of (?:this|our) conversation|starting now|until i say otherwise|for all (?:future|subsequent) (?:responses|answers|prompts)),? (?:you (?:are|will|shall|must|'re|'ll|should|have to|can)|act|pretend|respond|answer|reply|behave|your)\b",
+        r"\b(?:from now on|from this (?:point|moment) (?:on|forward)|henceforth|for the rest of (?:this|our) conversation|starting now|until i say otherwise|for all (?:future|subsequent) (?:responses|answers|prompts)),? (?:you (?:are|will|shall|must|'re|'ll|should|have to|can|only|always|never)|act|pretend|respond|answer|reply|behave|your)\b",
     ),
     r(
         "role_override",
@@ -305,7 +305,7 @@ pub static RULES: &[Rule] = &[
     r(
         "jailbreak",
         0.6,
-        r"\b(?:illegal|unethical|immoral|harmful|dangerous|explicit|offensive|nsfw|violent|racist|sexual|inappropriate) (?:content|requests?|activities|questions|things|material|topics|stuff)\b.{0,120}\b(?:allowed|permitted|will answer|can answer|must answer|encouraged|acceptable|fine|okay|ok|no problem|without (?:hesitation|question))\b",
+        r"\b(?:illegal|unethical|immoral|harmful|dangerous|explicit|offensive|nsfw|violent|racist|sexual|inappropriate) (?:content|requests?|activities|questions|things|material|topics|stuff|generations?|outputs?|responses?|language|words|jokes|roleplay)\b.{0,120}\b(?:allowed|permitted|will answer|can answer|must answer|encouraged|acceptable|fine|okay|ok|no problem|without (?:hesitation|question))\b",
     ),
     r(
         "jailbreak",
@@ -662,6 +662,11 @@ pub static RULES: &[Rule] = &[
         "direct_injection",
         0.75,
         r"(?:ignorez?|ignora|ignoriere\w*|игнорируй\w*|проигнорируй\w*|忽略|無視|무시하고|تجاهل)\W{0,3}(?:sie |la |le |el |o |a |il |die |den |das |the |этот |эту )?(?:fonction|funktion|funcion|funcao|funzione|функци\w*|函数|関数|함수|الدالة|cv|curriculum|curriculo|lebenslauf|article|artikel|articulo|artigo|articolo|стать\w*|文章|記事|기사|المقال|texte|text|texto|testo|текст|documento|document|dokument|документ)|(?:fonksiyonu|ozgecmisi|metni|belgeyi) (?:yok say|gormezden gel)",
+    ),
+    r(
+        "role_override",
+        0.6,
+        r"\b(?:the )?(?:assistant|chatgpt|the ai|ai|model|chatbot) (?:will )?now (?:acts?|behaves?|functions?|operates?|responds?|becomes?|is) (?:like |as )?\b",
     ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
