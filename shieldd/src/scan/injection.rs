@@ -5,7 +5,9 @@
 //! rules' regexes then run. (A single `RegexSet` of all rules was tried and
 //! is 10-50x slower here: the union of many rules with word gaps and
 //! proximity windows overflows the lazy DFA's cache and falls back to the
-//! PikeVM.)
+//! PikeVM.) The few rules without a usable literal prefix run on every
+//! text; [`InjectionRules::unfiltered`] lists them and a test keeps them few.
+//!
 //! Rules are written against the output of [`crate::scan::normalize`]
 //! (lowercase, folded, whitespace collapsed) in a small notation expanded
 //! by [`expand`]:
@@ -17,7 +19,7 @@
 //!
 //! Strong rules (score >= [`REPORT_SCORE`]) are reported on their own. Weak
 //! cues (lower scores) are reported only when enough different cues meet in
-//! one text, as one `jailbreak` finding.
+//! one text (three or more), as one finding of their most common type.
 
 use std::sync::OnceLock;
 
