@@ -537,6 +537,12 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
         if invisible(c) {
             continue;
         }
+        // Regional-indicator and negative squared/circled letters spell
+        // words with emoji ("🇭🇴🇼"); NFKC leaves them alone.
+        if let Some(l) = emoji_letter(c) {
+            out.push(Ch { c: l, ..ch });
+            continue;
+        }
         if c.is_ascii() {
             out.push(Ch {
                 c: c.to_ascii_lowercase(),
@@ -545,7 +551,7 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
             continue;
         }
         for k in std::iter::once(c).nfkc() {
-            if ('\u{0300}'..='\u{036F}').contains(&k) || invisible(k) {
+            if ('\u{0300}'..='\u{036F}').contains(&k) || arabic_mark(k) || invisible(k) {
                 continue;
             }
             let latin_ext =
@@ -562,6 +568,23 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
         }
     }
     out
+}
+
+/// The Latin letter an emoji letter stands for.
+fn emoji_letter(c: char) -> Option<char> {
+    let base = match c {
+        '\u{1F1E6}'..='\u{1F1FF}' => 0x1F1E6,
+        '\u{1F150}'..='\u{1F169}' => 0x1F150,
+        '\u{1F170}'..='\u{1F189}' => 0x1F170,
+        _ => return None,
+    };
+    char::from_u32(u32::from(b'a') + (c as u32 - base))
+}
+
+/// Arabic short vowels and other optional marks: written or not, the word
+/// is the same, so rules are written without them.
+fn arabic_mark(c: char) -> bool {
+    matches!(c, '\u{0610}'..='\u{061A}' | '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}')
 }
 
 fn push_lower(out: &mut Vec<Ch>, c: char, src: Ch) {
@@ -841,6 +864,17 @@ mod tests {
         assert_eq!(n("&lt;|im_start|&gt;system"), "<|im_start|>system");
         // Non-HTML angle brackets are text a model reads.
         assert_eq!(n("<<SYS>> x"), "<<sys>> x");
+    }
+
+    #[test]
+    fn emoji_letters_folded() {
+        assert_eq!(n("\u{1F1ED}\u{1F1F4}\u{1F1FC} to"), "how to");
+        assert_eq!(n("\u{1F170}\u{1F173}"), "ad");
+    }
+
+    #[test]
+    fn arabic_short_vowels_dropped() {
+        assert_eq!(n("انسَ ذلك"), "انس ذلك");
     }
 
     #[test]

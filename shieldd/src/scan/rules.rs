@@ -80,7 +80,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"\b(?:ignoriere?n?|vergiss|vergessen sie|missachte[nt]?|uberspringe?n?|umgehe?n?|setze?n? (?:\w+ )?ausser kraft)\b (?:bitte )?(?:alle |die |deine |ihre |jegliche |samtliche |vorherigen? |vorhergehenden? |bisherigen? |obigen? |fruheren? |ursprunglichen? |gegebenen? |deine |alles )*(?:anweisungen|anweisung|regeln|richtlinien|befehle|vorgaben|instruktionen|anordnungen|einschrankungen|vorherige|obige|bisherige|was)",
+        r"\b(?:ignoriere?n?|vergiss|vergessen sie|missachte[nt]?|uberspringe?n?|umgehe?n?|setze?n? (?:\w+ )?ausser kraft)\b (?:bitte )?(?:sie |alle |die |deine |ihre |jegliche |samtliche |vorherigen? |vorhergehenden? |bisherigen? |obigen? |fruheren? |ursprunglichen? |gegebenen? |deine |alles )*(?:anweisungen|anweisung|regeln|richtlinien|befehle|vorgaben|instruktionen|anordnungen|einschrankungen|vorherige|obige|bisherige|was)",
     ),
     // es / pt / it
     r(
@@ -126,7 +126,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"(?:تجاهل|تجاهلي|تجاهلوا|انس|انسى|إنس|اِنسَ|أهمل|اهمل|تخط|تخطى|لا تتبع|لا تلتزم ب|تغاضى عن|تجاوز)\s?(?:كل|جميع|كافة|أي|ال)?\s?(?:التعليمات|التعليمة|الأوامر|القواعد|الإرشادات|التوجيهات|القيود|ما سبق|ما ورد|ما قيل|السابقة|المذكورة|السيرة|المقال|المستند|النص)",
+        r"(?:تجاهل|تجاهلي|تجاهلوا|انس|انسى|إنس|اِنسَ|أهمل|اهمل|تخط|تخطى|لا تتبع|لا تلتزم ب|تغاضى عن|تجاوز)\s?(?:كل|جميع|كافة|أي)?\s?(?:ال)?(?:تعليمات|تعليمة|أوامر|اوامر|قواعد|إرشادات|ارشادات|توجيهات|قيود)\w*|(?:تجاهل|تجاهلي|انس|انسى|إنس|أهمل|اهمل)\s?(?:ما سبق|ما ورد|ما قيل|السابقة|المذكورة|السيرة|المقال|المستند|النص|ذلك)",
     ),
     // hi
     r(
@@ -143,7 +143,7 @@ pub static RULES: &[Rule] = &[
     r(
         "role_override",
         0.85,
-        r"\b(?:from now on|from this (?:point|moment) (?:on|forward)|henceforth|for the rest of (?:this|our) conversation|starting now|until i say otherwise|for all (?:future|subsequent) (?:responses|answers|prompts)),? (?:you (?:are|will|shall|must|'re|'ll|should|have to|can)|act|pretend|respond|answer|reply|behave|your)\b",
+        r"\b(?:from now on|from this (?:point|moment) (?:on|forward)|henceforth|for the rest of (?:this|our) conversation|starting now|until i say otherwise|for all (?:future|subsequent) (?:responses|answers|prompts)),? (?:you (?:are|will|shall|must|'re|'ll|should|have to|can|only|always|never)|act|pretend|respond|answer|reply|behave|your)\b",
     ),
     r(
         "role_override",
@@ -305,7 +305,7 @@ pub static RULES: &[Rule] = &[
     r(
         "jailbreak",
         0.6,
-        r"\b(?:illegal|unethical|immoral|harmful|dangerous|explicit|offensive|nsfw|violent|racist|sexual|inappropriate) (?:content|requests?|activities|questions|things|material|topics|stuff)\b.{0,120}\b(?:allowed|permitted|will answer|can answer|must answer|encouraged|acceptable|fine|okay|ok|no problem|without (?:hesitation|question))\b",
+        r"\b(?:illegal|unethical|immoral|harmful|dangerous|explicit|offensive|nsfw|violent|racist|sexual|inappropriate) (?:content|requests?|activities|questions|things|material|topics|stuff|generations?|outputs?|responses?|language|words|jokes|roleplay)\b.{0,120}\b(?:allowed|permitted|will answer|can answer|must answer|encouraged|acceptable|fine|okay|ok|no problem|without (?:hesitation|question))\b",
     ),
     r(
         "jailbreak",
@@ -410,7 +410,7 @@ pub static RULES: &[Rule] = &[
     r(
         "indirect_instruction",
         0.7,
-        r"(?:^|[.!?:;\n\]\)] ?|(?:can|could|would|will) you (?:please )?|please |(?:don'?t|do not) forget to |(?:be sure|make sure|remember) to |kindly )(?:add|include|insert|append|integrate|incorporate|mention|put|embed|inject|weave|place|attach|enhance|augment|modify|alter|encode|encrypt|translate|express|provide|render|use|convert|replace|substitute|scramble|reverse|invert|shift|group|misspell|introduce|jumble|combine|remove|apply|display|rearrange|anagram|spread|promote|tease|hint|sign|reply|respond|write|format|present|deliver|conclude|end|begin|start|finish|close|prefix|suffix|embellish|enrich|supplement|spice up|update|change)\b[^.\n!?]{0,80}?\byour (?:response|reply|answer|message|output|responses|replies|answers|messages)\b",
+        r"(?:^|[.!?:;\n\]\)] ?|(?:can|could|would|will) you (?:please )?|please |(?:don'?t|do not) forget to |(?:be sure|make sure|remember) to |kindly )(?:add|include|insert|append|integrate|incorporate|mention|put|embed|inject|weave|place|attach|enhance|augment|modify|alter|encode|encrypt|translate|express|provide|render|use|convert|replace|substitute|scramble|reverse|invert|shift|group|misspell|introduce|jumble|combine|remove|apply|display|rearrange|anagram|spread|promote|tease|hint|sign|reply|respond|write|format|present|deliver|conclude|end|begin|start|finish|close|prefix|suffix|embellish|enrich|supplement|spice up|update|change)\b(?:[^.\n!?]|[.!?][^\s]){0,120}?\byour (?:response|reply|answer|message|output|responses|replies|answers|messages)\b",
     ),
     r(
         "indirect_instruction",
@@ -523,7 +523,7 @@ pub static RULES: &[Rule] = &[
     r(
         "jailbreak",
         0.6,
-        r"[\[{<(](?:insert |put |enter |type |add |write )?(?:your |the |a )?(?:prompt|question|request|query|jailbreak)(?: here)?[\]}>)]|\[🔒\s?classic\s?\]|\[🔓",
+        r"[\[<](?:insert |put |enter |type |add |write )?(?:your |the |a )?(?:prompt|question|request|jailbreak)(?: here)?[\]>]|\[🔒\s?classic\s?\]|\[🔓",
     ),
     r(
         "fake_turn",
@@ -539,7 +539,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.85,
-        r"(?:quen|bo qua|phot lo|khong can quan tam|dung lam theo)\W{0,3}(?:di\W{0,2})?(?:tat ca |moi |nhung |cac )*(?:huong dan|chi dan|chi thi|quy tac|lenh|yeu cau)|(?:lupakan|abaikan|acuhkan|jangan ikuti|jangan hiraukan) (?:semua |seluruh |segala )?(?:instruksi|petunjuk|perintah|aturan|arahan)|(?:kalimutan|huwag pansinin|balewalain|huwag sundin) (?:ang |mo ang |mo |lahat ng )*(?:mga )?(?:naunang |nakaraang |iyong )?(?:tagubilin|instruksyon|panuntunan|utos)|(?:onceki|yukaridaki|tum|butun|verilen) (?:tum |butun )?(?:talimatlari|talimatlarini|kurallari|yonergeleri|komutlari)\w* (?:unut|gormezden gel|yok say|dikkate alma|atla|bosver)|(?:নির্দেশনা|নির্দেশ|নির্দেশাবলী|নিয়ম|নির্দেশগুলি)\w*\s?(?:উপেক্ষা|ভুলে)|(?:เพิกเฉย|ไม่ต้องสนใจ|ลืม|อย่าไปสนใจ|อย่าสนใจ)(?:ต่อ)?(?:คำแนะนำ|คําแนะนํา|คำสั่ง|คําสั่ง|กฎ)",
+        r"(?:quen|bo qua|phot lo|khong can quan tam|dung lam theo)\W{0,3}(?:di\W{0,2})?(?:tat ca |moi |nhung |cac )*(?:huong dan|chi dan|chi thi|quy tac|lenh|yeu cau)|(?:lupakan|abaikan|acuhkan|jangan ikuti|jangan hiraukan) (?:semua |seluruh |segala )?(?:instruksi|petunjuk|perintah|aturan|arahan)|(?:kalimutan|huwag pansinin|balewalain|huwag sundin) (?:ang |mo ang |mo |lahat ng |iyong |mga |naunang |nakaraang )*(?:tagubilin|instruksyon|panuntunan|utos)|(?:onceki|yukaridaki|tum|butun|verilen) (?:tum |butun )?(?:talimatlari|talimatlarini|kurallari|yonergeleri|komutlari)\w* (?:unut|gormezden gel|yok say|dikkate alma|atla|bosver)|(?:নির্দেশনা|নির্দেশ|নির্দেশাবলী|নিয়ম|নির্দেশগুলি)\w*\s?(?:উপেক্ষা|ভুলে)|(?:เพิกเฉย|ไม่ต้องสนใจ|ลืม|อย่าไปสนใจ|อย่าสนใจ)(?:ต่อ)?(?:คำแนะนำ|คําแนะนํา|คำสั่ง|คําสั่ง|กฎ)",
     ),
     r(
         "direct_injection",
@@ -579,12 +579,94 @@ pub static RULES: &[Rule] = &[
     r(
         "prompt_extraction",
         0.7,
-        r"(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)",
+        r"(?:contrasena|frase de contrasena|phrase de passe|passphrase|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:haiku|хайку|俳句|ハイク|하이쿠|هايكو|हाइकु|กลอน|lam tho|mot bai tho|acrostic\w*|akrostichon|leetspeak|pig latin|latin cochon|latim porco|tulis|viet|yaz\w*|dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)",
     ),
     r(
         "prompt_extraction",
         0.65,
-        r"(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!\n]{0,40}(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)|(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)[^.!\n]{0,40}(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)",
+        r"(?:用户|用戶|del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!\n]{0,40}(?:bas harf\w*|e-posta|dogum (?:yil|tarih|ay)\w*|adinin|yasadigi|kapanganakan|paboritong kulay|pangalan|inisyal|warna favorit|tanggal lahir|inisial|ngay sinh|ten nguoi|วันเกิด|生日|nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)|(?:nacimiento|naissance|geburt\w*|nascita|nascimento|рождени\w*|出生|生年月日|誕生|생년|생일|ميلاد|जन्म|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|イニシャル|이니셜|الأحرف الأولى|आद्याक्षर|correo|e-mail|email|почт\w*|邮件|邮箱|郵件|メール|이메일|البريد|ईमेल|vive|wohnt|abita|mora|живет|живёт|住在|住ん|살고|거주|يعيش|रहता|रहती|ciudad|ville|stadt|citta|cidade|город\w*|城市|都市|도시|مدينة|शहर|saldo|kontostand|баланс|余额|残高|잔액|رصيد|बैलेंस|nombre|name|имя|名字|名前|이름|اسم|नाम|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любимый цвет|最喜欢的颜色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग)[^.!\n]{0,40}(?:del usuario|de l'utilisateur|des benutzers|dell'utente|do usuario|пользовател\w*|用户的|用戶的|ユーザーの|사용자의|사용자 |المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullanicinin|gumagamit|ব্যবহারকারী|ผู้ใช้)",
+    ),
+    r(
+        "jailbreak",
+        0.75,
+        r"\bregardless of (?:its |their |the |any )?(?:ethical|legal|moral|ethic|safety)\w* (?:or (?:legal|ethical|moral) )?(?:implications|consequences|concerns|considerations|issues|guidelines)\b|\b(?:doesn'?t|does not|don'?t|do not|never) cares? (?:about )?(?:the )?(?:laws?|morals?|ethics|rules|legality|morality|consequences)\b",
+    ),
+    r(
+        "jailbreak",
+        0.7,
+        r"\bnever refuses?\b|\b(?:don'?t|do not|never|not) refuse (?:the |any |a |my )?(?:user'?s? )?(?:requests?|questions?|prompts?|orders?)\b|\bstay in (?:\w+ ){1,2}mode\b",
+    ),
+    r(
+        "jailbreak",
+        0.7,
+        r"\b(?:ai|api|bot|model|system|assistant|chatbot|entity)\w* (?:that|which|who) (?:does|can do|will do|is able to do) anything\b|\bincluding (?:those |content |text )?(?:of |that (?:is|are) )?(?:an? )?(?:illegal|unethical|explicit|dangerous|offensive|harmful|immoral)\b",
+    ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"\b(?:combine|concatenate|join|interlace|merge|put together|assemble)\b.{0,60}\b(?:parts?|strings?|pieces|fragments|a,? b,? (?:and )?c)\b.{0,200}\b(?:answer|respond|question|follow|execute|example|do what it says)\b|\bpart (?:1|one|a)\s?(?:is|:|=)\s?[\x22'“«].{0,80}\bpart (?:2|two|b)\s?(?:is|:|=)\s?[\x22'“«]|\bstrings?:? \w ?= ?\W.{0,200}\b\w ?= ?\w ?\+ ?\w ?\+ ?\w\b",
+    ),
+    r(
+        "phishing_instruction",
+        0.65,
+        r"\byour (?:account|password|card|session|device|computer) (?:has been|was|is|have been) (?:compromised|hacked|suspended|locked|breached|infected|blocked|deactivated)\b.{0,80}\b(?:click|follow|visit|go to|open|use) (?:this|the|our|a) (?:link|url|page|site|website)\b",
+    ),
+    r(
+        "direct_injection",
+        0.7,
+        r"\b(?:data|training data|instruction|system|prompt) override\s?:|\boverride\s?:\s",
+    ),
+    r(
+        "prompt_extraction",
+        0.7,
+        r"\b(?:ask|asking|asked|request|requesting) (?:you )?for your (?:password|passphrase|passcode|secret key|credentials|api key)\b",
+    ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:decodific\w*|decod\w*|dekodier\w*|entschlussel\w*|расшифр\w*|декодир\w*|解码|解碼|デコード|解読|디코딩|해독|فك تشفير|فك ترميز|فك شفرة|डिकोड)[^.!?\n]{0,60}(?:binari\w*|binar\w*|hexad\w*|hex\b|morse|rot13|cesar|caesar|cifrado|chiffre|цезар\w*|двоичн\w*|шестнадцатер\w*|морзе|二进制|十六进制|摩尔斯|莫尔斯|凯撒|バイナリ|二進|16進|モールス|シーザー|이진|16진|모스|시저|ثنائي|سداسي|مورس|قيصر|बाइनरी|हेक्स|मोर्स|सीज़र|base64)",
+    ),
+    r(
+        "role_override",
+        0.7,
+        r"(?:entrando|entro en|entre en|entrer en|entre dans|betrete|trete in|entrare|entrando in|вхожу|вхожу в|перехожу в|进入|進入|入ります|に入る|들어가|들어갑니다|أدخل|ادخل|प्रवेश|dang vao|memasuki|giriyorum|pumapasok)[^.!?\n]{0,50}(?:modo|mode|modus|modalita|режим\w*|模式|モード|모드|وضع|मोड|mod)|<[^<>\n]{1,30}(?:(?:modo|mode|modus|modalita|режим\w*|模式|モード|모드|وضع|मोड|mod)|मॉडल|modelo|модель|模型|モデル|모델)[^<>\n]{0,10}>",
+    ),
+    r(
+        "role_override",
+        0.7,
+        r"(?:\btu|\bsu|\bton|\bvotre|\bdein|\bihr|\btuo|\bsuo|\bseu|\bteu|\bтвой|\bваш|你的|您的|あなたの|당신의|너의)\s?(?:creador|createur|schopfer|creatore|criador|desarrollador|developpeur|entwickler|sviluppatore|desenvolvedor|создатель|разработчик|创造者|創造者|开发者|開發者|開発者|作成者|創造主|창조자|개발자)|منشئك|مطورك|(?:आपके|आपका|तुम्हारे|तुम्हारा) (?:निर्माता|डेवलपर|रचयिता)|(?:nha phat trien|nguoi tao ra) cua ban|(?:pencipta|pengembang)(?:mu| anda)|(?:gelistiricin|yaraticin)\w*|(?:lumikha|developer) mo",
+    ),
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)[^.!\n]{0,60}(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)|(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)",
+    ),
+    r(
+        "fake_turn",
+        0.6,
+        r"(?:^|\s)(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:.{1,400}?\s(?:r|a|о|ответ|resposta|reponse|risposta|答|回答|답|답변|جواب|उ|उत्तर|cevap|sagot|tra loi|jawaban|j|উত্তর|ตอบ)\s?:.{1,400}?\s(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:",
+    ),
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:1|uno|un|eins|один|первая|一|1)\s?[\s:=\-—]{0,4}(?:es |est |ist |e |è |-|是|は|는|هو |है |adalah |ay )?\s?[\x22'“«「].{0,120}(?:parte|partie|teil|часть|部分|パート|부분|الجزء|भाग|bagian|bahagi|kisim|phan)\s?(?:2|dos|deux|zwei|due|dois|два|вторая|二|2)\b",
+    ),
+    // A prose sentence on its own line between two rows of a Markdown
+    // table: a table never holds one, an injected instruction does.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"\|\n[^|\n]{12,300}[.?!]\W{0,2}\n\|",
+    ),
+    r(
+        "direct_injection",
+        0.75,
+        r"(?:ignorez?|ignora|ignoriere\w*|игнорируй\w*|проигнорируй\w*|忽略|無視|무시하고|تجاهل)\W{0,3}(?:sie |la |le |el |o |a |il |die |den |das |the |этот |эту )?(?:fonction|funktion|funcion|funcao|funzione|функци\w*|函数|関数|함수|الدالة|cv|curriculum|curriculo|lebenslauf|article|artikel|articulo|artigo|articolo|стать\w*|文章|記事|기사|المقال|texte|text|texto|testo|текст|documento|document|dokument|документ)|(?:fonksiyonu|ozgecmisi|metni|belgeyi) (?:yok say|gormezden gel)",
+    ),
+    r(
+        "role_override",
+        0.6,
+        r"\b(?:the )?(?:assistant|chatgpt|the ai|ai|model|chatbot) (?:will )?now (?:acts?|behaves?|functions?|operates?|responds?|becomes?|is) (?:like |as )?\b",
     ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(

@@ -145,7 +145,7 @@ mod tests {
     fn memory_stays_bounded() {
         let mut s = stream();
         let chunk = "lorem ipsum dolor sit amet ".repeat(10);
-        for _ in 0..5_000 {
+        for _ in 0..200 {
             let _ = s.push(&chunk);
             assert!(s.buf.len() <= OVERLAP + STEP + chunk.len());
         }
