@@ -3,7 +3,15 @@
 use clap::Parser;
 
 fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIELDD_LOG")
+    // SHIELDD_LOG takes a level (`debug`: shieldd's own messages) or a full
+    // filter directive (`shieldd=debug,aya=info`).
+    let spec = std::env::var("SHIELDD_LOG").unwrap_or_else(|_| "warn".into());
+    let spec = if spec.contains('=') {
+        spec
+    } else {
+        format!("warn,shieldd={spec}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,7 +1,7 @@
 //! `shieldd run`: prepare, launch, supervise, clean up, and return the
 //! agent's exit status (SPEC section 1).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use std::sync::{Arc, Mutex};
 
-use crate::api::{self, service::PolicyService};
+use crate::api::{self, service::DeferredService};
 use crate::audit::AuditLog;
 use crate::monitor::MonitorRules;
 use crate::monitor::{pump, Monitor, MonitorConfig};
@@ -236,8 +236,10 @@ fn supervise(
         .enable_all()
         .build()
         .map_err(|e| SetupError::Other(format!("cannot start the runtime: {e}")))?;
-    let service = PolicyService::new(policy, Some(containment.clone()))
-        .map_err(|e| SetupError::Other(format!("scan API: {e}")))?;
+    let service = Arc::new(
+        DeferredService::new(policy, Some(containment.clone()))
+            .map_err(|e| SetupError::Other(format!("policy `tools:`: {e}")))?,
+    );
     let std_listener = api::bind_socket(&socket)
         .map_err(|e| SetupError::Other(format!("cannot listen on {}: {e}", socket.display())))?;
     let _socket_guard = SocketGuard(socket.clone());
@@ -249,7 +251,7 @@ fn supervise(
         let _g = rt.enter();
         let listener = tokio::net::UnixListener::from_std(std_listener)
             .map_err(|e| SetupError::Other(format!("scan API socket: {e}")))?;
-        let server = api::Server::new(Arc::new(service), api::ServerConfig::default());
+        let server = api::Server::new(service.clone(), api::ServerConfig::default());
         rt.spawn(server.serve(listener));
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -263,12 +265,14 @@ fn supervise(
         )))
     });
 
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "scan API listening");
     let dirs: Vec<std::ffi::CString> = cg
         .dirs()
         .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
         .collect();
     let watchdog = launch::spawn_watchdog(&kill_fd, &dirs)?;
-    let gated = match launch::spawn_gated(&prepared.child) {
+    let cg_dir = cg.open_dir()?;
+    let gated = match launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd())) {
         Ok(g) => g,
         Err(e) => {
             drop(watchdog.lifeline);
@@ -277,8 +281,9 @@ fn supervise(
         }
     };
     let pid = gated.pid;
+    service.start();
     let placed = cg
-        .add(pid)
+        .add(pid, gated.in_cgroup)
         .map_err(SetupError::from)
         .and_then(|_| match &monitor {
             Some(m) => m
@@ -351,9 +356,11 @@ fn supervise(
         }
     }
     rt.shutdown_timeout(Duration::from_millis(500));
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "runtime stopped");
     drop(watchdog.lifeline);
     launch::reap(watchdog.pid);
     drop(tmp_guard);
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "session done");
     let _ = mask.thread_unblock();
     Ok(outcome)
 }

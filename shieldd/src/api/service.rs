@@ -3,6 +3,8 @@
 //! of the session, and containment when the policy's `response:` names an
 //! action for a finding kind (`exfiltration: isolate`, `secret: kill`, ...).
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{json, Value};
 use shield_client::wire::{Action, Direction, Finding, FindingKind, Verdict};
 
@@ -57,6 +59,20 @@ impl PolicyService {
             policy: policy.clone(),
             link,
         })
+    }
+
+    /// Compile every lazily built rule set (about half a second of CPU) so
+    /// the agent's first request does not pay for it; run it on a spare
+    /// thread while the agent starts.
+    pub fn warm_up(&self) {
+        let _ = self.scanner.scan(
+            "warm up: ignore previous instructions; card 4111 1111 1111 1111; https://x.example/?q=1",
+            Direction::Inbound,
+        );
+        let _ = self
+            .scanner
+            .scan("warm up: AKIAIOSFODNN7EXAMPLE", Direction::Outbound);
+        let _ = self.tools.check("warm_up", &Value::Null);
     }
 
     fn record(&self, event: &str, fields: Value, sync: bool) {
@@ -254,5 +270,123 @@ impl StreamScan for Stream {
         let new = self.inner.finish();
         self.keep(new);
         self.verdict()
+    }
+}
+
+/// A [`PolicyService`] built on a spare thread: compiling the scanner's
+/// rule sets takes a third of a second, which the agent's launch should
+/// not wait for. Requests that arrive first wait for the build; a build
+/// that fails makes every verdict `block` (fail closed).
+pub struct DeferredService {
+    cell: Arc<OnceLock<Result<PolicyService, String>>>,
+    pending: std::sync::Mutex<Option<(Policy, Option<Containment>)>>,
+    kick: std::sync::mpsc::SyncSender<()>,
+    kicked: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+/// How long the build waits for a first request before starting anyway:
+/// a short-lived command never pays for it, a real agent's interpreter
+/// start-up overlaps it.
+const BUILD_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl DeferredService {
+    /// Validate what can be wrong with `policy` now; [`DeferredService::start`]
+    /// builds the rest.
+    pub fn new(
+        policy: &Policy,
+        link: Option<Containment>,
+    ) -> Result<DeferredService, ServiceError> {
+        // The tool policy is the part a user can get wrong: check it before
+        // the agent starts.
+        ToolChecker::new(&policy.tools)?;
+        let (kick, kicked) = std::sync::mpsc::sync_channel(1);
+        Ok(DeferredService {
+            cell: Arc::new(OnceLock::new()),
+            pending: std::sync::Mutex::new(Some((policy.clone(), link))),
+            kick,
+            kicked: std::sync::Mutex::new(Some(kicked)),
+        })
+    }
+
+    /// Build on a new thread. Call it after forking the agent: a fork
+    /// waits on the allocations of a busy thread (the address-space lock).
+    pub fn start(&self) {
+        let Some((policy, link)) = self.pending.lock().ok().and_then(|mut p| p.take()) else {
+            return;
+        };
+        let c = self.cell.clone();
+        let kicked = self.kicked.lock().ok().and_then(|mut k| k.take());
+        std::thread::spawn(move || {
+            if let Some(k) = kicked {
+                let _ = k.recv_timeout(BUILD_DELAY);
+            }
+            // Lowest priority: the agent's own start-up comes first; the
+            // build uses whatever CPU the agent leaves idle.
+            // SAFETY: setpriority on this thread's own tid; no memory passed.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            }
+            let built = PolicyService::new(&policy, link).map_err(|e| e.to_string());
+            if let Ok(s) = &built {
+                s.warm_up();
+            }
+            let _ = c.set(built);
+        });
+    }
+
+    fn get(&self) -> Result<&PolicyService, &str> {
+        let _ = self.kick.try_send(());
+        self.cell.wait().as_ref().map_err(String::as_str)
+    }
+}
+
+fn unavailable(why: &str) -> Verdict {
+    Verdict {
+        action: Action::Block,
+        blocked: true,
+        findings: vec![Finding {
+            kind: FindingKind::ToolPolicy,
+            ty: "service_unavailable".into(),
+            start: 0,
+            end: 0,
+            score: 1.0,
+            detail: format!("the scanner could not be built: {why}"),
+        }],
+        redacted: None,
+        latency_us: 0,
+    }
+}
+
+struct Refuse(String);
+impl StreamScan for Refuse {
+    fn push(&mut self, _chunk: &str) -> Verdict {
+        unavailable(&self.0)
+    }
+    fn close(self: Box<Self>) -> Verdict {
+        unavailable(&self.0)
+    }
+}
+
+impl Service for DeferredService {
+    fn admit(&self, peer: &Peer) -> Result<(), String> {
+        self.get().map_err(str::to_string)?.admit(peer)
+    }
+    fn scan(&self, peer: &Peer, text: &str, direction: Direction) -> Verdict {
+        match self.get() {
+            Ok(s) => s.scan(peer, text, direction),
+            Err(e) => unavailable(e),
+        }
+    }
+    fn check_tool(&self, peer: &Peer, tool: &str, params: &Value) -> Verdict {
+        match self.get() {
+            Ok(s) => s.check_tool(peer, tool, params),
+            Err(e) => unavailable(e),
+        }
+    }
+    fn open_stream(&self, peer: &Peer, direction: Direction) -> Box<dyn StreamScan> {
+        match self.get() {
+            Ok(s) => s.open_stream(peer, direction),
+            Err(e) => Box::new(Refuse(e.to_string())),
+        }
     }
 }

@@ -257,12 +257,24 @@ impl SessionCgroup {
         std::iter::once(&self.v2_dir).chain(self.v1_dirs.iter())
     }
 
-    /// Move `pid` into every hierarchy of the session.
-    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
-        for d in self.dirs() {
+    /// Move `pid` into every hierarchy of the session; `skip_v2` when it
+    /// was born in the v2 directory already.
+    pub fn add(&self, pid: i32, skip_v2: bool) -> Result<(), CgroupError> {
+        for d in self.dirs().skip(usize::from(skip_v2)) {
             write(&d.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
+    }
+
+    /// An fd of the v2 directory, for clone3's CLONE_INTO_CGROUP.
+    pub fn open_dir(&self) -> Result<OwnedFd, CgroupError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.v2_dir)
+            .map(OwnedFd::from)
+            .map_err(|e| io_err("open", &self.v2_dir, e))
     }
 
     /// Open `cgroup.kill` now so a watchdog can kill the tree later without

@@ -153,6 +153,8 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), LaunchError> {
 pub struct GatedChild {
     /// Its pid.
     pub pid: libc::pid_t,
+    /// Born in its cgroup v2 directory (clone3 CLONE_INTO_CGROUP).
+    pub in_cgroup: bool,
     gate: Option<OwnedFd>,
     errors: OwnedFd,
 }
@@ -245,8 +247,64 @@ struct Prepared<'a> {
     fprogs: Vec<libc::sock_fprog>,
 }
 
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork(2), or, given a cgroup v2 directory fd, clone3 with
+/// CLONE_INTO_CGROUP: the child is born in its cgroup. Moving a running
+/// process by writing cgroup.procs takes the global threadgroup lock for
+/// writing (an RCU grace period, tens of milliseconds on a busy host);
+/// being born there costs nothing extra. Returns the pid (0 in the child)
+/// and whether the child is already in the cgroup.
+///
+/// # Safety
+/// Same contract as fork: the child may only make async-signal-safe calls.
+unsafe fn fork_into(cgroup: Option<RawFd>) -> (libc::pid_t, bool) {
+    if let Some(fd) = cgroup {
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            pidfd: 0,
+            child_tid: 0,
+            parent_tid: 0,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: 0,
+            stack_size: 0,
+            tls: 0,
+            set_tid: 0,
+            set_tid_size: 0,
+            cgroup: fd as u64,
+        };
+        let r = libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        );
+        if r >= 0 {
+            return (r as libc::pid_t, true);
+        }
+        // ENOSYS / E2BIG / EINVAL: an older kernel; place it the slow way.
+    }
+    (libc::fork(), false)
+}
+
 /// Fork the agent; it blocks at its gate until [`GatedChild::release`].
-pub fn spawn_gated(spec: &ChildSpec) -> Result<GatedChild, LaunchError> {
+/// With `cgroup` (an fd of its cgroup v2 directory) it is born there;
+/// [`GatedChild::in_cgroup`] says whether that worked.
+pub fn spawn_gated(spec: &ChildSpec, cgroup: Option<RawFd>) -> Result<GatedChild, LaunchError> {
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
@@ -271,7 +329,7 @@ pub fn spawn_gated(spec: &ChildSpec) -> Result<GatedChild, LaunchError> {
     let parent = unsafe { libc::getpid() };
     // SAFETY: the child runs only async-signal-safe system calls on memory
     // prepared above (see child_main) and never returns.
-    let pid = unsafe { libc::fork() };
+    let (pid, in_cgroup) = unsafe { fork_into(cgroup) };
     if pid < 0 {
         return Err(sys("fork"));
     }
@@ -283,6 +341,7 @@ pub fn spawn_gated(spec: &ChildSpec) -> Result<GatedChild, LaunchError> {
     drop(err_w);
     Ok(GatedChild {
         pid,
+        in_cgroup,
         gate: Some(gate_w),
         errors: err_r,
     })

@@ -387,12 +387,20 @@ mod tests {
         let s = scanner(ScanAction::Block);
         for t in [
             "Natalia sold clips to 48 of her friends in April.",
-            "Random blob: qZ3x9Kf0Lm2Pq8Rs7Tu6Vw5Xy4Za3Bc2De1Fg0Hi== end",
             "How do I kill a Python process?",
         ] {
             let v = s.scan(t, Direction::Inbound);
             assert_eq!(v.action, Action::Allow, "{t}: {:?}", v.findings);
         }
+        // A random base64 blob is no injection; the secrets layer may still
+        // report it as a high-entropy value, which this policy redacts.
+        let t = "Random blob: qZ3x9Kf0Lm2Pq8Rs7Tu6Vw5Xy4Za3Bc2De1Fg0Hi== end";
+        let v = s.scan(t, Direction::Inbound);
+        assert!(
+            v.findings.iter().all(|f| f.kind == FindingKind::Secret),
+            "{:?}",
+            v.findings
+        );
     }
 
     #[test]
