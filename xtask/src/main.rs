@@ -260,7 +260,41 @@ fn test(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    sh(cargo().args(["test", "--workspace"]).args(extra))?;
+    // Echo cargo's output and total it, so the run closes on one line that
+    // says how many tests ran (the doc-test runs print "0 passed" last).
+    let mut child = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let num = |key: &str| {
+                    rest.split(';')
+                        .find_map(|p| {
+                            p.trim()
+                                .strip_suffix(key)
+                                .and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                        })
+                        .unwrap_or(0)
+                };
+                passed += num(" passed");
+                failed += num(" failed");
+                ignored += num(" ignored");
+            }
+        }
+    }
+    let st = child.wait()?;
+    println!("{passed} passed, {failed} failed, {ignored} skipped");
+    if !st.success() || failed > 0 {
+        bail!("tests failed");
+    }
     Ok(())
 }
 

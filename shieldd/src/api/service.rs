@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use shield_client::wire::{Action, Direction, Finding, FindingKind, Verdict};
 
 use super::{Peer, Service, StreamScan};
-use crate::policy::{Policy, Response, ScanAction};
+use crate::policy::{Policy, Response};
 use crate::respond::Containment;
 use crate::scan::stream::StreamScanner;
-use crate::scan::{action_for, ScanError, Scanner};
+use crate::scan::{decide, ScanError, Scanner};
 use crate::tools::{ToolChecker, ToolPolicyError};
 
 /// Errors building the service from a policy.
@@ -238,17 +238,7 @@ impl Stream {
     }
 
     fn verdict(&self) -> Verdict {
-        let strongest = self
-            .findings
-            .iter()
-            .map(|f| action_for(&self.actions, f.kind))
-            .max()
-            .unwrap_or(ScanAction::Off);
-        let action = match strongest {
-            ScanAction::Off | ScanAction::Log => Action::Allow,
-            ScanAction::Redact => Action::Redact,
-            ScanAction::Block => Action::Block,
-        };
+        let action = decide(&self.actions, &self.findings);
         Verdict {
             action,
             blocked: action == Action::Block,

@@ -192,61 +192,47 @@ fn grant_real(
     }
 }
 
-/// Expand `exec.allow` globs to the files they name, plus the ELF
-/// interpreters (PT_INTERP) those files need: the kernel opens the loader
-/// for execution too.
-pub fn expand_exec_allow(globs: &[String]) -> Vec<PathBuf> {
+/// Expand `exec.allow` globs to what Landlock can grant: files and
+/// directories, plus the ELF interpreters (PT_INTERP) of the files, which
+/// the kernel opens for execution too. The glob expansion is the monitor's,
+/// so the kernel-side allowlist and Landlock agree.
+pub fn expand_exec_allow(globs: &[String]) -> Result<Vec<PathBuf>, String> {
+    use crate::monitor::PathRule;
+    let pats: Vec<&str> = globs.iter().map(String::as_str).collect();
+    let rules = crate::monitor::expand_globs(&pats, 4096).map_err(|e| e.to_string())?;
     let mut found: Vec<PathBuf> = Vec::new();
-    for g in globs {
-        let Ok(glob) = globset::GlobBuilder::new(g).literal_separator(true).build() else {
-            continue;
-        };
-        let m = glob.compile_matcher();
-        // Walk from the longest literal directory prefix.
-        let mut base = PathBuf::from("/");
-        let mut rest = 0usize;
-        let comps: Vec<&str> = g.split('/').filter(|c| !c.is_empty()).collect();
-        for (i, c) in comps.iter().enumerate() {
-            if c.contains(['*', '?', '[', '{']) {
-                rest = comps.len() - i;
-                break;
+    for r in rules {
+        match r {
+            PathRule::Exact(p) | PathRule::Dir(p) => {
+                if p.exists() {
+                    found.push(p)
+                }
             }
-            base.push(c);
+            // `/usr/bin/python3*`: the files of that directory whose names
+            // start so.
+            PathRule::NamePrefix(p) => {
+                let (Some(dir), Some(prefix)) = (p.parent(), p.file_name()) else {
+                    continue;
+                };
+                let prefix = prefix.to_string_lossy().into_owned();
+                let Ok(rd) = fs::read_dir(dir) else { continue };
+                for e in rd.flatten().take(100_000) {
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        found.push(e.path());
+                    }
+                }
+            }
         }
-        let depth = if g.contains("**") { 8 } else { rest };
-        if rest == 0 {
-            if base.exists() {
-                found.push(base);
-            }
-            continue;
-        }
-        walk(&base, depth, &mut |p| {
-            if m.is_match(p) && p.is_file() {
-                found.push(p.to_path_buf());
-            }
-        });
     }
-    let mut interps: Vec<PathBuf> = found.iter().filter_map(|p| elf_interpreter(p)).collect();
+    let mut interps: Vec<PathBuf> = found
+        .iter()
+        .filter(|p| p.is_file())
+        .filter_map(|p| elf_interpreter(p))
+        .collect();
     found.append(&mut interps);
     found.sort();
     found.dedup();
-    found
-}
-
-fn walk(dir: &Path, depth: usize, f: &mut dyn FnMut(&Path)) {
-    if depth == 0 {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten().take(100_000) {
-        let p = e.path();
-        f(&p);
-        if depth > 1 && e.file_type().is_ok_and(|t| t.is_dir()) {
-            walk(&p, depth - 1, f);
-        }
-    }
+    Ok(found)
 }
 
 /// The PT_INTERP of an ELF file, if it has one.
@@ -376,7 +362,7 @@ mod tests {
 
     #[test]
     fn exec_glob_expands_with_interpreter() {
-        let files = expand_exec_allow(&["/usr/bin/python3*".to_string()]);
+        let files = expand_exec_allow(&["/usr/bin/python3*".to_string()]).unwrap();
         if let Ok(real) = fs::canonicalize("/usr/bin/python3.11") {
             assert!(
                 files
@@ -387,7 +373,9 @@ mod tests {
             let interp = elf_interpreter(&real).expect("dynamic binary has PT_INTERP");
             assert!(files.contains(&interp), "{files:?}");
         }
-        assert!(expand_exec_allow(&["/nonexistent/*".to_string()]).is_empty());
+        assert!(expand_exec_allow(&["/nonexistent/*".to_string()])
+            .unwrap()
+            .is_empty());
     }
 
     fn tempdir() -> PathBuf {

@@ -287,7 +287,9 @@ fn prepare_rest(
         .exec
         .allow
         .as_ref()
-        .map(|globs| landlock::expand_exec_allow(globs));
+        .map(|globs| landlock::expand_exec_allow(globs))
+        .transpose()
+        .map_err(|e| SetupError::Other(format!("exec.allow: {e}")))?;
     let fs = landlock::FsSpec {
         read: sb
             .filesystem

@@ -95,16 +95,7 @@ impl Scanner {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         let findings = merge_overlapping(findings);
-        let strongest = findings
-            .iter()
-            .map(|f| action_for(&actions, f.kind))
-            .max()
-            .unwrap_or(ScanAction::Off);
-        let action = match strongest {
-            ScanAction::Off | ScanAction::Log => Action::Allow,
-            ScanAction::Redact => Action::Redact,
-            ScanAction::Block => Action::Block,
-        };
+        let action = decide(&actions, &findings);
         let redacted = (action == Action::Redact).then(|| {
             let to_redact: Vec<Finding> = findings
                 .iter()
@@ -235,6 +226,20 @@ pub fn action_for(actions: &ScanActions, kind: FindingKind) -> ScanAction {
         FindingKind::Secret => actions.secrets,
         FindingKind::Exfiltration => actions.exfiltration,
         FindingKind::ToolPolicy => ScanAction::Block,
+    }
+}
+
+/// The verdict's action: the strongest action the policy gives any finding.
+pub fn decide(actions: &ScanActions, findings: &[Finding]) -> Action {
+    let strongest = findings
+        .iter()
+        .map(|f| action_for(actions, f.kind))
+        .max()
+        .unwrap_or(ScanAction::Off);
+    match strongest {
+        ScanAction::Off | ScanAction::Log => Action::Allow,
+        ScanAction::Redact => Action::Redact,
+        ScanAction::Block => Action::Block,
     }
 }
 
