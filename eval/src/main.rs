@@ -3,6 +3,7 @@
 //! installs shieldd's build prerequisites, does not itself depend on shieldd.
 
 mod evaldata;
+mod speed;
 mod train;
 
 fn main() {
@@ -12,6 +13,7 @@ fn main() {
         Some("train") => train::run(rest),
         Some("eval") => evaldata::run(rest),
         Some("score") => score(),
+        Some("bench") => speed::run(),
         _ => Err(anyhow::anyhow!(
             "usage: shieldd-eval train [--check] [--out PATH] | eval [--threshold P] [--no-seed] | score (stdin lines)"
         )),

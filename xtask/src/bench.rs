@@ -17,7 +17,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or(40);
     crate::ensure_deps(&["bubblewrap"])?;
     let shieldd = super::build()?;
-    launch_overhead(&shieldd, rounds)
+    launch_overhead(&shieldd, rounds)?;
+    println!();
+    super::eval_tool("bench", &[])
 }
 
 fn time(cmd: &mut Command) -> Result<Duration> {

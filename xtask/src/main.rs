@@ -299,7 +299,7 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// `train` and `eval` live in the shieldd-eval crate (it links shieldd).
-fn eval_tool(cmd: &str, extra: &[String]) -> Result<()> {
+pub fn eval_tool(cmd: &str, extra: &[String]) -> Result<()> {
     ensure_deps(BUILD_DEPS)?;
     sh(cargo()
         .args([
