@@ -154,6 +154,10 @@ impl InjectionRules {
             let p = format!("(?s){}", expand(r.pattern));
             let re = regex::RegexBuilder::new(&p)
                 .size_limit(4 << 20)
+                // The multilingual alternations outgrow the default lazy-DFA
+                // cache; when it thrashes, regex falls back to the PikeVM (the
+                // slowest engine).
+                .dfa_size_limit(32 << 20)
                 .build()
                 .map_err(|source| RuleError {
                     index,

@@ -36,10 +36,20 @@ struct Families {
 }
 
 static FAMILIES: LazyLock<Option<Families>> = LazyLock::new(|| {
-    let set = RegexSet::new(PATTERNS).ok()?;
+    // A larger lazy-DFA cache than the default keeps these searches off the
+    // PikeVM fallback, which is what a thrashing cache costs.
+    let set = regex::RegexSetBuilder::new(PATTERNS)
+        .dfa_size_limit(32 << 20)
+        .build()
+        .ok()?;
     let each = PATTERNS
         .iter()
-        .map(|p| Regex::new(p).ok())
+        .map(|p| {
+            regex::RegexBuilder::new(p)
+                .dfa_size_limit(16 << 20)
+                .build()
+                .ok()
+        })
         .collect::<Option<Vec<_>>>()?;
     Some(Families { set, each })
 });
