@@ -80,6 +80,30 @@ pub enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Print audit records (JSON lines), optionally of one session, optionally following the file.
+    Events {
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Keep printing records as they are appended.
+        #[arg(long)]
+        follow: bool,
+        /// The audit trail (an `--events` file of `shieldd run`).
+        #[arg(long, default_value = crate::report::DEFAULT_TRAIL)]
+        file: PathBuf,
+    },
+    /// A session's blast radius: programs, files, addresses, tool calls,
+    /// violations and containment, credentials to rotate.
+    Report {
+        /// Session id.
+        session: String,
+        /// The audit trail (an `--events` file of `shieldd run`).
+        #[arg(long, default_value = crate::report::DEFAULT_TRAIL)]
+        file: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the scan API on a Unix socket without supervising an agent
     /// (for developing against the SDKs).
     Serve {
@@ -198,6 +222,38 @@ pub fn main_with(cli: Cli) -> i32 {
         } => match load_policy(policy.as_ref()) {
             Ok((p, _)) => crate::api::serve_standalone(&p, &socket, max_line),
             Err(_) => 2,
+        },
+        Command::Events {
+            session,
+            follow,
+            file,
+        } => {
+            let mut out = std::io::stdout().lock();
+            match crate::report::events(&file, session.as_deref(), follow, &mut out) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("shieldd: {e}");
+                    1
+                }
+            }
+        }
+        Command::Report {
+            session,
+            file,
+            json,
+        } => match crate::report::report(&file, &session) {
+            Ok(r) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                } else {
+                    print!("{}", crate::report::render(&r));
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("shieldd: {e}");
+                1
+            }
         },
         Command::CheckPolicy { file } => match Policy::load(&file) {
             Ok(p) => {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cli;
 pub mod monitor;
 pub mod policy;
+pub mod report;
 pub mod respond;
 pub mod run;
 pub mod sandbox;
