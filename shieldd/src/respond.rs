@@ -38,6 +38,17 @@ impl Containment {
         }
     }
 
+    /// Write out buffered records.
+    pub fn flush(&self) {
+        if let Some(a) = &self.audit {
+            if let Ok(mut a) = a.lock() {
+                if let Err(e) = a.flush() {
+                    eprintln!("shieldd: {e}");
+                }
+            }
+        }
+    }
+
     /// A violation of `rule` by `pid`: record, announce, respond.
     pub fn violation(&self, rule: &str, response: Response, pid: Option<u32>, detail: &str) {
         let action = match response {

@@ -91,8 +91,48 @@ pub fn run_in(cwd: &Path, policy: Option<&Path>, extra: &[&str], argv: &[&str]) 
         c.arg("--policy").arg(p);
     }
     c.args(extra).arg("--").args(argv).current_dir(cwd);
-    c.stdin(Stdio::null());
-    c.output().expect("spawn shieldd")
+    output_within(&mut c, std::time::Duration::from_secs(120))
+}
+
+/// Like `Command::output`, but a hang fails the test (after SIGKILL) instead
+/// of stalling the suite.
+pub fn output_within(c: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{c:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
 }
 
 /// Run a Python snippet under a policy given as YAML text (None = default).

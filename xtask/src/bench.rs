@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// Run every benchmark.
 pub fn run(args: &[String]) -> Result<()> {
@@ -17,9 +17,32 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or(40);
     crate::ensure_deps(&["bubblewrap"])?;
     let shieldd = super::build()?;
-    launch_overhead(&shieldd, rounds)?;
-    println!();
-    super::eval_tool("bench", &[])
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let want = |name: &str| only.is_none_or(|o| o == name);
+    if want("launch") {
+        launch_overhead(&shieldd, rounds)?;
+        println!();
+    }
+    if want("syscalls") {
+        syscall_overhead(&shieldd, 5)?;
+        println!();
+    }
+    if want("containment") {
+        containment_latency(&shieldd, 100)?;
+        println!();
+    }
+    if want("events") {
+        event_throughput(&shieldd)?;
+        println!();
+    }
+    if want("scanner") {
+        super::eval_tool("bench", &[])?;
+    }
+    Ok(())
 }
 
 fn time(cmd: &mut Command) -> Result<Duration> {
@@ -149,6 +172,255 @@ fn launch_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
         "ratio of added latency, shieldd with monitor / bwrap: {:.2}",
         (us(mm) - us(mb)) / added_b.max(1.0)
     );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Policy for the monitored benchmarks: the loopback port is allowed, the
+/// forbidden port and /usr/bin/id are not.
+fn bench_policy(dir: &Path, allowed_port: u16) -> Result<std::path::PathBuf> {
+    let p = dir.join("bench-policy.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\nname: bench\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, /bin]\n    write: [./]\n  network:\n    connect:\n      - {{ cidr: 127.0.0.1/32, port: {allowed_port} }}\n  exec:\n    allow: [/usr/bin/python3*, /usr/bin/true, /bin/true]\n  limits: {{ pids: 4096 }}\nresponse:\n  default: kill\n"
+        ),
+    )?;
+    Ok(p)
+}
+
+const SYSCALL_LOOPS: &str = r#"
+import os, socket, sys, time
+kind, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+open("f.txt", "w").write("x")
+t = time.perf_counter()
+if kind == "open":
+    for _ in range(n):
+        os.close(os.open("f.txt", os.O_RDONLY))
+elif kind == "connect":
+    for _ in range(n):
+        s = socket.socket(); s.connect(("127.0.0.1", port)); s.close()
+elif kind == "forkexec":
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            os.execv("/usr/bin/true", ["true"])
+        os.waitpid(pid, 0)
+print(time.perf_counter() - t)
+"#;
+
+/// Issue 3: syscall overhead on the supervised agent, bare against under
+/// `shieldd run` with the monitor, interleaved; the time is measured inside
+/// the agent, so launch cost is excluded.
+pub fn syscall_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
+    let work = std::env::temp_dir().join("shieldd-bench-syscalls");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    let policy = bench_policy(&work, port)?;
+    let script = work.join("loops.py");
+    std::fs::write(&script, SYSCALL_LOOPS)?;
+    let py = crate::PY;
+    println!("syscall overhead under the monitor, {rounds} interleaved rounds, time measured inside the agent");
+    println!("| loop | iterations | bare median s | shieldd median s | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for (kind, n) in [("open", "100000"), ("connect", "5000"), ("forkexec", "500")] {
+        let mut bare = Vec::new();
+        let mut under = Vec::new();
+        for _ in 0..rounds {
+            let run = |c: &mut Command| -> Result<f64> {
+                let o = c.current_dir(&work).stderr(Stdio::inherit()).output()?;
+                if !o.status.success() {
+                    bail!("{c:?} failed: {}", o.status);
+                }
+                Ok(String::from_utf8_lossy(&o.stdout).trim().parse::<f64>()?)
+            };
+            bare.push(run(Command::new(py).arg(&script).args([
+                kind,
+                n,
+                &port.to_string(),
+            ]))?);
+            under.push(run(Command::new(shieldd)
+                .args(["run", "--policy"])
+                .arg(&policy)
+                .args(["--", py])
+                .arg(&script)
+                .args([kind, n, &port.to_string()]))?);
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            v[v.len() / 2]
+        };
+        let (b, u) = (med(&mut bare), med(&mut under));
+        println!("| {kind} | {n} | {b:.4} | {u:.4} | {:.3} |", u / b);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+const CONTAIN: &str = r#"
+import os, socket, sys, time
+kind, port = sys.argv[1], int(sys.argv[2])
+pid = os.fork()
+if pid == 0:
+    time.sleep(60); os._exit(0)
+print(pid, flush=True)
+sys.stdin.readline()
+t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+print(t0, flush=True)
+if kind == "exec":
+    os.execv("/usr/bin/id", ["id"])
+else:
+    socket.socket().connect(("127.0.0.1", port))
+time.sleep(60)
+"#;
+
+/// Issue 3: from a forbidden exec (killed in the kernel) or connect
+/// (refused in the kernel, the tree killed from user space) to the whole
+/// tree dead: a sibling that only sleeps is watched with a pidfd.
+pub fn containment_latency(shieldd: &Path, trials: usize) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let work = std::env::temp_dir().join("shieldd-bench-contain");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let forbidden = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let fport = forbidden.local_addr()?.port();
+    let policy = bench_policy(&work, 9)?;
+    let script = work.join("contain.py");
+    std::fs::write(&script, CONTAIN)?;
+    println!("containment latency, {trials} trials each: forbidden operation to the whole tree dead (a sleeping sibling's exit, seen through a pidfd)");
+    println!("| trigger | median µs | p99 µs | max µs |");
+    println!("|---|---:|---:|---:|");
+    for kind in ["exec", "connect"] {
+        let mut lat = Vec::new();
+        for _ in 0..trials {
+            let mut child = Command::new(shieldd)
+                .args(["run", "--policy"])
+                .arg(&policy)
+                .args(["--", crate::PY])
+                .arg(&script)
+                .args([kind, &fport.to_string()])
+                .current_dir(&work)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+            let mut line = String::new();
+            out.read_line(&mut line)?;
+            let sibling: i32 = line.trim().parse().context("sibling pid")?;
+            // SAFETY: pidfd_open on a pid we were just told; no memory passed.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, sibling, 0) } as i32;
+            if pidfd < 0 {
+                bail!("pidfd_open: {}", std::io::Error::last_os_error());
+            }
+            child.stdin.as_mut().context("stdin")?.write_all(b"go\n")?;
+            line.clear();
+            out.read_line(&mut line)?;
+            let t0: i64 = line.trim().parse().context("t0")?;
+            let mut pfd = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one valid pollfd we own.
+            unsafe { libc::poll(&mut pfd, 1, 5000) };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime fills the timespec we own.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            // SAFETY: closing the pidfd we opened.
+            unsafe { libc::close(pidfd) };
+            let t1 = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+            if pfd.revents & libc::POLLIN != 0 {
+                lat.push((t1 - t0) as f64 / 1000.0);
+            }
+            let _ = child.wait();
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        if lat.is_empty() {
+            bail!("{kind}: the tree never died");
+        }
+        let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "| forbidden {kind} | {:.0} | {:.0} | {:.0} |",
+            p(0.5),
+            p(0.99),
+            lat[lat.len() - 1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+const STORM: &str = r#"
+import os, sys, time
+n = int(sys.argv[1])
+open("f.txt", "w").write("x")
+t = time.perf_counter()
+for _ in range(n):
+    os.close(os.open("f.txt", os.O_RDONLY))
+print(time.perf_counter() - t)
+"#;
+
+/// Issue 3: events per second through the whole pipeline (ring buffer,
+/// pump, audit file) at the default ring size, and the loss count.
+pub fn event_throughput(shieldd: &Path) -> Result<()> {
+    let work = std::env::temp_dir().join("shieldd-bench-events");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let policy = bench_policy(&work, 9)?;
+    let script = work.join("storm.py");
+    std::fs::write(&script, STORM)?;
+    println!("event throughput (opens recorded to the audit file, default 1 MiB ring)");
+    println!("| opens | agent s | opens/s | open records | lost_events |");
+    println!("|---:|---:|---:|---:|---:|");
+    for n in [50_000u64, 200_000] {
+        let ev = work.join(format!("ev-{n}.jsonl"));
+        let o = Command::new(shieldd)
+            .args(["run", "--policy"])
+            .arg(&policy)
+            .arg("--events")
+            .arg(&ev)
+            .args(["--", crate::PY])
+            .arg(&script)
+            .arg(n.to_string())
+            .current_dir(&work)
+            .output()?;
+        let secs: f64 = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN);
+        let text = std::fs::read_to_string(&ev).unwrap_or_default();
+        let opens = text
+            .lines()
+            .filter(|l| l.contains("\"event\":\"open\"") && l.contains("f.txt"))
+            .count();
+        let lost: u64 = text
+            .lines()
+            .filter(|l| l.contains("\"event\":\"lost_events\""))
+            .filter_map(|l| {
+                l.split("\"count\":")
+                    .nth(1)?
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        println!(
+            "| {n} | {secs:.3} | {:.0} | {opens} | {lost} |",
+            n as f64 / secs
+        );
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -156,7 +156,17 @@ pub async fn run(
     loop {
         tokio::select! {
             ev = stream.next_event() => match ev {
-                Ok(e) => handle(&e, &c, &response),
+                Ok(e) => {
+                    handle(&e, &c, &response);
+                    // Drain what else is ready before writing the batch out.
+                    for _ in 0..4096 {
+                        match stream.try_next_event() {
+                            Some(e) => handle(&e, &c, &response),
+                            None => break,
+                        }
+                    }
+                    c.flush();
+                }
                 Err(err) => {
                     eprintln!("shieldd: monitor: {err}");
                     break;
@@ -166,6 +176,7 @@ pub async fn run(
                 while let Some(e) = stream.try_next_event() {
                     handle(&e, &c, &response);
                 }
+                c.flush();
                 break;
             }
         }

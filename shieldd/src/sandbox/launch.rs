@@ -452,9 +452,12 @@ unsafe fn child_main(p: &Prepared, gate: RawFd, err: RawFd, parent: libc::pid_t)
         fail(err, Stage::Ambient, errno());
     }
     if let Some(ids) = &spec.ids {
-        if libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) != 0
-            || libc::setresgid(ids.gid, ids.gid, ids.gid) != 0
-            || libc::setresuid(ids.uid, ids.uid, ids.uid) != 0
+        // Raw system calls: glibc's wrappers broadcast credential changes to
+        // every thread it believes exists, and after a raw clone3 its thread
+        // list is the parent's, so they would wait forever.
+        if libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) != 0
+            || libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) != 0
+            || libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) != 0
         {
             fail(err, Stage::Ids, errno());
         }

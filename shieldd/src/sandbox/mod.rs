@@ -283,13 +283,28 @@ fn prepare_rest(
         );
     }
 
-    let exec = sb
+    let allowed_exec = sb
         .exec
         .allow
         .as_ref()
         .map(|globs| landlock::expand_exec_allow(globs))
         .transpose()
         .map_err(|e| SetupError::Other(format!("exec.allow: {e}")))?;
+    let program = resolve_command(argv0, &cwd)?;
+    if let Some(allowed) = &allowed_exec {
+        // Said now, clearly, rather than as a kill at the agent's first exec.
+        let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
+        let ok = allowed.iter().any(|a| {
+            let a = std::fs::canonicalize(a).unwrap_or_else(|_| a.clone());
+            real == a || (a.is_dir() && real.starts_with(&a))
+        });
+        if !ok {
+            return Err(SetupError::NotExecutable(format!(
+                "cannot execute {}: not allowed by the policy's exec.allow",
+                program.display()
+            )));
+        }
+    }
     let fs = landlock::FsSpec {
         read: sb
             .filesystem
@@ -304,7 +319,10 @@ fn prepare_rest(
             .iter()
             .map(|p| p.resolve(&base))
             .collect(),
-        exec,
+        // With the monitor, exec.allow is its to enforce (in the kernel, on
+        // the file actually executed) and to record; a Landlock refusal
+        // would come first and leave no record. Without it, Landlock alone.
+        exec: if req.monitor { None } else { allowed_exec },
         connect_ports,
         bind_ports: net.bind.clone(),
         restrict_net: true,
@@ -346,7 +364,6 @@ fn prepare_rest(
         deny_udp: !req.monitor,
     })?;
 
-    let program = resolve_command(argv0, &cwd)?;
     let argv = req
         .command
         .iter()
