@@ -1,1 +1,125 @@
-fn main() {}
+//! Round-trip figures of the scan API from Rust.
+//!
+//! ```text
+//! shieldd serve --socket /tmp/s.sock --policy policies/support-agent.yaml &
+//! cargo run --release -p shield-client --features async --example roundtrip -- /tmp/s.sock [SECONDS]
+//! ```
+//!
+//! Latency: one blocking client, 2000 sequential scans of a 1 KiB text.
+//! Throughput: 1, 16 and 64 async clients (one connection each), each
+//! scanning in a loop for SECONDS (default 3).
+
+use std::time::{Duration, Instant};
+
+use shield_client::{AsyncClient, Client, Direction};
+
+const REQUESTS: usize = 2000;
+
+/// About 1 KiB of ordinary support-desk text, cut at a character boundary.
+fn text_1k() -> String {
+    let base = "Hello, I placed order 1042 last Tuesday and the tracking page still says \
+                it is being prepared. Could you tell me when it will ship, and whether I can \
+                change the delivery address to my office? Thanks for your help. ";
+    let mut t = base.repeat(1024 / base.len() + 1);
+    let mut cut = 1024.min(t.len());
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    t.truncate(cut);
+    t
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(Duration::ZERO)
+}
+
+fn latency(socket: &str, text: &str) -> Result<Vec<Duration>, shield_client::Error> {
+    let mut c = Client::connect(socket)?;
+    for _ in 0..100 {
+        c.try_scan(text, Direction::Inbound)?;
+    }
+    let mut times = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        c.try_scan(text, Direction::Inbound)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times)
+}
+
+async fn throughput(socket: &str, text: &str, clients: usize, secs: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let c = AsyncClient::new(socket);
+        let text = text.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut err) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                match c.try_scan(&text, Direction::Inbound).await {
+                    Ok(_) => ok += 1,
+                    Err(_) => err += 1,
+                }
+            }
+            (ok, err)
+        }));
+    }
+    let mut total = (0, 0);
+    for t in tasks {
+        if let Ok((ok, err)) = t.await {
+            total.0 += ok;
+            total.1 += err;
+        }
+    }
+    total
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let socket = args
+        .next()
+        .or_else(|| std::env::var(shield_client::SOCKET_ENV).ok())
+        .unwrap_or_else(|| "/tmp/shieldd.sock".into());
+    let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let text = text_1k();
+    println!("socket {socket}, text {} bytes", text.len());
+    match latency(&socket, &text) {
+        Ok(t) => {
+            println!("\nblocking client, {REQUESTS} sequential scans");
+            println!("| p50 | p99 | max |\n|---|---|---|");
+            println!(
+                "| {:.1} µs | {:.1} µs | {:.1} µs |",
+                percentile(&t, 0.50).as_secs_f64() * 1e6,
+                percentile(&t, 0.99).as_secs_f64() * 1e6,
+                percentile(&t, 1.0).as_secs_f64() * 1e6,
+            );
+        }
+        Err(e) => {
+            eprintln!("roundtrip: {e}");
+            std::process::exit(1);
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roundtrip: cannot start tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("\nasync clients (one connection each), {secs} s each");
+    println!("| clients | scans/s | errors |\n|---|---|---|");
+    for n in [1usize, 16, 64] {
+        let t = Instant::now();
+        let (ok, err) = rt.block_on(throughput(&socket, &text, n, secs));
+        let rate = ok as f64 / t.elapsed().as_secs_f64();
+        println!("| {n} | {rate:.0} | {err} |");
+    }
+}
