@@ -87,6 +87,11 @@ fn main() {
         .unwrap_or_else(|| "/tmp/shieldd.sock".into());
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
     let text = text_1k();
+    // A freshly started shieldd may still be building its scanner.
+    let ready = Instant::now() + Duration::from_secs(60);
+    while Client::new(&socket).ping().is_err() && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     println!("socket {socket}, text {} bytes", text.len());
     match latency(&socket, &text) {
         Ok(t) => {
