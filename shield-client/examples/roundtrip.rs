@@ -7,7 +7,8 @@
 //!
 //! Latency: one blocking client, 2000 sequential scans of a 1 KiB text.
 //! Throughput: 1, 16 and 64 async clients (one connection each), each
-//! scanning in a loop for SECONDS (default 3).
+//! scanning in a loop for SECONDS (default 3); then 64 tasks pipelining over
+//! one shared client.
 
 use std::time::{Duration, Instant};
 
@@ -37,26 +38,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or(Duration::ZERO)
 }
 
-fn latency(socket: &str, text: &str) -> Result<Vec<Duration>, shield_client::Error> {
+/// Round-trip times, and the server's own decision times (`latency_us`).
+fn latency(
+    socket: &str,
+    text: &str,
+) -> Result<(Vec<Duration>, Vec<Duration>), shield_client::Error> {
     let mut c = Client::connect(socket)?;
     for _ in 0..100 {
         c.try_scan(text, Direction::Inbound)?;
     }
     let mut times = Vec::with_capacity(REQUESTS);
+    let mut server = Vec::with_capacity(REQUESTS);
     for _ in 0..REQUESTS {
         let t = Instant::now();
-        c.try_scan(text, Direction::Inbound)?;
+        let v = c.try_scan(text, Direction::Inbound)?;
         times.push(t.elapsed());
+        server.push(Duration::from_micros(v.latency_us));
     }
     times.sort();
-    Ok(times)
+    server.sort();
+    Ok((times, server))
 }
 
-async fn throughput(socket: &str, text: &str, clients: usize, secs: u64) -> (u64, u64) {
+/// `clients` tasks scanning in a loop; with `shared`, all of them pipeline
+/// over one client (one connection), else each has its own.
+async fn throughput(
+    socket: &str,
+    text: &str,
+    clients: usize,
+    shared: bool,
+    secs: u64,
+) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
+    let one = AsyncClient::new(socket);
     for _ in 0..clients {
-        let c = AsyncClient::new(socket);
+        let c = if shared {
+            one.clone()
+        } else {
+            AsyncClient::new(socket)
+        };
         let text = text.to_owned();
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut err) = (0u64, 0u64);
@@ -94,14 +115,21 @@ fn main() {
     }
     println!("socket {socket}, text {} bytes", text.len());
     match latency(&socket, &text) {
-        Ok(t) => {
+        Ok((t, srv)) => {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
             println!("\nblocking client, {REQUESTS} sequential scans");
-            println!("| p50 | p99 | max |\n|---|---|---|");
+            println!("| | p50 | p99 | max |\n|---|---|---|---|");
             println!(
-                "| {:.1} µs | {:.1} µs | {:.1} µs |",
-                percentile(&t, 0.50).as_secs_f64() * 1e6,
-                percentile(&t, 0.99).as_secs_f64() * 1e6,
-                percentile(&t, 1.0).as_secs_f64() * 1e6,
+                "| round trip | {:.1} µs | {:.1} µs | {:.1} µs |",
+                us(percentile(&t, 0.50)),
+                us(percentile(&t, 0.99)),
+                us(percentile(&t, 1.0)),
+            );
+            println!(
+                "| server decision (latency_us) | {:.1} µs | {:.1} µs | {:.1} µs |",
+                us(percentile(&srv, 0.50)),
+                us(percentile(&srv, 0.99)),
+                us(percentile(&srv, 1.0)),
             );
         }
         Err(e) => {
@@ -119,12 +147,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("\nasync clients (one connection each), {secs} s each");
-    println!("| clients | scans/s | errors |\n|---|---|---|");
-    for n in [1usize, 16, 64] {
+    println!("\nasync throughput, {secs} s each");
+    println!("| concurrent | connections | scans/s | errors |\n|---|---|---|---|");
+    for (n, shared) in [(1usize, false), (16, false), (64, false), (64, true)] {
         let t = Instant::now();
-        let (ok, err) = rt.block_on(throughput(&socket, &text, n, secs));
+        let (ok, err) = rt.block_on(throughput(&socket, &text, n, shared, secs));
         let rate = ok as f64 / t.elapsed().as_secs_f64();
-        println!("| {n} | {rate:.0} | {err} |");
+        let conns = if shared { 1 } else { n };
+        println!("| {n} | {conns} | {rate:.0} | {err} |");
     }
 }
