@@ -8,6 +8,10 @@
 //! Both fail closed by default: when shieldd cannot be reached or cannot
 //! answer, `scan` and `check_tool` return a blocked verdict (the `try_*`
 //! variants return the [`Error`]). [`FailMode::Open`] allows instead.
+//!
+//! The integration tests start the real `shieldd serve` (from
+//! `target/debug/shieldd`, built when missing, or `SHIELDD_BIN`):
+//! `cargo test -p shield-client --all-features`.
 #![deny(missing_docs)]
 
 pub mod wire;
