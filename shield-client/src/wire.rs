@@ -90,6 +90,16 @@ impl Verdict {
             latency_us: 0,
         }
     }
+
+    /// A `block` verdict with no findings: what a fail-closed client returns
+    /// when it could not get an answer.
+    pub fn block() -> Self {
+        Verdict {
+            action: Action::Block,
+            blocked: true,
+            ..Verdict::allow()
+        }
+    }
 }
 
 /// Default largest request line the server accepts, in bytes.
