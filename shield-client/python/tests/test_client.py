@@ -339,3 +339,20 @@ def test_verdict_round_trips_wire_json() -> None:
     assert v.text_or_redacted("SSN 078-05-1120") == "SSN [SSN_REDACTED]"
     # `action: block` counts as blocked even if the flag were missing.
     assert Verdict.from_dict({"action": "block", "findings": [], "latency_us": 0}).blocked
+
+
+def test_core_imports_with_stdlib_only() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pkg = str(Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import shield_client, shield_client.openai, shield_client.anthropic, shield_client.mcp\n"
+        "bad = [m for m in ('openai', 'anthropic', 'mcp', 'langchain_core', 'pydantic') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    ) % pkg
+    # -I: isolated (no site-packages of the venv, no env vars, no cwd).
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
