@@ -30,11 +30,11 @@ class Connection:
     def __init__(self, path: str, timeout: float) -> None:
         self.pid = os.getpid()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The timeout bounds connect, and sendall against a server that
+        # stopped reading; the reader just goes round when recv times out.
+        sock.settimeout(max(timeout, 0.05))
         try:
-            sock.settimeout(timeout)
             sock.connect(path)
-            # The reader blocks in recv; timeouts are per request, on the slot.
-            sock.settimeout(None)
         except BaseException:
             sock.close()
             raise
@@ -92,11 +92,13 @@ class Connection:
             self._closed = True
             self._why = why
             pending, self._pending = self._pending, {}
-        try:
-            # shutdown wakes the reader thread blocked in recv.
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        if self.pid == os.getpid():
+            try:
+                # shutdown wakes the reader thread blocked in recv. Not in a
+                # forked child: the socket is shared with the parent.
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._sock.close()
         for slot in pending.values():
             slot.error = ConnectionLost(str(why))
@@ -107,7 +109,12 @@ class Connection:
         sock = self._sock
         try:
             while True:
-                chunk = sock.recv(1 << 16)
+                try:
+                    chunk = sock.recv(1 << 16)
+                except socket.timeout:
+                    if self._closed:
+                        return
+                    continue
                 if not chunk:
                     why = self._last_null_error or "shieldd closed the connection"
                     self._fail(ConnectionLost(why))

@@ -7,7 +7,7 @@ Importing this module imports ``langchain_core`` (the core package does not).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from uuid import UUID
 
 try:
@@ -74,7 +74,7 @@ class ShieldCallbackHandler(BaseCallbackHandler):
         self.check_tools = check_tools
         self.scan_tool_outputs = scan_tool_outputs
         #: (what, verdict) for every check made, in order.
-        self.verdicts: List[tuple] = []
+        self.verdicts: List[Tuple[str, Verdict]] = []
 
     def _scan(self, text: str, direction: str, what: str) -> None:
         if not text:

@@ -54,9 +54,9 @@ class GuardedSession:
                 raise
             from mcp import types
 
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=refusal_text(e.verdict))],
-                isError=True,
+            # By alias: mcp 1.x names the field isError, 2.x is_error.
+            return types.CallToolResult.model_validate(
+                {"content": [{"type": "text", "text": refusal_text(e.verdict)}], "isError": True}
             )
         result = await self.session.call_tool(name, arguments, *args, **kwargs)
         if self.scan_results:

@@ -356,3 +356,22 @@ def test_core_imports_with_stdlib_only() -> None:
     # -I: isolated (no site-packages of the venv, no env vars, no cwd).
     r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_forked_child_gets_its_own_connection(shield: Shield) -> None:
+    import os
+
+    assert shield.scan_input(INJECTION).blocked
+    parent_conn = shield._conn
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse (or shut down) the parent's socket
+        code = 1
+        try:
+            ok = shield.scan_input(INJECTION).blocked and shield._conn is not parent_conn
+            shield.close()
+            code = 0 if ok else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert shield._conn is parent_conn and shield.scan_input(INJECTION).blocked
