@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import threading
+import time
 from typing import Any, Dict, Optional
 
 
@@ -21,17 +23,25 @@ class _Slot:
         self.response: Optional[Dict[str, Any]] = None
         self.error: Optional[BaseException] = None
 
+    @property
+    def answered(self) -> bool:
+        # Fields, not the event: the event also signals a reading hand-off.
+        return self.response is not None or self.error is not None
+
 
 class Connection:
-    """A Unix stream socket to shieldd. Requests from any thread are written
-    under a lock; one reader thread hands each response line to the request
-    with the same id, so threads pipeline on one connection."""
+    """A Unix stream socket to shieldd, shared by threads.
+
+    Requests are written under a lock. There is no reader thread: one
+    waiting caller holds the read lock and reads for everyone, handing each
+    answer to the request with the same id, until its own arrives; then it
+    wakes a waiter to take over (leader and followers). One thread alone
+    pays no thread hand-off, and many threads pipeline on one connection."""
 
     def __init__(self, path: str, timeout: float) -> None:
         self.pid = os.getpid()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # The timeout bounds connect, and sendall against a server that
-        # stopped reading; the reader just goes round when recv times out.
+        # Bounds connect, and sendall against a server that stopped reading.
         sock.settimeout(max(timeout, 0.05))
         try:
             sock.connect(path)
@@ -39,16 +49,16 @@ class Connection:
             sock.close()
             raise
         self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
         self._wlock = threading.Lock()
+        self._rlock = threading.Lock()
         self._plock = threading.Lock()
         self._pending: Dict[int, _Slot] = {}
+        self._buf = b""
         self._closed = False
         self._why: Optional[BaseException] = None
         self._last_null_error = ""
-        self._reader = threading.Thread(
-            target=self._read_loop, name="shield-client-reader", daemon=True
-        )
-        self._reader.start()
 
     @property
     def alive(self) -> bool:
@@ -59,6 +69,7 @@ class Connection:
         """Send one request and wait for its response. Raises ``OSError``
         (``ConnectionLost``, ``BrokenPipeError``, ...) when the connection
         fails, ``TimeoutError`` when no answer comes in time."""
+        deadline = time.monotonic() + timeout
         line = json.dumps(dict(body, id=req_id), ensure_ascii=False, separators=(",", ":"))
         data = line.encode("utf-8") + b"\n"
         slot = _Slot()
@@ -72,7 +83,23 @@ class Connection:
         except OSError as e:
             self._fail(e)
             raise
-        if not slot.event.wait(timeout):
+        while not slot.answered:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._rlock.acquire(blocking=False):
+                try:
+                    self._read_until(slot, deadline)
+                finally:
+                    self._rlock.release()
+                    self._promote()
+                continue
+            # Another thread is reading: it sets our event when our answer
+            # comes, or when it stops reading and hands the reading to us.
+            # The short wait covers a hand-off to a waiter that timed out.
+            slot.event.wait(min(left, 0.05))
+            slot.event.clear()
+        if not slot.answered:
             with self._plock:
                 self._pending.pop(req_id, None)
             raise TimeoutError(f"no answer from shieldd within {timeout:g} s")
@@ -80,6 +107,45 @@ class Connection:
             raise slot.error
         assert slot.response is not None
         return slot.response
+
+    def _promote(self) -> None:
+        """Wake one waiting request so that it takes over the reading."""
+        with self._plock:
+            for waiting in self._pending.values():
+                if not waiting.answered:
+                    waiting.event.set()
+                    return
+
+    def _read_until(self, slot: _Slot, deadline: float) -> None:
+        """Read and dispatch (read lock held) until ``slot`` is answered,
+        the connection fails, or the deadline passes."""
+        while not slot.answered:
+            if self._closed:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if not self._poll.poll(max(int(left * 1000), 1)):
+                    continue
+                chunk = self._sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError, socket.timeout):
+                continue
+            except OSError as e:
+                self._fail(ConnectionLost(str(e)))
+                return
+            if not chunk:
+                self._fail(ConnectionLost(self._last_null_error or "shieldd closed the connection"))
+                return
+            buf = self._buf + chunk
+            start = 0
+            while True:
+                nl = buf.find(b"\n", start)
+                if nl < 0:
+                    break
+                self._dispatch(buf[start:nl])
+                start = nl + 1
+            self._buf = buf[start:]
 
     def close(self) -> None:
         """Close the socket; requests in flight fail with ``ConnectionLost``."""
@@ -94,8 +160,7 @@ class Connection:
             pending, self._pending = self._pending, {}
         if self.pid == os.getpid():
             try:
-                # shutdown wakes the reader thread blocked in recv. Not in a
-                # forked child: the socket is shared with the parent.
+                # Not in a forked child: the socket is shared with the parent.
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
@@ -103,33 +168,6 @@ class Connection:
         for slot in pending.values():
             slot.error = ConnectionLost(str(why))
             slot.event.set()
-
-    def _read_loop(self) -> None:
-        buf = b""
-        sock = self._sock
-        try:
-            while True:
-                try:
-                    chunk = sock.recv(1 << 16)
-                except socket.timeout:
-                    if self._closed:
-                        return
-                    continue
-                if not chunk:
-                    why = self._last_null_error or "shieldd closed the connection"
-                    self._fail(ConnectionLost(why))
-                    return
-                buf += chunk
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl], buf[nl + 1 :]
-                    self._dispatch(line)
-        except OSError as e:
-            self._fail(ConnectionLost(str(e)))
-        except BaseException as e:  # never leave waiters hanging
-            self._fail(ConnectionLost(f"reader failed: {e!r}"))
 
     def _dispatch(self, line: bytes) -> None:
         if not line.strip():
