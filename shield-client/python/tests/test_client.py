@@ -375,3 +375,33 @@ def test_forked_child_gets_its_own_connection(shield: Shield) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert shield._conn is parent_conn and shield.scan_input(INJECTION).blocked
+
+
+def test_many_threads_share_one_connection(shieldd_socket: str) -> None:
+    s = Shield(shieldd_socket, timeout=30)
+    s.ping()
+    conn = s._conn
+    done = []
+
+    def worker() -> None:
+        for _ in range(10):
+            s.ping()
+        done.append(s.check_tool("database_query", {"query": "DELETE FROM orders"}).blocked)
+
+    threads = [threading.Thread(target=worker) for _ in range(64)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(done) == 64 and all(done)
+    assert s._conn is conn
+    s.close()
+
+
+def test_oversized_request_fails_closed_locally(shield: Shield, shieldd_socket: str) -> None:
+    small = Shield(shieldd_socket, max_line=1000)
+    v = small.scan_input("a" * 2000)
+    assert v.blocked and "too_large" in v.findings[0].detail
+    # The connection is not touched by the refused request.
+    assert small.scan_input("hello").action == "allow"
+    small.close()
