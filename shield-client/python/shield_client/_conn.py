@@ -1,0 +1,193 @@
+"""One connection to shieldd with pipelined requests matched by id."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import threading
+import time
+from typing import Any, Dict, Optional
+
+
+class ConnectionLost(OSError):
+    """The connection closed or failed before the answer came."""
+
+
+class _Slot:
+    __slots__ = ("event", "response", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.response: Optional[Dict[str, Any]] = None
+        self.error: Optional[BaseException] = None
+
+    @property
+    def answered(self) -> bool:
+        # Fields, not the event: the event also signals a reading hand-off.
+        return self.response is not None or self.error is not None
+
+
+class Connection:
+    """A Unix stream socket to shieldd, shared by threads.
+
+    Requests are written under a lock. There is no reader thread: one
+    waiting caller holds the read lock and reads for everyone, handing each
+    answer to the request with the same id, until its own arrives; then it
+    wakes a waiter to take over (leader and followers). One thread alone
+    pays no thread hand-off, and many threads pipeline on one connection."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.pid = os.getpid()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bounds connect, and sendall against a server that stopped reading.
+        sock.settimeout(max(timeout, 0.05))
+        try:
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+        self._wlock = threading.Lock()
+        self._rlock = threading.Lock()
+        self._plock = threading.Lock()
+        self._pending: Dict[int, _Slot] = {}
+        self._buf = b""
+        self._closed = False
+        self._why: Optional[BaseException] = None
+        self._last_null_error = ""
+
+    @property
+    def alive(self) -> bool:
+        """False once the connection failed or was closed (or after a fork)."""
+        return not self._closed and self.pid == os.getpid()
+
+    def request(self, req_id: int, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        """Send one request and wait for its response. Raises ``OSError``
+        (``ConnectionLost``, ``BrokenPipeError``, ...) when the connection
+        fails, ``TimeoutError`` when no answer comes in time."""
+        deadline = time.monotonic() + timeout
+        line = json.dumps(dict(body, id=req_id), ensure_ascii=False, separators=(",", ":"))
+        data = line.encode("utf-8") + b"\n"
+        slot = _Slot()
+        with self._plock:
+            if self._closed:
+                raise ConnectionLost(str(self._why or "connection closed"))
+            self._pending[req_id] = slot
+        try:
+            with self._wlock:
+                self._sock.sendall(data)
+        except OSError as e:
+            self._fail(e)
+            raise
+        while not slot.answered:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._rlock.acquire(blocking=False):
+                try:
+                    self._read_until(slot, deadline)
+                finally:
+                    self._rlock.release()
+                    self._promote()
+                continue
+            # Another thread is reading: it sets our event when our answer
+            # comes, or when it stops reading and hands the reading to us.
+            # The short wait covers a hand-off to a waiter that timed out.
+            slot.event.wait(min(left, 0.05))
+            slot.event.clear()
+        if not slot.answered:
+            with self._plock:
+                self._pending.pop(req_id, None)
+            raise TimeoutError(f"no answer from shieldd within {timeout:g} s")
+        if slot.error is not None:
+            raise slot.error
+        assert slot.response is not None
+        return slot.response
+
+    def _promote(self) -> None:
+        """Wake one waiting request so that it takes over the reading."""
+        with self._plock:
+            for waiting in self._pending.values():
+                if not waiting.answered:
+                    waiting.event.set()
+                    return
+
+    def _read_until(self, slot: _Slot, deadline: float) -> None:
+        """Read and dispatch (read lock held) until ``slot`` is answered,
+        the connection fails, or the deadline passes."""
+        while not slot.answered:
+            if self._closed:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if not self._poll.poll(max(int(left * 1000), 1)):
+                    continue
+                chunk = self._sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError, socket.timeout):
+                continue
+            except OSError as e:
+                self._fail(ConnectionLost(str(e)))
+                return
+            if not chunk:
+                self._fail(ConnectionLost(self._last_null_error or "shieldd closed the connection"))
+                return
+            buf = self._buf + chunk
+            start = 0
+            while True:
+                nl = buf.find(b"\n", start)
+                if nl < 0:
+                    break
+                self._dispatch(buf[start:nl])
+                start = nl + 1
+            self._buf = buf[start:]
+
+    def close(self) -> None:
+        """Close the socket; requests in flight fail with ``ConnectionLost``."""
+        self._fail(ConnectionLost("connection closed by the client"))
+
+    def _fail(self, why: BaseException) -> None:
+        with self._plock:
+            if self._closed:
+                return
+            self._closed = True
+            self._why = why
+            pending, self._pending = self._pending, {}
+        if self.pid == os.getpid():
+            try:
+                # Not in a forked child: the socket is shared with the parent.
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sock.close()
+        for slot in pending.values():
+            slot.error = ConnectionLost(str(why))
+            slot.event.set()
+
+    def _dispatch(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            resp = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(resp, dict):
+            return
+        rid = resp.get("id")
+        if not isinstance(rid, int):
+            # An answer the server could not tie to a request (refused
+            # peer, oversized line): kept as the reason if the line closes.
+            err = resp.get("error")
+            if isinstance(err, dict):
+                self._last_null_error = f"{err.get('code')}: {err.get('message')}"
+            return
+        with self._plock:
+            slot = self._pending.pop(rid, None)
+        if slot is not None:
+            slot.response = resp
+            slot.event.set()
