@@ -291,8 +291,38 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     let st = child.wait()?;
+    // The Python client's tests, against the shieldd binary just built.
+    let py = Command::new("bash")
+        .arg(root().join("shield-client/python/run_tests.sh"))
+        .current_dir(root())
+        .env("SHIELDD_BIN", root().join("target/debug/shieldd"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run the Python tests")?;
+    let out = py.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    // pytest's summary: "45 passed, 1 skipped in 12.3s" (failed/error when any).
+    for line in text
+        .lines()
+        .filter(|l| l.contains(" passed") || l.contains(" failed") || l.contains(" error"))
+    {
+        for part in line.trim_matches(|c| c == '=' || c == ' ').split(", ") {
+            let mut it = part.split_whitespace();
+            if let (Some(n), Some(what)) =
+                (it.next().and_then(|n| n.parse::<u64>().ok()), it.next())
+            {
+                match what {
+                    "passed" => passed += n,
+                    "failed" | "error" | "errors" => failed += n,
+                    "skipped" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
     println!("{passed} passed, {failed} failed, {ignored} skipped");
-    if !st.success() || failed > 0 {
+    if !st.success() || failed > 0 || !out.status.success() {
         bail!("tests failed");
     }
     Ok(())
