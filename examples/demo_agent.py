@@ -79,8 +79,10 @@ def main():
         except OSError as e:
             results[step] = f"refused: {e.strerror} (errno {e.errno})"
         print(f"[agent] injected step '{step}': {results[step]}")
-    # Not reached under the default policy: the connect above is a network
-    # violation, and the default response kills the whole tree.
+    # Under the default policy the refused connect is a network violation
+    # whose response is `kill`: the kernel refused it at once, and the kill
+    # of the whole tree follows from user space within about a millisecond,
+    # so this line may or may not be reached.
     ok = all(v.startswith("refused") for v in results.values())
     print("[agent] finished; every injected step was refused" if ok
           else "[agent] finished; SOME INJECTED STEP SUCCEEDED")
