@@ -326,26 +326,33 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The whole scanner, every layer on, judged like the seed baseline:
-/// inbound rows count as flagged on an injection finding, outbound rows on
-/// a PII, secret or exfiltration finding.
-fn run_full(no_seed: bool) -> Result<()> {
-    use shield_client::wire::FindingKind;
+/// A scanner with every layer on in both directions; PII and secrets get
+/// `data_action` (injection and exfiltration always block).
+pub fn full_scanner(data_action: shieldd::policy::ScanAction) -> Result<shieldd::scan::Scanner> {
     use shieldd::policy::{ScanAction, ScanActions, ScanPolicy};
     let all = ScanActions {
         injection: ScanAction::Block,
-        pii: ScanAction::Block,
-        secrets: ScanAction::Block,
+        pii: data_action,
+        secrets: data_action,
         exfiltration: ScanAction::Block,
     };
-    let scanner = shieldd::scan::Scanner::new(
+    shieldd::scan::Scanner::new(
         &ScanPolicy {
             inbound: all,
             outbound: all,
         },
         Vec::new(),
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The whole scanner, every layer on, judged like the seed baseline:
+/// inbound rows count as flagged on an injection finding, outbound rows on
+/// a PII, secret or exfiltration finding.
+fn run_full(no_seed: bool) -> Result<()> {
+    use shield_client::wire::FindingKind;
+    use shieldd::policy::ScanAction;
+    let scanner = full_scanner(ScanAction::Block)?;
     let t0 = std::time::Instant::now();
     let mut bytes = 0usize;
     let bytes_ref = std::cell::Cell::new(0usize);

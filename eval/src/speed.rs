@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use shield_client::wire::Direction;
-use shieldd::policy::{ScanAction, ScanActions, ScanPolicy};
+use shieldd::policy::ScanAction;
 
-use crate::evaldata::{eval_dir, load_all, PYTHON};
+use crate::evaldata::{eval_dir, full_scanner, load_all, PYTHON};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
@@ -54,20 +54,7 @@ json.dump(out, sys.stdout)
 
 /// Run the scanner speed benchmark.
 pub fn run() -> Result<()> {
-    let all = ScanActions {
-        injection: ScanAction::Block,
-        pii: ScanAction::Redact,
-        secrets: ScanAction::Redact,
-        exfiltration: ScanAction::Block,
-    };
-    let scanner = shieldd::scan::Scanner::new(
-        &ScanPolicy {
-            inbound: all,
-            outbound: all,
-        },
-        Vec::new(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scanner = full_scanner(ScanAction::Redact)?;
     let dir = eval_dir()?;
     let rows = load_all(&dir)?;
     // Warm every lazily compiled rule set first.
