@@ -118,6 +118,7 @@ struct shield_config {
 	__u32 file_kill;   /* SIGKILL on an open of a denied path */
 	__u32 bind_enforce;/* bind_ports is in force */
 	__u32 deny_enforce;/* deny_paths has entries: resolve opened files */
+	__u32 quiet;       /* nothing records events: emit only violations */
 };
 
 #endif

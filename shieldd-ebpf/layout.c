@@ -62,5 +62,6 @@ int main(void)
 	OFF(shield_config, file_kill);
 	OFF(shield_config, bind_enforce);
 	OFF(shield_config, deny_enforce);
+	OFF(shield_config, quiet);
 	return 0;
 }

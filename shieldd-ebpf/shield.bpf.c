@@ -455,6 +455,10 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	if (!is_tracked(tgid))
 		return 0;
+	struct shield_config *qcfg = get_config();
+	/* Nobody records opens and none can violate: skip the path walk. */
+	if (qcfg && qcfg->quiet && !qcfg->deny_enforce)
+		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
@@ -511,6 +515,8 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 		struct open_pending pend = {.flags = oflags, .violation = flags & SHIELD_F_VIOLATION};
 		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 	}
+	if (cfg && cfg->quiet && !(flags & SHIELD_F_VIOLATION))
+		return 0;
 
 	struct shield_open_event *e = reserve(sizeof(*e));
 	if (!e)
@@ -652,6 +658,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
 				      __u32 type, __u16 port_be, const __u8 *addr)
 {
+	struct shield_config *cfg = get_config();
+	if (cfg && cfg->quiet && !(flags & SHIELD_F_VIOLATION))
+		return;
 	struct shield_net_event *e = reserve(sizeof(*e));
 	if (!e)
 		return;

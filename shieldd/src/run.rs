@@ -193,7 +193,10 @@ fn supervise(
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
 
     let monitor = if req.monitor {
-        match start_monitor(policy, &prepared.base, &cg.v2_dir) {
+        match start_monitor(policy, &prepared.base, &cg.v2_dir).and_then(|mut m| {
+            m.set_quiet(audit.is_none()).map_err(|e| e.to_string())?;
+            Ok(m)
+        }) {
             Ok(m) => Some(Arc::new(Mutex::new(m))),
             Err(e) => {
                 return Err(SetupError::Unsupported(format!(

@@ -122,6 +122,7 @@ pub(crate) struct RawConfig {
     pub file_kill: u32,
     pub bind_enforce: u32,
     pub deny_enforce: u32,
+    pub quiet: u32,
 }
 
 // SAFETY: RawConfig is repr(C), six u32 with no padding.
@@ -477,6 +478,7 @@ mod tests {
             offset_of!(RawConfig, deny_enforce),
             c::OFF_shield_config_deny_enforce
         );
+        assert_eq!(offset_of!(RawConfig, quiet), c::OFF_shield_config_quiet);
     }
 
     fn hdr(kind: u32, flags: u32) -> RawHdr {

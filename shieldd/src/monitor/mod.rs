@@ -617,6 +617,14 @@ impl Monitor {
         self.write_config()
     }
 
+    /// Quiet (true): the kernel sends only violations, not every open,
+    /// connect and bind, for sessions whose events nobody records. Opens
+    /// then skip the path walk unless deny rules need it.
+    pub fn set_quiet(&mut self, quiet: bool) -> Result<(), MonitorError> {
+        self.config.quiet = u32::from(quiet);
+        self.write_config()
+    }
+
     /// Choose what the kernel does on exec and file violations.
     pub fn set_response(&mut self, r: KernelResponse) -> Result<(), MonitorError> {
         self.config.exec_kill = u32::from(r.exec_kill);
