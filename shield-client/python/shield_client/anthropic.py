@@ -11,8 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._toolcalls import get, parse_arguments, refusal_text
 from .client import Approver, Shield
-from .errors import ApprovalRequired, Blocked, ShieldUnavailable
-from .types import NEEDS_APPROVAL, Verdict
+from .types import Verdict
 
 __all__ = [
     "check_tool_uses",
@@ -57,14 +56,7 @@ def ensure_tool_uses_allowed(
     for block, v in check_tool_uses(shield, message):
         name = str(get(block, "name", "") or "")
         params, _ = parse_arguments(get(block, "input"))
-        if v.blocked:
-            if v.unavailable:
-                raise ShieldUnavailable(v.findings[0].detail, v)
-            raise Blocked(v, f"tool call {name!r}")
-        if v.action == NEEDS_APPROVAL:
-            ok = approver or shield.approver
-            if ok is None or not ok(name, params or {}, v):
-                raise ApprovalRequired(v, f"tool call {name!r}")
+        shield.enforce(name, params or {}, v, approver)
         ready.append((block, params or {}))
     return ready
 

@@ -236,13 +236,27 @@ class Shield:
         approver (argument, else the Shield's) is missing or says no."""
         p = dict(params or {})
         v = self.check_tool(name, p, raise_on_block=False)
+        return self.enforce(name, p, v, approver)
+
+    def enforce(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        v: Verdict,
+        approver: Optional[Approver] = None,
+    ) -> Verdict:
+        """Raise unless the tool call with verdict ``v`` may run now:
+        ``ShieldUnavailable`` or ``Blocked`` when blocked,
+        ``ApprovalRequired`` when it needs approval and the approver
+        (argument, else the Shield's) is missing or says no. The one place
+        every integration turns a verdict into go or stop."""
         if v.blocked:
             if v.unavailable:
                 raise ShieldUnavailable(v.findings[0].detail, v)
             raise Blocked(v, f"tool call {name!r}")
         if v.action == NEEDS_APPROVAL:
             ok = approver or self.approver
-            if ok is None or not ok(name, p, v):
+            if ok is None or not ok(name, dict(params), v):
                 raise ApprovalRequired(v, f"tool call {name!r}")
         return v
 

@@ -129,13 +129,7 @@ class ShieldCallbackHandler(BaseCallbackHandler):
         params = dict(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
         v = self.shield.check_tool(name, params, raise_on_block=False)
         self.verdicts.append((f"tool {name}", v))
-        _raise_if_blocked(v, f"tool call {name!r}")
-        if v.needs_approval:
-            from .errors import ApprovalRequired
-
-            ok = self.shield.approver
-            if ok is None or not ok(name, params, v):
-                raise ApprovalRequired(v, f"tool call {name!r}")
+        self.shield.enforce(name, params, v)
 
     def on_tool_end(self, output: Any, **kwargs: Any) -> None:
         """Scan the tool's output inbound when ``scan_tool_outputs``."""

@@ -12,8 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._toolcalls import get, parse_arguments, refusal_text
 from .client import Approver, Shield
-from .errors import ApprovalRequired, Blocked, ShieldUnavailable
-from .types import NEEDS_APPROVAL, Verdict
+from .types import Verdict
 
 __all__ = [
     "check_tool_calls",
@@ -73,14 +72,7 @@ def ensure_tool_calls_allowed(
     ready: List[Tuple[Any, Dict[str, Any]]] = []
     for tc, v in check_tool_calls(shield, message):
         name, params, _ = tool_call_name_and_params(tc)
-        if v.blocked:
-            if v.unavailable:
-                raise ShieldUnavailable(v.findings[0].detail, v)
-            raise Blocked(v, f"tool call {name!r}")
-        if v.action == NEEDS_APPROVAL:
-            ok = approver or shield.approver
-            if ok is None or not ok(name, params or {}, v):
-                raise ApprovalRequired(v, f"tool call {name!r}")
+        shield.enforce(name, params or {}, v, approver)
         ready.append((tc, params or {}))
     return ready
 
