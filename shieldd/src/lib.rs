@@ -15,4 +15,5 @@ pub mod respond;
 pub mod run;
 pub mod sandbox;
 pub mod scan;
+pub mod service;
 pub mod tools;

@@ -1,0 +1,255 @@
+//! `/etc/shieldd/config.yaml`: the daemon's configuration. Every key is
+//! optional; a missing file section takes the defaults below. Unknown keys
+//! are errors (a typo must not silently turn an alert off).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Default location of the config file.
+pub const DEFAULT_CONFIG: &str = "/etc/shieldd/config.yaml";
+
+/// Errors loading the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is invalid or does not fit the schema (serde_yaml's message names line and column).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+}
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Directory of the audit trail (`audit.jsonl` inside).
+    pub audit_dir: PathBuf,
+    /// The control socket (root and `admin_group` only).
+    pub control_socket: PathBuf,
+    /// Directory of the per-session scan sockets.
+    pub session_socket_dir: PathBuf,
+    /// Group whose members may use the control socket and D-Bus methods.
+    pub admin_group: Option<String>,
+    /// Policy for sessions started without one (default: the built-in default).
+    pub default_policy: Option<PathBuf>,
+    /// How long an ended session stays listed, seconds.
+    #[serde(deserialize_with = "duration")]
+    pub keep_ended: Duration,
+    /// D-Bus service.
+    pub dbus: DbusConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// Alert rules.
+    pub alerts: AlertsConfig,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            audit_dir: PathBuf::from("/var/log/shieldd"),
+            control_socket: PathBuf::from("/run/shieldd/control.sock"),
+            session_socket_dir: PathBuf::from("/run/shieldd/sessions"),
+            admin_group: None,
+            default_policy: None,
+            keep_ended: Duration::from_secs(600),
+            dbus: DbusConfig::default(),
+            metrics: MetricsConfig::default(),
+            alerts: AlertsConfig::default(),
+        }
+    }
+}
+
+/// Which bus `org.shieldd.Manager1` is served on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbusConfig {
+    /// Serve on D-Bus at all.
+    pub enabled: bool,
+    /// `system`, `session`, or a bus address (`unix:path=/tmp/test-bus`) for tests.
+    pub bus: String,
+}
+
+impl Default for DbusConfig {
+    fn default() -> Self {
+        DbusConfig {
+            enabled: true,
+            bus: "system".into(),
+        }
+    }
+}
+
+/// Prometheus exposition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` endpoint; none = no endpoint. Keep it local.
+    pub listen: Option<SocketAddr>,
+}
+
+/// N matching records within a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// How many records fire the alert (the N-th fires, not N-1).
+    pub count: u64,
+    /// The sliding window.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+}
+
+/// The alert rules of the guide. A rule left out is off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Blocked inbound scans of one session.
+    pub blocked_inputs_session: Option<Threshold>,
+    /// Blocked inbound scans of all sessions together.
+    pub blocked_inputs_host: Option<Threshold>,
+    /// Denied tool calls of one session.
+    pub tool_denials: Option<Threshold>,
+    /// Any PII or secret finding in an outbound scan.
+    pub sensitive_output: bool,
+    /// Tool calls of one session (an unusual rate).
+    pub tool_rate: Option<Threshold>,
+    /// Command run per alert, the alert as JSON on stdin (argv, no shell).
+    pub command: Option<Vec<String>>,
+    /// The same alert (kind and session) is not raised again within this time.
+    #[serde(deserialize_with = "duration")]
+    pub cooldown: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let t = |count, secs| {
+            Some(Threshold {
+                count,
+                window: Duration::from_secs(secs),
+            })
+        };
+        AlertsConfig {
+            blocked_inputs_session: t(5, 60),
+            blocked_inputs_host: t(20, 60),
+            tool_denials: t(3, 60),
+            sensitive_output: true,
+            tool_rate: t(60, 10),
+            command: None,
+            cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `30s`, `5m`, `1h 30m` (humantime), or a bare number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Raw::Secs(s) => Err(serde::de::Error::custom(format!(
+            "duration must be a non-negative number of seconds, not {s}"
+        ))),
+        Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+            serde::de::Error::custom(format!("bad duration {t:?}: {e} (e.g. 30s, 5m, 1h)"))
+        }),
+    }
+}
+
+impl DaemonConfig {
+    /// Parse YAML text; `path` names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<DaemonConfig, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(DaemonConfig::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Load a file. A missing file at the default location means defaults;
+    /// a missing file the user named is an error.
+    pub fn load(path: Option<&Path>) -> Result<DaemonConfig, ConfigError> {
+        let (p, named) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        match std::fs::read_to_string(&p) {
+            Ok(t) => DaemonConfig::parse(&t, &p),
+            Err(e) if !named && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(DaemonConfig::default())
+            }
+            Err(source) => Err(ConfigError::Read { path: p, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_defaults() {
+        let c = DaemonConfig::parse("", Path::new("c.yaml")).unwrap();
+        assert_eq!(c, DaemonConfig::default());
+    }
+
+    #[test]
+    fn durations_and_thresholds() {
+        let c = DaemonConfig::parse(
+            "alerts:\n  tool_denials: {count: 2, window: 90s}\n  tool_rate: null\n  cooldown: 0\nkeep_ended: 5m\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.alerts.tool_denials,
+            Some(Threshold {
+                count: 2,
+                window: Duration::from_secs(90)
+            })
+        );
+        assert_eq!(c.alerts.tool_rate, None);
+        assert_eq!(c.alerts.cooldown, Duration::ZERO);
+        assert_eq!(c.keep_ended, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_a_location() {
+        let e = DaemonConfig::parse(
+            "alerts:\n  tool_denial: {count: 2, window: 1s}\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tool_denial") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_explained() {
+        let e = DaemonConfig::parse("keep_ended: soon\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad duration"), "{e}");
+    }
+
+    #[test]
+    fn named_missing_file_is_an_error() {
+        assert!(DaemonConfig::load(Some(Path::new("/nonexistent/shieldd.yaml"))).is_err());
+    }
+}
