@@ -187,3 +187,66 @@ pub async fn run(
         }
     }
 }
+
+/// Where each session slot's events go: its containment and the response
+/// policy in force (replaced on a policy reload).
+pub type Routes =
+    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<u32, (Containment, ResponsePolicy)>>>;
+
+fn route(routes: &Routes, e: &Event, touched: &mut Vec<u32>) {
+    let Ok(r) = routes.read() else { return };
+    match r.get(&e.meta.slot) {
+        Some((c, response)) => {
+            handle(e, c, response);
+            if !touched.contains(&e.meta.slot) {
+                touched.push(e.meta.slot);
+            }
+        }
+        // A slot with no session: a straggler of one that just ended.
+        None => tracing::debug!(slot = e.meta.slot, pid = e.meta.pid, "event of no session"),
+    }
+}
+
+fn flush_touched(routes: &Routes, touched: &mut Vec<u32>) {
+    if let Ok(r) = routes.read() {
+        for s in touched.iter() {
+            if let Some((c, _)) = r.get(s) {
+                c.flush();
+            }
+        }
+    }
+    touched.clear();
+}
+
+/// [`run`] for a monitor shared by many sessions: each event goes to the
+/// session of its slot.
+pub async fn run_routed(mut stream: EventStream, routes: Routes, mut stop: oneshot::Receiver<()>) {
+    let mut touched = Vec::new();
+    loop {
+        tokio::select! {
+            ev = stream.next_event() => match ev {
+                Ok(e) => {
+                    route(&routes, &e, &mut touched);
+                    for _ in 0..4096 {
+                        match stream.try_next_event() {
+                            Some(e) => route(&routes, &e, &mut touched),
+                            None => break,
+                        }
+                    }
+                    flush_touched(&routes, &mut touched);
+                }
+                Err(err) => {
+                    tracing::error!("monitor: {err}");
+                    break;
+                }
+            },
+            _ = &mut stop => {
+                while let Some(e) = stream.try_next_event() {
+                    route(&routes, &e, &mut touched);
+                }
+                flush_touched(&routes, &mut touched);
+                break;
+            }
+        }
+    }
+}
