@@ -505,8 +505,14 @@ mod tests {
         assert_eq!(4 + size_of::<NetKeyData>(), c::SIZE_shield_net_key);
         assert_eq!(4 + offset_of!(NetKeyData, slot), c::OFF_shield_net_key_slot);
         let net = 4 + offset_of!(NetKeyData, net);
-        assert_eq!(net + offset_of!(NetData, proto), c::OFF_shield_net_key_proto);
-        assert_eq!(net + offset_of!(NetData, port_be), c::OFF_shield_net_key_port);
+        assert_eq!(
+            net + offset_of!(NetData, proto),
+            c::OFF_shield_net_key_proto
+        );
+        assert_eq!(
+            net + offset_of!(NetData, port_be),
+            c::OFF_shield_net_key_port
+        );
         assert_eq!(net + offset_of!(NetData, addr), c::OFF_shield_net_key_addr);
         assert_eq!(size_of::<BindKey>(), c::SIZE_shield_bind_key);
         assert_eq!(offset_of!(BindKey, slot), c::OFF_shield_bind_key_slot);

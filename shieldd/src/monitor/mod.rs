@@ -296,6 +296,13 @@ fn lsm_list_has_bpf(list: &str) -> bool {
 /// executes any file it is given, so allowing its directory would allow
 /// everything.
 pub fn dynamic_loaders() -> Vec<PathRule> {
+    // Scanning the library directories costs tens of milliseconds; the
+    // loaders of a host do not change while a daemon runs.
+    static LOADERS: std::sync::OnceLock<Vec<PathRule>> = std::sync::OnceLock::new();
+    LOADERS.get_or_init(find_dynamic_loaders).clone()
+}
+
+fn find_dynamic_loaders() -> Vec<PathRule> {
     let patterns = [
         "/lib/ld-linux*.so*",
         "/lib64/ld-linux*.so*",
@@ -578,8 +585,13 @@ impl Monitor {
             ..RawConfig::default()
         };
         let handle = SessionSlot(slot);
+        let t0 = std::time::Instant::now();
         let r = self.write_config(slot).and_then(|_| {
             self.apply_slot(slot, rules)?;
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "session rules in the maps"
+            );
             match cgroup_v2_dir {
                 Some(dir) => self.attach_cgroup_slot(slot, dir),
                 None => Ok(()),
@@ -625,7 +637,11 @@ impl Monitor {
             }
         }
         for id in st.cgroup_ids {
-            keep(remove_key(&mut self.tracked_cgroups, &id, "tracked_cgroups"));
+            keep(remove_key(
+                &mut self.tracked_cgroups,
+                &id,
+                "tracked_cgroups",
+            ));
         }
         let pids: Vec<u32> = self
             .tracked_pids
@@ -638,15 +654,42 @@ impl Monitor {
             keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
         }
         let mut cur = st.exec_keys;
-        keep(sync_paths(&mut self.exec_allow, slot, &mut cur, HashSet::new(), "exec_allow"));
+        keep(sync_paths(
+            &mut self.exec_allow,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "exec_allow",
+        ));
         let mut cur = st.deny_keys;
-        keep(sync_paths(&mut self.deny_paths, slot, &mut cur, HashSet::new(), "deny_paths"));
+        keep(sync_paths(
+            &mut self.deny_paths,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "deny_paths",
+        ));
         let mut cur = st.exec_deny_keys;
-        keep(sync_paths(&mut self.exec_deny, slot, &mut cur, HashSet::new(), "exec_deny"));
+        keep(sync_paths(
+            &mut self.exec_deny,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "exec_deny",
+        ));
         let mut cur = st.net_keys;
-        keep(sync_net(&mut self.net_allow, slot, &mut cur, HashSet::new()));
+        keep(sync_net(
+            &mut self.net_allow,
+            slot,
+            &mut cur,
+            HashSet::new(),
+        ));
         for port in st.bind_set {
-            let k = BindKey { slot, port, _pad: 0 };
+            let k = BindKey {
+                slot,
+                port,
+                _pad: 0,
+            };
             keep(remove_key(&mut self.bind_ports, &k, "bind_ports"));
         }
         self.attached.retain(|a| !st.attached.contains(a));
@@ -715,7 +758,9 @@ impl Monitor {
     /// Track a process (and its descendants) as part of a session's slot.
     pub fn track_pid_in(&mut self, slot: u32, pid: u32) -> Result<(), MonitorError> {
         if slot >= MAX_SLOTS {
-            return Err(MonitorError::Config(format!("session slot {slot} is out of range")));
+            return Err(MonitorError::Config(format!(
+                "session slot {slot} is out of range"
+            )));
         }
         self.tracked_pids
             .insert(pid, slot, 0)
@@ -766,12 +811,28 @@ impl Monitor {
         let new: HashSet<u16> = ports.iter().copied().collect();
         for &port in &new {
             self.bind_ports
-                .insert(BindKey { slot, port, _pad: 0 }, 1, 0)
+                .insert(
+                    BindKey {
+                        slot,
+                        port,
+                        _pad: 0,
+                    },
+                    1,
+                    0,
+                )
                 .map_err(|e| map_error("bind_ports", e))?;
         }
         let old = std::mem::take(&mut self.slot_mut(slot)?.bind_set);
         for &port in old.difference(&new) {
-            remove_key(&mut self.bind_ports, &BindKey { slot, port, _pad: 0 }, "bind_ports")?;
+            remove_key(
+                &mut self.bind_ports,
+                &BindKey {
+                    slot,
+                    port,
+                    _pad: 0,
+                },
+                "bind_ports",
+            )?;
         }
         let st = self.slot_mut(slot)?;
         st.bind_set = new;

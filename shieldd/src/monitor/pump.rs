@@ -190,8 +190,9 @@ pub async fn run(
 
 /// Where each session slot's events go: its containment and the response
 /// policy in force (replaced on a policy reload).
-pub type Routes =
-    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<u32, (Containment, ResponsePolicy)>>>;
+pub type Routes = std::sync::Arc<
+    std::sync::RwLock<std::collections::HashMap<u32, (Containment, ResponsePolicy)>>,
+>;
 
 fn route(routes: &Routes, e: &Event, touched: &mut Vec<u32>) {
     let Ok(r) = routes.read() else { return };

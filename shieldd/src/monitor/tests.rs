@@ -767,7 +767,12 @@ async fn sessions_share_one_load_with_their_own_rules() {
     let b = mon.free_slot().expect("slot");
     assert_ne!(a, b);
     let hb = mon
-        .add_session(b, Some(&cgb.path), &exec_rules(&[PY, "/usr/bin/echo"]), false)
+        .add_session(
+            b,
+            Some(&cgb.path),
+            &exec_rules(&[PY, "/usr/bin/echo"]),
+            false,
+        )
         .expect("session b");
     assert!(mon.add_session(a, None, &exec_rules(&[]), false).is_err());
 
