@@ -166,6 +166,8 @@ pub enum MonitorSource {
         monitor: Arc<Mutex<Monitor>>,
         /// Where the shared event pump sends each slot's events.
         routes: pump::Routes,
+        /// Waits for the shared pump to catch up.
+        drain: pump::Drain,
     },
 }
 
@@ -198,7 +200,7 @@ pub struct Launched {
     /// Where the policy's `~` and `./` pointed.
     pub base: Option<crate::policy::ResolveBase>,
     monitor: Option<(Arc<Mutex<Monitor>>, crate::monitor::SessionSlot)>,
-    shared: Option<pump::Routes>,
+    shared: Option<(pump::Routes, pump::Drain)>,
     pump: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -265,7 +267,9 @@ pub fn launch_session(
                 service,
                 base: Some(base),
                 shared: match &env.monitor {
-                    MonitorSource::Shared { routes, .. } => Some(routes.clone()),
+                    MonitorSource::Shared { routes, drain, .. } => {
+                        Some((routes.clone(), drain.clone()))
+                    }
                     MonitorSource::Own => None,
                 },
                 monitor,
@@ -541,9 +545,9 @@ impl Launched {
             let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });
         }
         if let Some((m, slot)) = self.monitor.take() {
-            if let Some(routes) = &self.shared {
+            if let Some((routes, drain)) = &self.shared {
                 // Let the shared pump deliver what the ring still holds.
-                std::thread::sleep(Duration::from_millis(50));
+                drain.wait(Duration::from_secs(2));
                 if let Ok(mut r) = routes.write() {
                     r.remove(&slot.slot());
                 }

@@ -131,12 +131,14 @@ pub fn run_daemon_with(
     };
     let routes: pump::Routes = Arc::default();
     let (stop_pump, stop_rx) = tokio::sync::oneshot::channel();
-    let pump_task = rt.spawn(pump::run_routed(stream, routes.clone(), stop_rx));
+    let (drain, drains) = pump::Drain::new();
+    let pump_task = rt.spawn(pump::run_routed(stream, routes.clone(), drains, stop_rx));
 
     let hooks = Arc::new(Hooks::new());
     let registry = Registry::new(
         monitor.clone(),
         routes,
+        drain,
         audit.clone(),
         hooks.clone(),
         rt.handle().clone(),

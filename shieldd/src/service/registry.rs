@@ -194,6 +194,7 @@ pub struct Registry {
     default_policy: Option<PathBuf>,
     monitor: Arc<Mutex<Monitor>>,
     routes: pump::Routes,
+    drain: pump::Drain,
     audit: Arc<Mutex<AuditLog>>,
     hooks: Arc<Hooks>,
     rt: tokio::runtime::Handle,
@@ -210,6 +211,7 @@ impl Registry {
     pub fn new(
         monitor: Arc<Mutex<Monitor>>,
         routes: pump::Routes,
+        drain: pump::Drain,
         audit: Arc<Mutex<AuditLog>>,
         hooks: Arc<Hooks>,
         rt: tokio::runtime::Handle,
@@ -226,6 +228,7 @@ impl Registry {
             default_policy,
             monitor,
             routes,
+            drain,
             audit,
             hooks: hooks.clone(),
             rt,
@@ -428,6 +431,7 @@ impl Registry {
             monitor: MonitorSource::Shared {
                 monitor: self.monitor.clone(),
                 routes: self.routes.clone(),
+                drain: self.drain.clone(),
             },
             audit: Some(self.audit.clone()),
             hooks: Some(self.hooks.clone()),
@@ -506,6 +510,9 @@ impl Registry {
         let _ = tx.send(Ok((session.clone(), pid as u32)));
 
         let status = wait_blocking(pid);
+        // The agent's last events (a violation that killed it) are in the
+        // ring before waitpid returns: handle them before saying it ended.
+        self.drain.wait(Duration::from_secs(2));
         // Whatever the agent left running dies now; the caller gets its
         // status at once, and the cleanup (which lets the shared pump
         // deliver what the ring still holds first) follows.
