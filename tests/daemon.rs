@@ -659,3 +659,57 @@ fn a_killed_daemon_takes_its_agents_and_its_successor_records_it() {
         .count();
     assert_eq!(kills, 1);
 }
+
+#[test]
+fn reload_policy_replaces_the_kernel_rules_of_a_running_session() {
+    if !privileged("reload_policy_replaces_the_kernel_rules_of_a_running_session") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("daemon-reload");
+    let daemon = Daemon::start(d.path());
+    let only_py = policy(
+        &d,
+        "only-python",
+        "  exec:\n    allow: [/usr/bin/python3.11]\n",
+    );
+    let py_echo = policy(
+        &d,
+        "python-echo",
+        "  exec:\n    allow: [/usr/bin/python3.11, /usr/bin/echo]\n",
+    );
+    let go = d.path().join("go");
+    let code = format!(
+        "import os, time\nprint('ready', flush=True)\nwhile not os.path.exists({go:?}): time.sleep(0.02)\nos.execv('/usr/bin/echo', ['echo', 'allowed'])\n",
+        go = go.display().to_string()
+    );
+    let mut agent = daemon.run("reload", Some(&only_py), &[PY, "-c", &code]);
+    agent.wait_line("ready");
+    // A policy file that does not parse is refused and changes nothing.
+    let bad = d.write("bad.yaml", "version: 1\nsandbox: [\n");
+    let e = daemon
+        .call(json!({"op": "reload_policy", "session": "reload",
+                     "path": bad.display().to_string()}))
+        .unwrap_err();
+    assert!(e.contains("bad.yaml"), "{e}");
+    assert_eq!(
+        daemon.session("reload")["policy_source"],
+        only_py.display().to_string()
+    );
+    daemon
+        .call(json!({"op": "reload_policy", "session": "reload",
+                     "path": py_echo.display().to_string()}))
+        .expect("reload");
+    assert_eq!(
+        daemon.session("reload")["policy_source"],
+        py_echo.display().to_string()
+    );
+    std::fs::write(&go, "").expect("go");
+    agent.wait_line("allowed");
+    let (st, err) = agent.finish();
+    assert_eq!(st, 0, "{err}");
+    assert!(daemon
+        .records("reload")
+        .iter()
+        .any(|r| r["event"] == "policy_reload"));
+}

@@ -206,6 +206,7 @@ pub struct Launched {
         tokio::sync::oneshot::Sender<()>,
     )>,
     watchdog: Option<launch::Watchdog>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     _tmp: TmpGuard,
     _socket: SocketGuard,
 }
@@ -257,28 +258,39 @@ pub fn launch_session(
     // From here on a failure must remove the cgroup.
     let r = launch_in(opts, env, req, prepared, &mut cg, socket, t0);
     match r {
-        Ok((pid, containment, socket, uid, service, base, monitor, pump, watchdog, sock_guard)) => {
-            Ok(Launched {
-                pid,
-                cg,
-                containment,
-                socket,
-                uid,
-                service,
-                base: Some(base),
-                shared: match &env.monitor {
-                    MonitorSource::Shared { routes, drain, .. } => {
-                        Some((routes.clone(), drain.clone()))
-                    }
-                    MonitorSource::Own => None,
-                },
-                monitor,
-                pump,
-                watchdog: Some(watchdog),
-                _tmp: tmp_guard,
-                _socket: sock_guard,
-            })
-        }
+        Ok((
+            pid,
+            containment,
+            socket,
+            uid,
+            service,
+            base,
+            monitor,
+            pump,
+            watchdog,
+            sock_guard,
+            server,
+        )) => Ok(Launched {
+            pid,
+            cg,
+            containment,
+            socket,
+            uid,
+            service,
+            base: Some(base),
+            shared: match &env.monitor {
+                MonitorSource::Shared { routes, drain, .. } => {
+                    Some((routes.clone(), drain.clone()))
+                }
+                MonitorSource::Own => None,
+            },
+            monitor,
+            pump,
+            watchdog: Some(watchdog),
+            server,
+            _tmp: tmp_guard,
+            _socket: sock_guard,
+        }),
         Err((e, monitor)) => {
             let _ = cg.remove();
             if let (Some((m, slot)), MonitorSource::Shared { routes, .. }) = (monitor, &env.monitor)
@@ -311,6 +323,7 @@ type LaunchParts = (
     PumpHandle,
     launch::Watchdog,
     SocketGuard,
+    tokio::task::JoinHandle<std::io::Result<()>>,
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -401,15 +414,20 @@ fn launch_in(
             );
         }
     }
-    {
+    let server = {
         let _g = env.rt.enter();
         let listener = match tokio::net::UnixListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => return fail(SetupError::Other(format!("scan API socket: {e}")), &monitor),
         };
         let server = api::Server::new(service.clone(), api::ServerConfig::default());
-        env.rt.spawn(server.serve(listener));
-    }
+        env.rt.spawn(server.serve(listener))
+    };
+    // Stops serving when a later step fails (the session never existed).
+    let fail = |e: SetupError, monitor: &MonitorSlot| {
+        server.abort();
+        fail(e, monitor)
+    };
     let pump = match (&env.monitor, &monitor) {
         (MonitorSource::Own, Some((m, _))) => {
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -531,6 +549,7 @@ fn launch_in(
         pump,
         watchdog,
         socket_guard,
+        server,
     ))
 }
 
@@ -540,6 +559,8 @@ impl Launched {
     /// stop the watchdog and remove the private temp dir.
     pub fn finish(mut self, rt: &tokio::runtime::Handle) {
         let _ = self.cg.remove();
+        // The daemon's runtime outlives the session: stop its scan API.
+        self.server.abort();
         if let Some((p, stop)) = self.pump.take() {
             let _ = stop.send(());
             let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });

@@ -135,6 +135,32 @@ pub fn run_daemon_with(
     let pump_task = rt.spawn(pump::run_routed(stream, routes.clone(), drains, stop_rx));
 
     let hooks = Arc::new(Hooks::new());
+    // Lost events cannot be told apart by session (the ring was full):
+    // they are recorded as the daemon's own, as soon as they are counted.
+    {
+        let (monitor, audit, hooks) = (monitor.clone(), audit.clone(), hooks.clone());
+        rt.spawn(async move {
+            let mut seen = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let total = monitor
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.lost_events().ok())
+                    .unwrap_or(seen);
+                if total > seen {
+                    let fields = serde_json::json!({"count": total - seen, "total": total});
+                    seen = total;
+                    if let Ok(mut a) = audit.lock() {
+                        let _ = a.record_for("daemon", "lost_events", fields.clone(), true);
+                    }
+                    hooks.observe("daemon", "lost_events", &fields);
+                    tracing::warn!("{} kernel events were lost (ring buffer full)", total);
+                }
+            }
+        });
+    }
     let registry = Registry::new(
         monitor.clone(),
         routes,
