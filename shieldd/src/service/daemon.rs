@@ -46,6 +46,9 @@ pub fn wire_extensions(h: &DaemonHandles) -> Result<(), String> {
     Ok(())
 }
 
+/// How often host names of running sessions are resolved again.
+const DNS_REFRESH: Duration = Duration::from_secs(30);
+
 fn fail(msg: &str) -> i32 {
     eprintln!("shieldd daemon: {msg}");
     1
@@ -172,6 +175,17 @@ pub fn run_daemon_with(
         cfg.default_policy.clone(),
         cfg.keep_ended,
     );
+
+    // Host names of running sessions' policies, resolved again.
+    {
+        let registry = registry.clone();
+        let _ = std::thread::Builder::new()
+            .name("dns-refresh".into())
+            .spawn(move || loop {
+                std::thread::sleep(DNS_REFRESH);
+                registry.refresh_hosts();
+            });
+    }
 
     let listener = match control::bind(&cfg.control_socket) {
         Ok(l) => l,

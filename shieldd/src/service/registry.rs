@@ -176,6 +176,9 @@ impl From<SetupError> for StartError {
 
 struct Entry {
     info: SessionInfo,
+    policy: Policy,
+    /// The connect rules last put in the kernel (host names resolved).
+    connect: Vec<crate::monitor::ConnectRule>,
     containment: Containment,
     service: Arc<SwapService>,
     base: Option<crate::policy::ResolveBase>,
@@ -490,6 +493,8 @@ impl Registry {
                 session.clone(),
                 Entry {
                     info,
+                    policy: opts.policy.clone(),
+                    connect: Vec::new(),
                     containment: launched.containment.clone(),
                     service: launched.service.clone(),
                     base: launched.base.clone(),
@@ -703,6 +708,9 @@ impl Manager for Registry {
         }
         svc.start();
         service.replace(Arc::new(svc));
+        if let Some(e) = lock(&self.sessions).get_mut(id) {
+            e.policy = policy.clone();
+        }
         c.record(
             "policy_reload",
             json!({"policy_source": path, "policy": policy.name}),
@@ -715,6 +723,74 @@ impl Manager for Registry {
     }
 
     fn counters(&self) -> Counters {
+        self.counters_now()
+    }
+}
+
+impl Registry {
+    /// Resolve the host names of every running session's policy again and
+    /// bring its kernel allowlist to the current addresses (new ones in
+    /// before stale ones go, so a connection allowed in both is never
+    /// refused). A change is recorded as `dns_refresh`. The system
+    /// resolver gives no TTL, so the daemon calls this on a fixed period.
+    pub fn refresh_hosts(&self) {
+        let todo: Vec<(
+            String,
+            Policy,
+            Containment,
+            crate::policy::ResolveBase,
+            Vec<crate::monitor::ConnectRule>,
+        )> = lock(&self.sessions)
+            .iter()
+            .filter(|(_, e)| e.info.state != SessionState::Ended)
+            .filter(|(_, e)| {
+                e.policy
+                    .sandbox
+                    .network
+                    .connect
+                    .iter()
+                    .any(|r| matches!(r.target, crate::policy::ConnectTarget::Host(_)))
+            })
+            .filter_map(|(id, e)| {
+                Some((
+                    id.clone(),
+                    e.policy.clone(),
+                    e.containment.clone(),
+                    e.base.clone()?,
+                    e.connect.clone(),
+                ))
+            })
+            .collect();
+        for (id, policy, c, base, old) in todo {
+            let Some(m) = &c.monitor else { continue };
+            let Ok(rules) = MonitorRules::from_policy(
+                &policy.sandbox,
+                &policy.response,
+                &base,
+                crate::run::resolve_host,
+            ) else {
+                continue;
+            };
+            if rules.connect == old {
+                continue;
+            }
+            if lock(m)
+                .set_connect_rules_in(c.slot, &rules.connect)
+                .is_err()
+            {
+                continue;
+            }
+            if !old.is_empty() {
+                let nets: Vec<String> = rules.connect.iter().map(|r| r.net.to_string()).collect();
+                c.record("dns_refresh", json!({"allowed": nets}), false);
+            }
+            if let Some(e) = lock(&self.sessions).get_mut(&id) {
+                e.connect = rules.connect;
+            }
+        }
+    }
+
+    fn counters_now(&self) -> Counters {
         let active = lock(&self.sessions)
             .values()
             .filter(|e| e.info.state != SessionState::Ended)
