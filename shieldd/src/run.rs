@@ -466,6 +466,7 @@ fn launch_in(
         drop(w.lifeline);
         launch::reap(w.pid);
     };
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "watchdog started");
     let cg_dir = match cg.open_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -481,6 +482,7 @@ fn launch_in(
         }
     };
     let pid = gated.pid;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent forked");
     deferred.start();
     let placed = cg
         .add(pid, gated.in_cgroup)
@@ -524,6 +526,10 @@ fn launch_in(
     // successor's cleanup), not fsync'd: that would cost the launch a disk
     // round trip; violations are fsync'd.
     containment.flush();
+    tracing::debug!(
+        us = t0.elapsed().as_micros() as u64,
+        "session_start recorded"
+    );
     let started = Instant::now();
     if let Err(e) = gated.release() {
         // The child has exited; make sure nothing of it remains.
@@ -559,8 +565,10 @@ impl Launched {
     /// stop the watchdog and remove the private temp dir.
     pub fn finish(mut self, rt: &tokio::runtime::Handle) {
         let _ = self.cg.remove();
-        // The daemon's runtime outlives the session: stop its scan API.
+        // The daemon's runtime outlives the session: stop its scan API and
+        // let its scanner go (an ended session's record stays listed).
         self.server.abort();
+        self.service.close();
         if let Some((p, stop)) = self.pump.take() {
             let _ = stop.send(());
             let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });

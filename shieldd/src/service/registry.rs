@@ -44,6 +44,12 @@ impl SwapService {
         }
     }
 
+    /// Refuse everything from now on and drop the wrapped service (the
+    /// session has ended).
+    pub fn close(&self) {
+        self.replace(Arc::new(Ended));
+    }
+
     fn get(&self) -> Option<Arc<dyn Service>> {
         self.inner.read().ok().map(|g| g.clone())
     }
@@ -100,6 +106,38 @@ fn unavailable() -> shield_client::wire::Verdict {
         }],
         redacted: None,
         latency_us: 0,
+    }
+}
+
+/// What an ended session's socket would answer (it is closed by then).
+struct Ended;
+
+impl Service for Ended {
+    fn admit(&self, _peer: &Peer) -> Result<(), String> {
+        Err("the session has ended".into())
+    }
+    fn scan(
+        &self,
+        _peer: &Peer,
+        _text: &str,
+        _direction: shield_client::wire::Direction,
+    ) -> shield_client::wire::Verdict {
+        unavailable()
+    }
+    fn check_tool(
+        &self,
+        _peer: &Peer,
+        _tool: &str,
+        _params: &Value,
+    ) -> shield_client::wire::Verdict {
+        unavailable()
+    }
+    fn open_stream(
+        &self,
+        _peer: &Peer,
+        _direction: shield_client::wire::Direction,
+    ) -> Box<dyn StreamScan> {
+        Box::new(Closed)
     }
 }
 
