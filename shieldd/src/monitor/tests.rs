@@ -68,6 +68,11 @@ impl Drop for TestCgroup {
 /// awaited first because spawn() returns before the kernel has finished
 /// the exec of sh, and tracking it then would check sh itself.
 fn gated(script: &str, cg: &TestCgroup, mon: &mut Monitor) -> Child {
+    gated_in(script, cg, mon, DEFAULT_SLOT)
+}
+
+/// [`gated`] for a session slot.
+fn gated_in(script: &str, cg: &TestCgroup, mon: &mut Monitor, slot: u32) -> Child {
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("echo ready >&2; read x; {script}"))
@@ -82,7 +87,7 @@ fn gated(script: &str, cg: &TestCgroup, mon: &mut Monitor) -> Child {
     assert_eq!(&ready, b"ready\n");
     child.stderr = Some(stderr);
     cg.add(child.id());
-    mon.track_pid(child.id()).expect("track");
+    mon.track_pid_in(slot, child.id()).expect("track");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").expect("open the gate");
     child
@@ -734,4 +739,73 @@ fn policy_rules_apply_to_a_live_monitor() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     killed_silently(st, &out);
+}
+
+fn exec_rules(allow: &[&str]) -> MonitorRules {
+    MonitorRules {
+        connect: Vec::new(),
+        bind: Vec::new(),
+        exec_allow: allow.iter().map(|p| PathRule::Exact(p.into())).collect(),
+        exec_deny: Vec::new(),
+        deny_paths: Vec::new(),
+        response: KernelResponse::default(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_share_one_load_with_their_own_rules() {
+    if !root_or_skip("sessions_share_one_load_with_their_own_rules") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let (cga, cgb) = (TestCgroup::new("slot-a"), TestCgroup::new("slot-b"));
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    let a = mon.free_slot().expect("slot");
+    let ha = mon
+        .add_session(a, Some(&cga.path), &exec_rules(&[PY]), false)
+        .expect("session a");
+    let b = mon.free_slot().expect("slot");
+    assert_ne!(a, b);
+    let hb = mon
+        .add_session(
+            b,
+            Some(&cgb.path),
+            &exec_rules(&[PY, "/usr/bin/echo"]),
+            false,
+        )
+        .expect("session b");
+    assert!(mon.add_session(a, None, &exec_rules(&[]), false).is_err());
+
+    // echo is allowed in b only.
+    let ca = gated_in("exec /bin/echo FROM_A", &cga, &mut mon, a);
+    let pa = ca.id();
+    let (st, out, _) = finish(ca);
+    killed_silently(st, &out);
+    let cb = gated_in("exec /bin/echo FROM_B", &cgb, &mut mon, b);
+    let pb = cb.id();
+    let (st, out, _) = finish(cb);
+    assert!(st.success(), "{st:?}");
+    assert_eq!(out, "FROM_B\n");
+
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let exec_of = |pid| {
+        events
+            .iter()
+            .find(|e| e.meta.pid == pid && matches!(e.kind, EventKind::Exec { .. }))
+            .expect("exec event")
+    };
+    let (ea, eb) = (exec_of(pa), exec_of(pb));
+    assert_eq!((ea.meta.slot, ea.meta.violation), (a, true));
+    assert_eq!((eb.meta.slot, eb.meta.violation), (b, false));
+
+    // Removing b clears its rules: its slot is inert, echo is killed there now.
+    assert_eq!(ha.slot(), a);
+    mon.remove_session(hb).expect("remove b");
+    assert_eq!(mon.free_slot(), Some(b));
+    let (st, out, _) = finish(gated_in("exec /bin/echo AFTER", &cgb, &mut mon, b));
+    killed_silently(st, &out);
+    // a is untouched by b's removal: python still runs there.
+    let (st, out, _) = finish(gated_in(&py("print(1)"), &cga, &mut mon, a));
+    assert!(st.success(), "{st:?}");
+    assert_eq!(out, "1\n");
 }

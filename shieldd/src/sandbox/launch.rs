@@ -28,6 +28,9 @@ pub struct ChildSpec {
     pub seccomp: Vec<BpfProgram>,
     /// Highest capability number of the kernel.
     pub cap_last: u32,
+    /// Descriptors to become the agent's stdin, stdout and stderr (the
+    /// daemon's caller passes its own); None = inherit ours.
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Credentials for `sandbox.user`.
@@ -422,6 +425,15 @@ unsafe fn child_main(p: &Prepared, gate: RawFd, err: RawFd, parent: libc::pid_t)
         libc::_exit(125);
     }
     libc::close(gate);
+    if let Some(stdio) = &spec.stdio {
+        // The passed descriptors are all >= 3 (0-2 are the daemon's own),
+        // so no dup2 here overwrites one still to be copied.
+        for (target, fd) in stdio.iter().enumerate() {
+            if libc::dup2(fd.as_raw_fd(), target as RawFd) < 0 {
+                fail(err, Stage::CloseFds, errno());
+            }
+        }
+    }
     if !cloexec_from_3() {
         fail(err, Stage::CloseFds, errno());
     }

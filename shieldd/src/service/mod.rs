@@ -7,7 +7,12 @@
 //! audit record it produced, and announced as a [`Signal`] (D-Bus signals).
 //! One definition of each, so the control socket and the bus cannot drift.
 
+pub mod attach;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod hooks;
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
