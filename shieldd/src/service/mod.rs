@@ -8,6 +8,7 @@
 //! One definition of each, so the control socket and the bus cannot drift.
 
 pub mod config;
+pub mod dbus;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
