@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dbus;
+pub mod metrics;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
