@@ -7,6 +7,7 @@
 //! audit record it produced, and announced as a [`Signal`] (D-Bus signals).
 //! One definition of each, so the control socket and the bus cannot drift.
 
+pub mod alerts;
 pub mod config;
 pub mod dbus;
 pub mod metrics;
