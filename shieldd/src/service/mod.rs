@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod config;
 pub mod dbus;
 pub mod metrics;
+pub mod systemd;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
