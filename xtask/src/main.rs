@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build | demo | test | bench`.
+//! Project tasks: `cargo xtask build | demo | test | bench | install`.
 //!
 //! Each task installs the distribution packages it needs (as root, with
 //! apt-get) so the README's commands work on a fresh machine.
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod install;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,10 +35,11 @@ fn main() {
         Some("deps") => ensure_deps(BUILD_DEPS)
             .and_then(|_| ensure_deps(&["bubblewrap"]))
             .and_then(|_| ensure_deps(TEST_DEPS)),
+        Some("install") => install::run(&args[1..]),
         Some("train") => eval_tool("train", &args[1..]),
         Some("eval") => eval_tool("eval", &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build|demo|test|bench|train|eval|deps");
+            eprintln!("usage: cargo xtask build|demo|test|bench|install|train|eval|deps");
             std::process::exit(2);
         }
     };
