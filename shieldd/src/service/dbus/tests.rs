@@ -466,9 +466,9 @@ async fn dbus_busctl_root_and_non_admin_refused_by_shieldd() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "t 9");
 
-    // A signal seen by busctl monitor... is covered by the zbus test; here the
-    // Alert signal's arguments as busctl prints them.
-    let mon = tokio::process::Command::new("busctl")
+    // The Alert signal's arguments as `busctl monitor` prints them. The
+    // monitor subscribes at its own pace: send until it has seen one.
+    let mut mon = tokio::process::Command::new("busctl")
         .arg(format!("--address={}", bus.address))
         .args([
             "monitor",
@@ -478,25 +478,29 @@ async fn dbus_busctl_root_and_non_admin_refused_by_shieldd() {
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
-        .spawn();
-    let mut mon = mon.expect("busctl monitor");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    tx.send(Signal::Alert(Alert {
+        .spawn()
+        .expect("busctl monitor");
+    let alert = Alert {
         kind: "blocked_inputs".into(),
         session: None,
         count: 20,
         window_secs: 60.0,
         detail: "20 blocked inbound scans in 60 s".into(),
         ts: "2026-11-25T04:00:00Z".into(),
-    }))
-    .expect("send");
+    };
     let mut lines = tokio::io::BufReader::new(mon.stdout.take().expect("stdout")).lines();
     let mut seen = None;
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            if l.contains("\"member\":\"Alert\"") {
-                seen = Some(l);
-                return;
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let _ = tx.send(Signal::Alert(alert.clone()));
+            match tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+                Err(_) => continue,
+                Ok(Ok(Some(l))) if l.contains("\"member\":\"Alert\"") => {
+                    seen = Some(l);
+                    return;
+                }
+                Ok(Ok(Some(_))) => continue,
+                Ok(_) => return,
             }
         }
     })
