@@ -59,6 +59,23 @@ pub enum DbusError {
         /// zbus's error.
         source: zbus::Error,
     },
+    /// `admin_group` names no group on this host.
+    #[error("admin_group {0:?}: no such group (create it with groupadd, or fix the config)")]
+    UnknownGroup(String),
+}
+
+/// The gid of `admin_group` (a name, or a number), for [`serve_dbus`].
+pub fn admin_gid(admin_group: Option<&str>) -> Result<Option<u32>, DbusError> {
+    let Some(name) = admin_group else {
+        return Ok(None);
+    };
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
+        _ => Err(DbusError::UnknownGroup(name.to_string())),
+    }
 }
 
 /// A session as it travels on the bus: basic types only, in a fixed order
@@ -501,8 +518,9 @@ impl Drop for DbusHandle {
 
 /// Serve `org.shieldd.Manager1` on the bus of `cfg` (`system`, `session`
 /// or an address) and forward `signals` as D-Bus signals until the sender
-/// side closes. `admin_gid` is the resolved `admin_group`. Must be called
-/// from within a tokio runtime.
+/// side closes. `admin_gid` is the resolved `admin_group` ([`admin_gid`]).
+/// The caller checks `cfg.enabled`. Must be called from within a tokio
+/// runtime.
 pub async fn serve_dbus(
     cfg: &DbusConfig,
     admin_gid: Option<u32>,

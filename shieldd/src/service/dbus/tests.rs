@@ -665,3 +665,14 @@ fn dbus_session_maps_every_field() {
         "(ssuuasssisstttttt)"
     );
 }
+
+#[test]
+fn dbus_admin_gid_resolves_names_and_numbers() {
+    assert_eq!(admin_gid(None).expect("none"), None);
+    assert_eq!(admin_gid(Some("root")).expect("root"), Some(0));
+    assert_eq!(admin_gid(Some("4242")).expect("number"), Some(4242));
+    assert!(matches!(
+        admin_gid(Some("no-such-group-shieldd")),
+        Err(DbusError::UnknownGroup(_))
+    ));
+}
