@@ -31,6 +31,8 @@ pub struct ChildSpec {
     /// Descriptors to become the agent's stdin, stdout and stderr (the
     /// daemon's caller passes its own); None = inherit ours.
     pub stdio: Option<[OwnedFd; 3]>,
+    /// Directory to start in (the daemon's caller's); None = ours.
+    pub cwd: Option<CString>,
 }
 
 /// Credentials for `sandbox.user`.
@@ -70,6 +72,8 @@ pub enum Stage {
     Seccomp = 10,
     /// execve.
     Exec = 11,
+    /// chdir to the caller's working directory.
+    Chdir = 12,
 }
 
 impl Stage {
@@ -87,6 +91,7 @@ impl Stage {
             Landlock,
             Seccomp,
             Exec,
+            Chdir,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)
@@ -106,6 +111,7 @@ impl Stage {
             Stage::Landlock => "apply the Landlock ruleset",
             Stage::Seccomp => "install the seccomp filter",
             Stage::Exec => "execute",
+            Stage::Chdir => "enter the working directory",
         }
     }
 }
@@ -432,6 +438,11 @@ unsafe fn child_main(p: &Prepared, gate: RawFd, err: RawFd, parent: libc::pid_t)
             if libc::dup2(fd.as_raw_fd(), target as RawFd) < 0 {
                 fail(err, Stage::CloseFds, errno());
             }
+        }
+    }
+    if let Some(dir) = &spec.cwd {
+        if libc::chdir(dir.as_ptr()) != 0 {
+            fail(err, Stage::Chdir, errno());
         }
     }
     if !cloexec_from_3() {

@@ -404,6 +404,10 @@ fn prepare_rest(
             seccomp: filters,
             cap_last,
             stdio: None,
+            cwd: match &req.cwd {
+                Some(d) => Some(cstring(d.as_os_str().as_bytes(), "working directory")?),
+                None => None,
+            },
         },
         fs,
         private_tmp,
@@ -514,6 +518,8 @@ fn build_env(
         let ks = k.to_string_lossy();
         if remove.is_match(ks.as_ref())
             || ours.contains(&ks.as_ref())
+            // shieldd's own systemd sockets are not the agent's to use.
+            || crate::service::systemd::SYSTEMD_ENV.contains(&ks.as_ref())
             || req.extra_env.iter().any(|(n, _)| *n == ks)
         {
             continue;

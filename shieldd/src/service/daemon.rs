@@ -35,6 +35,9 @@ pub struct DaemonHandles {
     pub runtime: tokio::runtime::Handle,
     /// The audit trail file (`<audit_dir>/audit.jsonl`).
     pub audit_trail: PathBuf,
+    /// The audit trail itself, for records that belong to no session's
+    /// containment (alerts).
+    pub audit: Arc<Mutex<AuditLog>>,
 }
 
 /// Where the lead wires the operator-facing modules in: called once, when
@@ -42,8 +45,88 @@ pub struct DaemonHandles {
 /// socket listens (so this is also the moment to tell systemd READY=1).
 /// An error stops the daemon (fail closed).
 pub fn wire_extensions(h: &DaemonHandles) -> Result<(), String> {
-    let _ = h;
+    use super::{alerts, dbus, metrics, Alert};
+
+    let metrics = metrics::Metrics::new(Some(h.manager.clone()));
+    h.hooks.add_observer(metrics.clone());
+
+    // An alert is an `alert` record of its session (host-wide ones are the
+    // daemon's), told to the observers (metrics count it) and a D-Bus signal.
+    let (audit, hooks) = (h.audit.clone(), h.hooks.clone());
+    let sink: alerts::AlertSink = Arc::new(move |a: Alert| {
+        let session = a.session.clone().unwrap_or_else(|| "daemon".into());
+        let fields = serde_json::to_value(&a).unwrap_or(serde_json::Value::Null);
+        if let Ok(mut t) = audit.lock() {
+            if let Err(e) = t.record_for(&session, "alert", fields.clone(), true) {
+                eprintln!("shieldd daemon: {e}");
+            }
+        }
+        hooks.observe(&session, "alert", &fields);
+        hooks.signal(Signal::Alert(a));
+    });
+    let engine = alerts::AlertEngine::new(&h.config.alerts, sink).map_err(|e| e.to_string())?;
+    h.hooks.add_observer(engine);
+
+    if let Some(addr) = h.config.metrics.listen {
+        let m = metrics.clone();
+        serve_forever(&h.runtime, async move {
+            metrics::serve_metrics(addr, m)
+                .await
+                .map_err(|e| format!("metrics on {addr}: {e}"))
+        })?;
+    }
+    if h.config.dbus.enabled {
+        let gid = dbus::admin_gid(h.config.admin_group.as_deref()).map_err(|e| e.to_string())?;
+        let (cfg, manager, signals) = (
+            h.config.dbus.clone(),
+            h.manager.clone(),
+            h.signals.subscribe(),
+        );
+        serve_forever(&h.runtime, async move {
+            dbus::serve_dbus(&cfg, gid, manager, signals)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "D-Bus ({}): {e}; set `dbus: {{enabled: false}}` in the config to run without it",
+                        cfg.bus
+                    )
+                })
+        })?;
+    }
+    super::systemd::notify_ready();
+    let _ = super::systemd::spawn_watchdog();
     Ok(())
+}
+
+/// How long a server (D-Bus connection, metrics listener) may take to start.
+const SERVER_START: Duration = Duration::from_secs(15);
+
+/// Start a server on the runtime and wait until it is up (or failed); its
+/// handle then lives as long as the runtime does.
+fn serve_forever<H: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    start: impl std::future::Future<Output = Result<H, String>> + Send + 'static,
+) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let start = async {
+            tokio::time::timeout(SERVER_START, start)
+                .await
+                .unwrap_or_else(|_| Err(format!("not up within {SERVER_START:?}")))
+        };
+        match start.await {
+            Ok(handle) => {
+                let _ = tx.send(Ok(()));
+                std::future::pending::<()>().await;
+                drop(handle);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    rx.recv()
+        .map_err(|_| "a server task ended before it started".to_string())?
 }
 
 /// How often host names of running sessions are resolved again.
@@ -214,6 +297,7 @@ pub fn run_daemon_with(
         signals: hooks.signals(),
         runtime: rt.handle().clone(),
         audit_trail: trail.clone(),
+        audit: audit.clone(),
     };
     {
         let _g = rt.enter();
@@ -241,6 +325,7 @@ pub fn run_daemon_with(
             }
         }
     }
+    super::systemd::notify_stopping();
     eprintln!("shieldd daemon: stopping; killing the sessions");
     let _ = std::fs::remove_file(&cfg.control_socket);
     for s in registry.sessions() {
