@@ -1,6 +1,8 @@
 //! The wire types of the scan API (SPEC.md sections 4 and 5): the one
 //! definition shared by the server (`shieldd`) and every Rust client.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// Which way text flows relative to the agent.
@@ -249,6 +251,192 @@ impl Response {
             ..Response::ok(id)
         }
     }
+}
+
+/// A request whose strings borrow from the line it was decoded from: the
+/// server hands the text to the scanner without copying it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRef<'a> {
+    /// Copied into the response; any JSON value.
+    pub id: serde_json::Value,
+    /// What to do.
+    pub op: OpRef<'a>,
+}
+
+/// [`Op`] with borrowed strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpRef<'a> {
+    /// Scan one text.
+    Scan {
+        /// The text.
+        text: Cow<'a, str>,
+        /// Which way it flows.
+        direction: Direction,
+    },
+    /// Check one tool call.
+    CheckTool {
+        /// Tool name.
+        tool: Cow<'a, str>,
+        /// Its parameters.
+        params: serde_json::Value,
+    },
+    /// Liveness.
+    Ping,
+    /// A streaming scan step.
+    ScanStream {
+        /// open, chunk or close.
+        action: StreamAction,
+        /// Stream handle (absent on `open`).
+        stream: Option<u64>,
+        /// The chunk.
+        text: Cow<'a, str>,
+        /// Direction (for `open`).
+        direction: Direction,
+    },
+    /// Server counters.
+    Stats,
+}
+
+impl RequestRef<'_> {
+    /// The owned [`Request`].
+    pub fn into_owned(self) -> Request {
+        let op = match self.op {
+            OpRef::Scan { text, direction } => Op::Scan {
+                text: text.into_owned(),
+                direction,
+            },
+            OpRef::CheckTool { tool, params } => Op::CheckTool {
+                tool: tool.into_owned(),
+                params,
+            },
+            OpRef::Ping => Op::Ping,
+            OpRef::ScanStream {
+                action,
+                stream,
+                text,
+                direction,
+            } => Op::ScanStream {
+                action,
+                stream,
+                text: text.into_owned(),
+                direction,
+            },
+            OpRef::Stats => Op::Stats,
+        };
+        Request { id: self.id, op }
+    }
+}
+
+/// Every field any request may carry, decoded in one pass. Written instead
+/// of deserializing [`Request`] directly because serde's `flatten` of an
+/// internally tagged enum buffers the whole object into an intermediate
+/// tree and copies every string; this reads the line once and borrows.
+#[derive(Deserialize)]
+struct Flat<'a> {
+    #[serde(default)]
+    id: serde_json::Value,
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<CowStr<'a>>,
+    #[serde(default)]
+    direction: Option<Direction>,
+    #[serde(borrow, default)]
+    tool: Option<CowStr<'a>>,
+    #[serde(default)]
+    params: Option<serde_json::Value>,
+    #[serde(default)]
+    action: Option<StreamAction>,
+    #[serde(default)]
+    stream: Option<u64>,
+}
+
+/// A string borrowed from the line unless it has escapes. The newtype is
+/// what lets serde borrow inside an `Option` (it does not for a bare
+/// `Option<Cow<str>>`).
+#[derive(Deserialize)]
+struct CowStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Decode one request line (without its newline; surrounding JSON
+/// whitespace, `\r` included, is allowed). A line that is not UTF-8, not
+/// JSON, or not a known request gives the `bad_request` response to send
+/// back, carrying the request's id when one can still be read.
+///
+/// Pure and total: no input panics, and nesting depth is bounded by
+/// serde_json's recursion limit (128).
+pub fn decode_request_ref(line: &[u8]) -> Result<RequestRef<'_>, Response> {
+    let bad = |id: serde_json::Value, msg: String| Response::error(id, ErrorCode::BadRequest, msg);
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(bad(
+            serde_json::Value::Null,
+            "request is not valid UTF-8".into(),
+        ));
+    };
+    let flat: Flat<'_> = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => return Err(bad(peek_id(text), format!("bad request: {e}"))),
+    };
+    let id = flat.id;
+    let missing = |id: serde_json::Value, field: &str, op: &str| {
+        Err(bad(id, format!("bad request: `{op}` needs `{field}`")))
+    };
+    let op = match &*flat.op {
+        "scan" => match flat.text {
+            Some(CowStr(text)) => OpRef::Scan {
+                text,
+                direction: flat.direction.unwrap_or_default(),
+            },
+            None => return missing(id, "text", "scan"),
+        },
+        "check_tool" => match flat.tool {
+            Some(CowStr(tool)) => OpRef::CheckTool {
+                tool,
+                params: flat.params.unwrap_or_default(),
+            },
+            None => return missing(id, "tool", "check_tool"),
+        },
+        "ping" => OpRef::Ping,
+        "stats" => OpRef::Stats,
+        "scan_stream" => match flat.action {
+            Some(action) => OpRef::ScanStream {
+                action,
+                stream: flat.stream,
+                text: flat.text.map(|t| t.0).unwrap_or_default(),
+                direction: flat.direction.unwrap_or_default(),
+            },
+            None => return missing(id, "action", "scan_stream"),
+        },
+        other => {
+            let mut shown: String = other.chars().take(40).collect();
+            if shown.len() < other.len() {
+                shown.push('…');
+            }
+            return Err(bad(
+                id,
+                format!(
+                    "bad request: unknown op `{shown}` (expected scan, check_tool, ping, scan_stream or stats)"
+                ),
+            ));
+        }
+    };
+    Ok(RequestRef { id, op })
+}
+
+/// [`decode_request_ref`] with owned strings.
+pub fn decode_request(line: &[u8]) -> Result<Request, Response> {
+    decode_request_ref(line).map(RequestRef::into_owned)
+}
+
+/// The id of a request that failed to decode, when it can still be found.
+fn peek_id(text: &str) -> serde_json::Value {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: serde_json::Value,
+    }
+    serde_json::from_str::<IdOnly>(text)
+        .map(|i| i.id)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
