@@ -2,7 +2,7 @@
 """Round-trip latency and throughput of the Python client against a running
 shieldd, beside the seed scanner called in-process on the same text.
 
-    SHIELD_SOCKET=/path/to.sock python3.11 bench/roundtrip.py [--n 2000] [--seed PATH]
+    SHIELD_SOCKET=/path/to.sock python3.11 bench/roundtrip.py [--n 2000] [--seed PATH] [--text-bytes N]
 
 Prints one JSON object: p50/p99 in microseconds for a 1 KiB inbound scan
 (one client, sequential), scans/s with 1, 16 and 64 threads sharing one
@@ -62,7 +62,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", default="/work/shared/baselines/seed_scanner.py")
+    ap.add_argument("--text-bytes", type=int, default=1024)
     a = ap.parse_args()
+    global TEXT
+    TEXT = TEXT[: a.text_bytes]
     shield = Shield(timeout=30)
     v = shield.scan_input(TEXT)
     if v.unavailable:

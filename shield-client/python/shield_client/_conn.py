@@ -65,13 +65,16 @@ class Connection:
         """False once the connection failed or was closed (or after a fork)."""
         return not self._closed and self.pid == os.getpid()
 
-    def request(self, req_id: int, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-        """Send one request and wait for its response. Raises ``OSError``
+    def request(self, req_id: int, payload: bytes, timeout: float) -> Dict[str, Any]:
+        """Send one request (``payload``: the request object as UTF-8 JSON,
+        without its id) and wait for its response. Raises ``OSError``
         (``ConnectionLost``, ``BrokenPipeError``, ...) when the connection
         fails, ``TimeoutError`` when no answer comes in time."""
         deadline = time.monotonic() + timeout
-        line = json.dumps(dict(body, id=req_id), ensure_ascii=False, separators=(",", ":"))
-        data = line.encode("utf-8") + b"\n"
+        if payload == b"{}":
+            data = b'{"id":%d}\n' % req_id
+        else:
+            data = b'{"id":%d,%s\n' % (req_id, payload[1:])
         slot = _Slot()
         with self._plock:
             if self._closed:

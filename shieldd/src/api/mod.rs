@@ -210,8 +210,12 @@ impl Server {
             let more = lines.take_batch(&mut items, self.cfg.per_connection.max(1));
             if !items.is_empty() {
                 deadline = tokio::time::Instant::now() + idle;
-                self.answer_batch(&ctx, lines.data(), &items, &mut out)
+                let gone = self
+                    .answer_batch(&ctx, &stream, lines.data(), &items, &mut out)
                     .await;
+                if gone {
+                    break;
+                }
                 items.clear();
             }
             lines.consume();
@@ -245,14 +249,17 @@ impl Server {
         }
     }
 
-    /// Answer `items` (ranges of `data`) into `out`, in order.
+    /// Answer `items` (ranges of `data`) into `out`, in order. Returns
+    /// true when the client hung up meanwhile (the rest is not answered:
+    /// a client that pipelines and leaves does not keep the server busy).
     async fn answer_batch(
         self: &Arc<Self>,
         ctx: &Arc<ConnCtx>,
+        stream: &UnixStream,
         data: &[u8],
         items: &[Item],
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         let span = |it: &[Item]| -> usize {
             it.iter()
                 .map(|i| match i {
@@ -312,10 +319,14 @@ impl Server {
                     }
                 }
                 out.extend_from_slice(&tail);
-                return;
+                return false;
             }
         }
-        for it in items {
+        for (n, it) in items.iter().enumerate() {
+            // One poll per few pipelined requests; none for a lone one.
+            if items.len() > 1 && n % 8 == 0 && hung_up(stream) {
+                return true;
+            }
             match it {
                 Item::Line(r) if r.len() > BIG_LINE => {
                     let Ok(permit) = self.global.clone().acquire_owned().await else {
@@ -339,6 +350,7 @@ impl Server {
                 _ => self.answer_item(ctx, data, it, out),
             }
         }
+        false
     }
 
     fn answer_item(&self, ctx: &ConnCtx, data: &[u8], it: &Item, out: &mut Vec<u8>) {
@@ -474,9 +486,26 @@ impl Server {
 fn splittable(data: &[u8], items: &[Item]) -> bool {
     let finder = memchr::memmem::Finder::new(b"scan_stream");
     items.iter().all(|i| match i {
-        Item::Line(r) => finder.find(data.get(r.clone()).unwrap_or_default()).is_none(),
+        Item::Line(r) => finder
+            .find(data.get(r.clone()).unwrap_or_default())
+            .is_none(),
         Item::TooLong => true,
     })
+}
+
+/// Whether the peer has closed its end entirely (POLLHUP; a peer that
+/// only shut down its writing still gets its answers).
+fn hung_up(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, for a descriptor `stream` keeps
+    // open; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 fn internal() -> Response {
@@ -665,6 +694,7 @@ impl LineBuf {
     fn consume(&mut self) {
         if self.pos >= self.buf.len() {
             self.buf.clear();
+            self.scanned = 0;
             if self.buf.capacity() > KEEP_BUF {
                 self.buf = Vec::new();
             }
@@ -759,6 +789,44 @@ mod tests {
         let mut s = String::new();
         r.read_line(&mut s).await.unwrap();
         serde_json::from_str(&s).unwrap()
+    }
+
+    #[test]
+    fn line_buffer_splits_reuses_and_bounds() {
+        let mut lb = LineBuf::new(10);
+        let mut items = Vec::new();
+        let mut got = Vec::new();
+        // Lines of shrinking length, across consumes: each is found.
+        for chunk in [&b"0123456789\n"[..], b"abc\n", b"x\n", b"ab", b"cd\nef\n"] {
+            lb.buf.extend_from_slice(chunk);
+            lb.take_batch(&mut items, 64);
+            for it in items.drain(..) {
+                match it {
+                    Item::Line(r) => got.push(String::from_utf8_lossy(&lb.data()[r]).into_owned()),
+                    Item::TooLong => got.push("TOO LONG".into()),
+                }
+            }
+            lb.consume();
+        }
+        assert_eq!(got, ["0123456789", "abc", "x", "abcd", "ef"]);
+        // An oversized line: reported once as soon as it crosses the
+        // limit, its bytes dropped, the next line intact.
+        lb.buf.extend_from_slice(b"0123456789abc");
+        lb.take_batch(&mut items, 64);
+        assert_eq!(items, [Item::TooLong]);
+        assert!(lb.buf.is_empty());
+        items.clear();
+        lb.buf.extend_from_slice(b"more of it\nok\n");
+        lb.take_batch(&mut items, 64);
+        assert_eq!(items.len(), 1);
+        assert!(matches!(&items[0], Item::Line(r) if &lb.data()[r.clone()] == b"ok"));
+        items.clear();
+        lb.consume();
+        // A whole oversized line in one read, and the batch limit.
+        lb.buf.extend_from_slice(b"0123456789abcdef\na\nb\nc\n");
+        assert!(lb.take_batch(&mut items, 2));
+        assert_eq!(items[0], Item::TooLong);
+        assert_eq!(items.len(), 2);
     }
 
     #[tokio::test]
