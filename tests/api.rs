@@ -395,7 +395,7 @@ fn a_client_that_never_reads_stalls_only_itself() {
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["verdict"]["action"], "redact", "{v}");
     let mut rest = Vec::new();
-    let _ = (&slow).set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = slow.set_read_timeout(Some(Duration::from_millis(200)));
     let _ = r.read_to_end(&mut rest);
     assert!(srv.alive());
 }

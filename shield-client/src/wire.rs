@@ -364,6 +364,9 @@ struct CowStr<'a>(#[serde(borrow)] Cow<'a, str>);
 ///
 /// Pure and total: no input panics, and nesting depth is bounded by
 /// serde_json's recursion limit (128).
+// The error is the answer itself, moved once to the writer: boxing it would
+// only add an allocation to every refusal.
+#[allow(clippy::result_large_err)]
 pub fn decode_request_ref(line: &[u8]) -> Result<RequestRef<'_>, Response> {
     let bad = |id: serde_json::Value, msg: String| Response::error(id, ErrorCode::BadRequest, msg);
     let Ok(text) = std::str::from_utf8(line) else {
@@ -423,6 +426,7 @@ pub fn decode_request_ref(line: &[u8]) -> Result<RequestRef<'_>, Response> {
 }
 
 /// [`decode_request_ref`] with owned strings.
+#[allow(clippy::result_large_err)]
 pub fn decode_request(line: &[u8]) -> Result<Request, Response> {
     decode_request_ref(line).map(RequestRef::into_owned)
 }
@@ -470,5 +474,194 @@ mod tests {
             s,
             r#"{"id":1,"ok":false,"error":{"code":"bad_request","message":"x"}}"#
         );
+    }
+
+    #[test]
+    fn decoding_borrows_plain_strings_and_refuses_with_ids() {
+        let line = br#"{"id": 4, "op": "scan", "text": "plain", "direction": "outbound"}"#;
+        let r = decode_request_ref(line).unwrap();
+        assert!(matches!(
+            r.op,
+            OpRef::Scan {
+                text: Cow::Borrowed("plain"),
+                direction: Direction::Outbound
+            }
+        ));
+        let r = decode_request(br#"{"id": 4, "op": "scan", "text": "a\nb\u00e9"}"#).unwrap();
+        assert_eq!(
+            r.op,
+            Op::Scan {
+                text: "a\nbé".into(),
+                direction: Direction::Inbound
+            }
+        );
+        let r = decode_request(b"{\"op\": \"check_tool\", \"tool\": \"t\"}\r").unwrap();
+        assert_eq!(r.id, serde_json::Value::Null);
+        assert!(matches!(r.op, Op::CheckTool { ref params, .. } if params.is_null()));
+        for (line, id) in [
+            (&br#"{"id": 9, "op": "scan"}"#[..], serde_json::json!(9)),
+            (br#"{"id": "x", "op": "nope"}"#, serde_json::json!("x")),
+            (br#"{"id": 2, "op": "scan_stream"}"#, serde_json::json!(2)),
+            (
+                br#"{"id": 3, "op": "scan", "text": 5}"#,
+                serde_json::json!(3),
+            ),
+            (
+                b"{\"id\": 1, \"op\": \"scan\", \"text\": \"\xff\"}",
+                serde_json::Value::Null,
+            ),
+            (b"nonsense", serde_json::Value::Null),
+        ] {
+            let e = decode_request(line).unwrap_err();
+            assert_eq!(e.id, id, "{}", String::from_utf8_lossy(line));
+            assert_eq!(e.error.map(|e| e.code), Some(ErrorCode::BadRequest));
+        }
+        // Look-alikes of valid requests that must be refused.
+        assert!(decode_request(br#"{"id": 1, "op": "Scan", "text": "x"}"#).is_err());
+        assert!(
+            decode_request(br#"{"id": 1, "op": "scan", "text": "x", "direction": "up"}"#).is_err()
+        );
+        assert!(decode_request(br#"{"id": 1, "op": "scan", "text": "x", "text": "y"}"#).is_err());
+    }
+}
+
+/// The request decoder over arbitrary input, in every `cargo test` (the
+/// libFuzzer target in `fuzz/` checks the same properties for longer).
+#[cfg(test)]
+mod decoder_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn has_float(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) => n.is_f64(),
+            serde_json::Value::Array(a) => a.iter().any(has_float),
+            serde_json::Value::Object(o) => o.values().any(has_float),
+            _ => false,
+        }
+    }
+
+    /// The properties: no panic; a refusal is a one-line `bad_request`
+    /// answer that parses back; an accepted request survives re-encoding.
+    fn check(data: &[u8]) -> Result<(), TestCaseError> {
+        match decode_request(data) {
+            Ok(req) => {
+                let line =
+                    serde_json::to_vec(&req).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let again = decode_request(&line)
+                    .map_err(|e| TestCaseError::fail(format!("re-decode: {e:?}")))?;
+                if !has_float(&serde_json::to_value(&req).unwrap_or_default()) {
+                    prop_assert_eq!(again, req);
+                }
+            }
+            Err(resp) => {
+                prop_assert!(!resp.ok);
+                prop_assert!(resp.verdict.is_none());
+                let err = resp.error.clone();
+                prop_assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::BadRequest));
+                prop_assert!(err.is_some_and(|e| !e.message.is_empty()));
+                let out =
+                    serde_json::to_vec(&resp).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(!out.contains(&b'\n'));
+                let back: Response =
+                    serde_json::from_slice(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(back.error, resp.error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pieces of requests, so that random concatenations are often close
+    /// to valid and reach past the first syntax error.
+    fn fragment() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"{".to_vec()),
+            Just(b"}".to_vec()),
+            Just(b"[".to_vec()),
+            Just(b"]".to_vec()),
+            Just(b":".to_vec()),
+            Just(b",".to_vec()),
+            Just(b"\"id\"".to_vec()),
+            Just(b"\"op\"".to_vec()),
+            Just(b"\"text\"".to_vec()),
+            Just(b"\"tool\"".to_vec()),
+            Just(b"\"params\"".to_vec()),
+            Just(b"\"direction\"".to_vec()),
+            Just(b"\"action\"".to_vec()),
+            Just(b"\"stream\"".to_vec()),
+            Just(b"\"scan\"".to_vec()),
+            Just(b"\"check_tool\"".to_vec()),
+            Just(b"\"scan_stream\"".to_vec()),
+            Just(b"\"ping\"".to_vec()),
+            Just(b"\"open\"".to_vec()),
+            Just(b"\"chunk\"".to_vec()),
+            Just(b"\"outbound\"".to_vec()),
+            Just(b"null".to_vec()),
+            Just(b"-12".to_vec()),
+            Just(b"2.5e3".to_vec()),
+            Just(b"\"\\ud800\"".to_vec()),
+            Just(b"\"\\u00e9\\n\"".to_vec()),
+            Just(b"\xff".to_vec()),
+            Just(b" \r\t".to_vec()),
+            "\"[^\"\\\\]{0,12}\"".prop_map(String::into_bytes),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        let id = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<u64>().prop_map(serde_json::Value::from),
+            ".{0,8}".prop_map(serde_json::Value::from),
+        ];
+        let dir = prop_oneof![Just(Direction::Inbound), Just(Direction::Outbound)];
+        let action = prop_oneof![
+            Just(StreamAction::Open),
+            Just(StreamAction::Chunk),
+            Just(StreamAction::Close)
+        ];
+        let op = prop_oneof![
+            (".*", dir.clone()).prop_map(|(text, direction)| Op::Scan { text, direction }),
+            (
+                ".{0,16}",
+                prop::collection::btree_map("[a-z]{1,6}", ".{0,8}", 0..4)
+            )
+                .prop_map(|(tool, m)| Op::CheckTool {
+                    tool,
+                    params: serde_json::to_value(m).unwrap_or_default(),
+                }),
+            Just(Op::Ping),
+            Just(Op::Stats),
+            (action, proptest::option::of(any::<u64>()), ".{0,32}", dir).prop_map(
+                |(action, stream, text, direction)| Op::ScanStream {
+                    action,
+                    stream,
+                    text,
+                    direction
+                }
+            ),
+        ];
+        (id, op).prop_map(|(id, op)| Request { id, op })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
+            check(&data)?;
+        }
+
+        #[test]
+        fn near_requests(parts in prop::collection::vec(fragment(), 0..24)) {
+            check(&parts.concat())?;
+        }
+
+        #[test]
+        fn valid_requests_decode_to_themselves(req in request()) {
+            let line = serde_json::to_vec(&req).unwrap_or_default();
+            let got = decode_request(&line);
+            prop_assert_eq!(got.as_ref().ok(), Some(&req), "{:?}", got);
+            check(&line)?;
+        }
     }
 }
