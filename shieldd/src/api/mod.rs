@@ -128,8 +128,10 @@ const BIG_LINE: usize = 64 * 1024;
 /// A batch of pipelined lines this large or larger is split in two, one
 /// half on a blocking thread: worth a thread hand-off (tens of µs).
 const SPLIT_BATCH: usize = 32 * 1024;
-/// Bytes read from a socket at a time.
+/// Most bytes a connection's read buffer grows by at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Least room offered to one read.
+const MIN_READ: usize = 4 * 1024;
 /// Empty buffers with more capacity than this are released, so thousands
 /// of idle connections hold next to nothing.
 const KEEP_BUF: usize = 8 * 1024;
@@ -707,13 +709,12 @@ impl LineBuf {
 
     /// Read what the socket has (non-blocking). `Ok(0)` is end of input.
     fn fill(&mut self, stream: &UnixStream) -> std::io::Result<usize> {
-        // A stack buffer, so an idle connection's buffer stays empty and a
-        // 1 KiB request grows it only to its own size.
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = stream.try_read(&mut chunk)?;
-        self.buf
-            .extend_from_slice(chunk.get(..n).unwrap_or_default());
-        Ok(n)
+        // Start small so an idle connection's buffer stays tiny, double
+        // while a client sends more; read into spare capacity (no zeroing).
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(self.buf.len().clamp(MIN_READ, READ_CHUNK));
+        }
+        stream.try_read_buf(&mut self.buf)
     }
 }
 
