@@ -573,10 +573,18 @@ pub fn api_roundtrip(shieldd: &Path) -> Result<()> {
                     p["text_bytes"], p["client_p50_us"].as_f64().unwrap_or(0.0), p["client_p99_us"].as_f64().unwrap_or(0.0),
                     p["server_latency_us_p50"].as_f64().unwrap_or(0.0), pr("1"), pr("16"), pr("64")
                 );
+                println!(
+                    "| Python Shield, outbound | {pname} | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                    p["text_bytes"], p["client_out_p50_us"].as_f64().unwrap_or(0.0), p["client_out_p99_us"].as_f64().unwrap_or(0.0)
+                );
                 if p.get("seed_inprocess_p50_us").is_some() {
                     println!(
-                        "| seed scanner, in-process Python | - | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                        "| seed scanner, in-process Python, inbound | - | {} B | {:.0} | {:.0} | - | - | - | - | - |",
                         p["text_bytes"], p["seed_inprocess_p50_us"].as_f64().unwrap_or(0.0), p["seed_inprocess_p99_us"].as_f64().unwrap_or(0.0)
+                    );
+                    println!(
+                        "| seed scanner, in-process Python, outbound | - | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                        p["text_bytes"], p["seed_out_inprocess_p50_us"].as_f64().unwrap_or(0.0), p["seed_out_inprocess_p99_us"].as_f64().unwrap_or(0.0)
                     );
                 }
                 py_rows.push(p);
@@ -599,14 +607,12 @@ pub fn api_roundtrip(shieldd: &Path) -> Result<()> {
         );
     }
     for p in &py_rows {
-        let (c, s) = (
-            p["client_p50_us"].as_f64().unwrap_or(f64::NAN),
-            p["seed_inprocess_p50_us"].as_f64().unwrap_or(f64::NAN),
-        );
+        let f = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "Python round trip / seed in-process scan, {} B, p50: {:.2} (target < 1)",
+            "Python round trip / seed in-process scan, {} B, p50: inbound {:.2}, outbound {:.2} (target < 1)",
             p["text_bytes"],
-            c / s
+            f("client_p50_us") / f("seed_inprocess_p50_us"),
+            f("client_out_p50_us") / f("seed_out_inprocess_p50_us"),
         );
     }
     let _ = std::fs::remove_dir_all(&work);
