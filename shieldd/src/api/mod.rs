@@ -132,8 +132,8 @@ const SPLIT_BATCH: usize = 32 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Least room offered to one read.
 const MIN_READ: usize = 4 * 1024;
-/// Empty buffers with more capacity than this are released, so thousands
-/// of idle connections hold next to nothing.
+/// Empty read buffers with more capacity than this are released when the
+/// client pauses, so thousands of idle connections hold next to nothing.
 const KEEP_BUF: usize = 8 * 1024;
 
 /// A running server's shared state.
@@ -244,7 +244,7 @@ impl Server {
             match lines.fill(&stream) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lines.idle(),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
@@ -635,6 +635,8 @@ struct LineBuf {
     max: usize,
     /// Skipping the rest of an oversized line (already answered).
     discarding: bool,
+    /// The last read filled all the room it was offered.
+    full: bool,
 }
 
 impl LineBuf {
@@ -645,6 +647,7 @@ impl LineBuf {
             scanned: 0,
             max,
             discarding: false,
+            full: false,
         }
     }
 
@@ -697,9 +700,6 @@ impl LineBuf {
         if self.pos >= self.buf.len() {
             self.buf.clear();
             self.scanned = 0;
-            if self.buf.capacity() > KEEP_BUF {
-                self.buf = Vec::new();
-            }
         } else if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.scanned -= self.pos;
@@ -709,12 +709,24 @@ impl LineBuf {
 
     /// Read what the socket has (non-blocking). `Ok(0)` is end of input.
     fn fill(&mut self, stream: &UnixStream) -> std::io::Result<usize> {
-        // Start small so an idle connection's buffer stays tiny, double
-        // while a client sends more; read into spare capacity (no zeroing).
-        if self.buf.capacity() - self.buf.len() < MIN_READ {
-            self.buf.reserve(self.buf.len().clamp(MIN_READ, READ_CHUNK));
+        // Start small so a quiet connection's buffer stays tiny; double
+        // while reads fill all the room offered (a pipelining client), so
+        // its batches grow; read into spare capacity (no zeroing).
+        if self.buf.capacity() - self.buf.len() < MIN_READ || self.full {
+            self.buf
+                .reserve(self.buf.capacity().clamp(MIN_READ, READ_CHUNK));
         }
-        stream.try_read_buf(&mut self.buf)
+        let room = self.buf.capacity() - self.buf.len();
+        let r = stream.try_read_buf(&mut self.buf);
+        self.full = matches!(r, Ok(n) if n == room);
+        r
+    }
+
+    /// The socket has nothing more for now: give back a large empty buffer.
+    fn idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_BUF {
+            self.buf = Vec::new();
+        }
     }
 }
 
@@ -910,6 +922,90 @@ mod tests {
         for (id, blocked) in seen {
             assert_eq!(blocked, id % 3 == 0, "id {id}");
         }
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_pipelined_batches_are_split_and_answered_in_order() {
+        let (p, srv) = start(ServerConfig::default()).await;
+        let (rd, mut w) = UnixStream::connect(&p).await.unwrap().into_split();
+        let filler = "x".repeat(1500);
+        let mut batch = Vec::new();
+        for i in 0..300 {
+            let text = if i % 7 == 0 { "BAD" } else { "fine" };
+            batch.extend_from_slice(
+                format!("{{\"id\": {i}, \"op\": \"scan\", \"text\": \"{filler} {text}\"}}\n")
+                    .as_bytes(),
+            );
+        }
+        let writer = tokio::spawn(async move {
+            w.write_all(&batch).await.unwrap();
+            w
+        });
+        let mut r = BufReader::new(rd);
+        for i in 0..300u64 {
+            let mut s = String::new();
+            r.read_line(&mut s).await.unwrap();
+            let v: Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(v["id"], i, "answers keep the order of the requests");
+            assert_eq!(v["verdict"]["blocked"], i % 7 == 0, "id {i}");
+            assert_eq!(
+                v["verdict"]["findings"].as_array().map(Vec::len),
+                Some(usize::from(i % 7 == 0))
+            );
+        }
+        let _w = writer.await.unwrap();
+        assert_eq!(srv.stats.requests.load(Ordering::Relaxed), 300);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_pipelines_and_leaves_stops_costing_scans() {
+        struct Slow(Arc<AtomicU64>);
+        impl Service for Slow {
+            fn scan(&self, _: &Peer, _: &str, _: Direction) -> Verdict {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+                Verdict::allow()
+            }
+            fn check_tool(&self, _: &Peer, _: &str, _: &Value) -> Verdict {
+                Verdict::allow()
+            }
+            fn open_stream(&self, _: &Peer, _: Direction) -> Box<dyn StreamScan> {
+                Box::new(EchoStream(String::new()))
+            }
+        }
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "shieldd-api-slow-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&p);
+        let count = Arc::new(AtomicU64::new(0));
+        let s = Server::new(Arc::new(Slow(count.clone())), ServerConfig::default());
+        tokio::spawn(s.clone().serve(UnixListener::bind(&p).unwrap()));
+        let mut batch = Vec::new();
+        for i in 0..1000 {
+            batch.extend_from_slice(
+                format!("{{\"id\": {i}, \"op\": \"scan\", \"text\": \"t\"}}\n").as_bytes(),
+            );
+        }
+        {
+            let mut c = UnixStream::connect(&p).await.unwrap();
+            c.write_all(&batch).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = count.load(Ordering::SeqCst);
+        assert!(
+            done < 200,
+            "{done} of 1000 scans run for a client that left"
+        );
+        // The server still serves.
+        let (rd, mut w) = UnixStream::connect(&p).await.unwrap().into_split();
+        let mut r = BufReader::new(rd);
+        let v = roundtrip(&mut w, &mut r, b"{\"id\": 1, \"op\": \"ping\"}\n").await;
+        assert_eq!(v["ok"], true);
         let _ = std::fs::remove_file(&p);
     }
 
