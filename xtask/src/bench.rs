@@ -461,6 +461,32 @@ fn api_server(shieldd: &Path, socket: &Path, policy: &Path) -> Result<ApiServer>
     Ok(s)
 }
 
+/// CPU time (user + system) the process has used, in microseconds.
+fn cpu_us(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which may hold spaces: state is
+    // field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks * 1e6 / hz)
+}
+
+/// Requests the server has answered (its `stats` op).
+fn served(socket: &Path) -> Result<f64> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"{\"id\":0,\"op\":\"stats\"}\n")?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line)?;
+    let v: serde_json::Value = serde_json::from_str(&line)?;
+    Ok(v["stats"]["requests"].as_f64().unwrap_or(0.0))
+}
+
 fn json_of(o: &std::process::Output, what: &str) -> Result<serde_json::Value> {
     if !o.status.success() {
         bail!(
@@ -527,20 +553,28 @@ pub fn api_roundtrip(shieldd: &Path) -> Result<()> {
     println!("| client | policy | text | p50 µs | p99 µs | server p50 µs | 1 client /s | 16 clients /s | 64 clients /s | 64 on 1 conn /s |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rust_1k = None;
+    let mut cpu_rows = Vec::new();
     let mut py_rows = Vec::new();
     for (pname, policy, sizes) in [
         ("support-agent", &support, &[1024usize, 10][..]),
         ("scan off", &off, &[1024usize][..]),
     ] {
         let socket = work.join("api.sock");
-        let _srv = api_server(shieldd, &socket, policy)?;
+        let srv = api_server(shieldd, &socket, policy)?;
         for &bytes in sizes {
+            let (c0, r0) = (cpu_us(srv.0.id())?, served(&socket)?);
             let o = Command::new(&rust)
                 .arg(&socket)
                 .arg(secs)
                 .args(["--text-bytes", &bytes.to_string(), "--json"])
                 .output()?;
             let v = json_of(&o, "roundtrip")?;
+            let (c1, r1) = (cpu_us(srv.0.id())?, served(&socket)?);
+            cpu_rows.push(format!(
+                "| {pname} | {bytes} B | {:.0} | {:.1} |",
+                r1 - r0,
+                (c1 - c0) / (r1 - r0).max(1.0)
+            ));
             let rate = |k: &str, i: usize| v[k][i]["scans_per_s"].as_f64().unwrap_or(0.0);
             println!(
                 "| Rust blocking | {pname} | {} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | - |",
@@ -590,6 +624,14 @@ pub fn api_roundtrip(shieldd: &Path) -> Result<()> {
                 py_rows.push(p);
             }
         }
+    }
+    // CPU per request is what the server costs whatever the machine's
+    // load; wall-clock figures on a shared machine are not.
+    println!("\nserver CPU per request over the Rust runs above (user + system)");
+    println!("| policy | text | requests | server CPU µs per request |");
+    println!("|---|---:|---:|---:|");
+    for r in &cpu_rows {
+        println!("{r}");
     }
     if let Some(v) = rust_1k {
         let p99 = v["p99_us"].as_f64().unwrap_or(f64::NAN);

@@ -722,10 +722,15 @@ impl LineBuf {
         r
     }
 
-    /// The socket has nothing more for now: give back a large empty buffer.
+    /// The socket has nothing more for now: give back a large empty
+    /// buffer, and the spare room behind a partial line left waiting.
     fn idle(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_BUF {
-            self.buf = Vec::new();
+        if self.buf.is_empty() {
+            if self.buf.capacity() > KEEP_BUF {
+                self.buf = Vec::new();
+            }
+        } else if self.buf.capacity() > 2 * self.buf.len() + 256 {
+            self.buf.shrink_to_fit();
         }
     }
 }
