@@ -459,6 +459,27 @@ fn idle_connections_are_closed_after_the_timeout() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         idle.push(s);
     }
+    // A client that floods requests and never reads: once its answers
+    // stay unread for the timeout, the server drops it.
+    let flood = UnixStream::connect(&path).unwrap();
+    flood.set_nonblocking(true).unwrap();
+    let req = b"{\"id\": 1, \"op\": \"scan\", \"text\": \"hello hello hello hello\"}\n";
+    let t = Instant::now();
+    let mut stalled = 0;
+    while stalled < 50 && t.elapsed() < Duration::from_secs(10) {
+        match (&flood).write(req) {
+            Ok(_) => stalled = 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                stalled += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("flood: {e}"),
+        }
+    }
+    assert!(
+        stalled >= 50,
+        "the server kept reading a client that never reads"
+    );
     // A busy client, talking every 300 ms, outlives the timeout.
     let busy = UnixStream::connect(&path).unwrap();
     busy.set_read_timeout(Some(Duration::from_secs(10)))
@@ -473,6 +494,18 @@ fn idle_connections_are_closed_after_the_timeout() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(t.elapsed() > Duration::from_secs(3));
+    // By now the server has given up on the flooder.
+    flood.set_nonblocking(false).unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = Vec::new();
+    // Closed with our requests unread: a reset, or end of file.
+    match (&flood).read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the flooder was not closed: {e}"),
+    }
     let mut buf = [0u8; 16];
     for (i, mut s) in idle.into_iter().enumerate() {
         let n = s.read(&mut buf).unwrap_or_else(|e| panic!("idle {i}: {e}"));
