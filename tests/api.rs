@@ -234,6 +234,12 @@ fn a_100_mb_line_is_refused_without_buffering_it() {
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_error(&v, "too_large");
     c.r = r;
+    // Measured before anything else runs: the line alone.
+    let hwm_after = srv.kib("VmHWM");
+    eprintln!(
+        "server VmHWM growth for a 100 MB line: {} KiB",
+        hwm_after.saturating_sub(hwm_before)
+    );
     // The same connection goes on.
     ping(&mut c, "after").unwrap();
     let v = c
@@ -241,9 +247,8 @@ fn a_100_mb_line_is_refused_without_buffering_it() {
         .unwrap();
     assert_eq!(v["id"], 3);
     assert_eq!(v["verdict"]["action"], "redact", "{v}");
-    let hwm_after = srv.kib("VmHWM");
     assert!(
-        hwm_after.saturating_sub(hwm_before) < 16 * 1024,
+        hwm_after.saturating_sub(hwm_before) < 8 * 1024,
         "server peak memory grew by {} KiB for a 100 MB line (took {:?})",
         hwm_after - hwm_before,
         t.elapsed()
@@ -382,6 +387,7 @@ fn a_client_that_never_reads_stalls_only_itself() {
     }
     assert!(worst < Duration::from_millis(500), "slowest ping {worst:?}");
     let grown = srv.kib("VmRSS").saturating_sub(rss_before);
+    eprintln!("server RSS growth with a client that never reads: {grown} KiB ({sent} bytes sent)");
     assert!(
         grown < 32 * 1024,
         "server memory grew by {grown} KiB ({sent} bytes sent unread)"
