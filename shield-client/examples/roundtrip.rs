@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! shieldd serve --socket /tmp/s.sock --policy policies/support-agent.yaml &
-//! cargo run --release -p shield-client --features async --example roundtrip -- /tmp/s.sock [SECONDS]
+//! cargo run --release -p shield-client --features async --example roundtrip -- /tmp/s.sock [SECONDS] [--text-bytes N] [--json]
 //! ```
 //!
-//! Latency: one blocking client, 2000 sequential scans of a 1 KiB text.
-//! Throughput: 1, 16 and 64 async clients (one connection each), each
-//! scanning in a loop for SECONDS (default 3); then 64 tasks pipelining over
-//! one shared client.
+//! Latency: one blocking client, 2000 sequential scans of a 1 KiB text
+//! (`--text-bytes N` for a shorter one). Throughput: 1, 16 and 64 blocking
+//! clients (a thread and a connection each), then 1, 16 and 64 async
+//! clients (one connection each), each scanning in a loop for SECONDS
+//! (default 3); then 64 tasks pipelining over one shared client. `--json`
+//! prints one JSON object (read by `cargo xtask bench --only api`).
 
 use std::time::{Duration, Instant};
 
@@ -100,6 +102,31 @@ async fn throughput(
     total
 }
 
+/// `clients` threads, each with its own blocking client, scanning in a loop.
+fn blocking_throughput(socket: &str, text: &str, clients: usize, secs: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (socket, text) = (socket.to_owned(), text.to_owned());
+            std::thread::spawn(move || {
+                let mut c = Client::new(socket);
+                let (mut ok, mut err) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    match c.try_scan(&text, Direction::Inbound) {
+                        Ok(_) => ok += 1,
+                        Err(_) => err += 1,
+                    }
+                }
+                (ok, err)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let socket = args
@@ -107,36 +134,33 @@ fn main() {
         .or_else(|| std::env::var(shield_client::SOCKET_ENV).ok())
         .unwrap_or_else(|| "/tmp/shieldd.sock".into());
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let text = text_1k();
+    let rest: Vec<String> = args.collect();
+    let flag = |name: &str| rest.iter().position(|a| a == name);
+    let json = flag("--json").is_some();
+    let mut text = text_1k();
+    if let Some(n) = flag("--text-bytes")
+        .and_then(|i| rest.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut cut = n.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
     // A freshly started shieldd may still be building its scanner.
     let ready = Instant::now() + Duration::from_secs(60);
     while Client::new(&socket).ping().is_err() && Instant::now() < ready {
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("socket {socket}, text {} bytes", text.len());
-    match latency(&socket, &text) {
-        Ok((t, srv)) => {
-            let us = |d: Duration| d.as_secs_f64() * 1e6;
-            println!("\nblocking client, {REQUESTS} sequential scans");
-            println!("| | p50 | p99 | max |\n|---|---|---|---|");
-            println!(
-                "| round trip | {:.1} µs | {:.1} µs | {:.1} µs |",
-                us(percentile(&t, 0.50)),
-                us(percentile(&t, 0.99)),
-                us(percentile(&t, 1.0)),
-            );
-            println!(
-                "| server decision (latency_us) | {:.1} µs | {:.1} µs | {:.1} µs |",
-                us(percentile(&srv, 0.50)),
-                us(percentile(&srv, 0.99)),
-                us(percentile(&srv, 1.0)),
-            );
-        }
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (t, srv) = match latency(&socket, &text) {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("roundtrip: {e}");
             std::process::exit(1);
         }
-    }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,13 +171,63 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("\nasync throughput, {secs} s each");
-    println!("| concurrent | connections | scans/s | errors |\n|---|---|---|---|");
+    let mut blocking = Vec::new();
+    for n in [1usize, 16, 64] {
+        let t0 = Instant::now();
+        let (ok, err) = blocking_throughput(&socket, &text, n, secs);
+        blocking.push((n, ok as f64 / t0.elapsed().as_secs_f64(), err));
+    }
+    let mut asynchronous = Vec::new();
     for (n, shared) in [(1usize, false), (16, false), (64, false), (64, true)] {
-        let t = Instant::now();
+        let t0 = Instant::now();
         let (ok, err) = rt.block_on(throughput(&socket, &text, n, shared, secs));
-        let rate = ok as f64 / t.elapsed().as_secs_f64();
-        let conns = if shared { 1 } else { n };
-        println!("| {n} | {conns} | {rate:.0} | {err} |");
+        asynchronous.push((n, shared, ok as f64 / t0.elapsed().as_secs_f64(), err));
+    }
+    if json {
+        let b: Vec<String> = blocking
+            .iter()
+            .map(|(n, r, e)| format!("{{\"clients\":{n},\"scans_per_s\":{r:.0},\"errors\":{e}}}"))
+            .collect();
+        let a: Vec<String> = asynchronous
+            .iter()
+            .map(|(n, sh, r, e)| {
+                format!("{{\"clients\":{n},\"shared\":{sh},\"scans_per_s\":{r:.0},\"errors\":{e}}}")
+            })
+            .collect();
+        println!(
+            "{{\"text_bytes\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"server_p50_us\":{:.1},\"server_p99_us\":{:.1},\"blocking\":[{}],\"async\":[{}]}}",
+            text.len(),
+            us(percentile(&t, 0.50)),
+            us(percentile(&t, 0.99)),
+            us(percentile(&srv, 0.50)),
+            us(percentile(&srv, 0.99)),
+            b.join(","),
+            a.join(",")
+        );
+        return;
+    }
+    println!("socket {socket}, text {} bytes", text.len());
+    println!("\nblocking client, {REQUESTS} sequential scans");
+    println!("| | p50 | p99 | max |\n|---|---|---|---|");
+    println!(
+        "| round trip | {:.1} µs | {:.1} µs | {:.1} µs |",
+        us(percentile(&t, 0.50)),
+        us(percentile(&t, 0.99)),
+        us(percentile(&t, 1.0)),
+    );
+    println!(
+        "| server decision (latency_us) | {:.1} µs | {:.1} µs | {:.1} µs |",
+        us(percentile(&srv, 0.50)),
+        us(percentile(&srv, 0.99)),
+        us(percentile(&srv, 1.0)),
+    );
+    println!("\nthroughput, {secs} s each");
+    println!("| client | concurrent | connections | scans/s | errors |\n|---|---|---|---|---|");
+    for (n, rate, err) in &blocking {
+        println!("| blocking | {n} | {n} | {rate:.0} | {err} |");
+    }
+    for (n, shared, rate, err) in &asynchronous {
+        let conns = if *shared { 1 } else { *n };
+        println!("| async | {n} | {conns} | {rate:.0} | {err} |");
     }
 }

@@ -37,6 +37,27 @@ pub struct Client {
 struct Conn {
     sock: UnixStream,
     lines: LineBuf,
+    /// Read buffer, allocated once per connection.
+    scratch: Vec<u8>,
+    /// The socket's current read and write timeouts: set again only when
+    /// the time left to a call's deadline falls well below them, so a
+    /// call costs no `setsockopt`s.
+    timeouts: Duration,
+}
+
+impl Conn {
+    /// Keep the socket timeouts within a tenth of the call timeout of
+    /// `left`, the time to the call's deadline: no read or write outlasts
+    /// the deadline, or gives up before it, by more than that.
+    fn bound_io(&mut self, left: Duration, timeout: Duration) -> std::io::Result<()> {
+        let slack = timeout / 10;
+        if left + slack < self.timeouts || left > self.timeouts + slack {
+            self.sock.set_read_timeout(Some(left))?;
+            self.sock.set_write_timeout(Some(left))?;
+            self.timeouts = left;
+        }
+        Ok(())
+    }
 }
 
 /// Why one exchange failed: whether trying again on a new connection makes
@@ -213,10 +234,16 @@ impl Client {
         if self.conn.is_none() {
             let sock = UnixStream::connect(&self.cfg.path)
                 .map_err(|e| Error::unavailable(&self.cfg.path, e))?;
+            let timeout = self.cfg.timeout.max(Duration::from_millis(1));
+            sock.set_read_timeout(Some(timeout))
+                .and_then(|()| sock.set_write_timeout(Some(timeout)))
+                .map_err(|e| Error::unavailable(&self.cfg.path, e))?;
             self.generation = self.generation.wrapping_add(1);
             self.conn = Some(Conn {
                 sock,
                 lines: LineBuf::default(),
+                scratch: vec![0; 64 * 1024],
+                timeouts: timeout,
             });
         }
         // Just set when it was None.
@@ -281,11 +308,9 @@ impl Client {
                 Ok(left)
             }
         };
-        conn.sock
-            .set_write_timeout(Some(remaining(deadline)?))
+        conn.bound_io(remaining(deadline)?, timeout)
             .map_err(io_fail)?;
         conn.sock.write_all(line).map_err(io_fail)?;
-        let mut chunk = [0u8; 64 * 1024];
         loop {
             while let Some(l) = conn.lines.take_line(max).map_err(Failure::Final)? {
                 let r = common::decode(&l).map_err(Failure::Final)?;
@@ -298,10 +323,9 @@ impl Client {
                     None => return Ok(r),
                 }
             }
-            conn.sock
-                .set_read_timeout(Some(remaining(deadline)?))
+            conn.bound_io(remaining(deadline)?, timeout)
                 .map_err(io_fail)?;
-            let n = match conn.sock.read(&mut chunk) {
+            let n = match conn.sock.read(&mut conn.scratch) {
                 Ok(0) => {
                     return Err(Failure::Broken(Error::unavailable(
                         &path,
@@ -317,7 +341,7 @@ impl Client {
             };
             conn.lines
                 .buf
-                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                .extend_from_slice(conn.scratch.get(..n).unwrap_or_default());
         }
     }
 }
@@ -413,9 +437,9 @@ impl Drop for Stream<'_> {
             return;
         };
         if let Some(conn) = self.client.conn.as_mut() {
+            let t = self.client.cfg.timeout;
             let ok = conn
-                .sock
-                .set_write_timeout(Some(self.client.cfg.timeout))
+                .bound_io(t, t)
                 .and_then(|()| conn.sock.write_all(&line));
             if ok.is_err() {
                 self.client.conn = None;

@@ -43,6 +43,10 @@ pub fn run(args: &[String]) -> Result<()> {
         event_throughput(&shieldd)?;
         println!();
     }
+    if want("api") {
+        api_roundtrip(&shieldd)?;
+        println!();
+    }
     if want("scanner") {
         super::eval_tool("bench", &[])?;
     }
@@ -538,5 +542,237 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
         (mv - mb) / 1000.0
     );
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A `shieldd serve` for the API benchmark, killed on drop.
+struct ApiServer(std::process::Child, std::path::PathBuf);
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+fn api_server(shieldd: &Path, socket: &Path, policy: &Path) -> Result<ApiServer> {
+    let child = Command::new(shieldd)
+        .arg("serve")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--policy")
+        .arg(policy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let s = ApiServer(child, socket.to_path_buf());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("shieldd serve did not listen on {}", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(s)
+}
+
+/// CPU time (user + system) the process has used, in microseconds.
+fn cpu_us(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which may hold spaces: state is
+    // field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks * 1e6 / hz)
+}
+
+/// Requests the server has answered (its `stats` op).
+fn served(socket: &Path) -> Result<f64> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"{\"id\":0,\"op\":\"stats\"}\n")?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line)?;
+    let v: serde_json::Value = serde_json::from_str(&line)?;
+    Ok(v["stats"]["requests"].as_f64().unwrap_or(0.0))
+}
+
+fn json_of(o: &std::process::Output, what: &str) -> Result<serde_json::Value> {
+    if !o.status.success() {
+        bail!(
+            "{what} failed: {}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().last().context("no output")?;
+    serde_json::from_str(line).with_context(|| format!("{what}: {line}"))
+}
+
+/// Issue 5: scan API round trips from Rust (blocking and async clients) and
+/// from Python, beside the seed guide's scanner called in-process from
+/// Python on the same texts; a 10-byte text and a policy with every scan
+/// layer off show what the server costs beyond the scanner.
+pub fn api_roundtrip(shieldd: &Path) -> Result<()> {
+    let root = shieldd
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .context("repository root")?
+        .to_path_buf();
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "shield-client",
+            "--features",
+            "async",
+            "--example",
+            "roundtrip",
+        ])
+        .current_dir(&root)
+        .status()?;
+    if !st.success() {
+        bail!("building the roundtrip example failed");
+    }
+    let rust = root.join("target/release/examples/roundtrip");
+    let pybench = root.join("shield-client/python/bench/roundtrip.py");
+    let seed = [
+        std::env::var("SEED_SCANNER").unwrap_or_default(),
+        root.join("../shared/baselines/seed_scanner.py")
+            .to_string_lossy()
+            .into_owned(),
+        "/work/shared/baselines/seed_scanner.py".into(),
+    ]
+    .into_iter()
+    .find(|p| !p.is_empty() && Path::new(p).exists())
+    .unwrap_or_default();
+    let work = std::env::temp_dir().join(format!("shieldd-bench-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let off = work.join("scan-off.yaml");
+    std::fs::write(
+        &off,
+        "version: 1\nname: scan-off\nscan:\n  inbound: { injection: off, pii: off, secrets: off, exfiltration: off }\n  outbound: { injection: off, pii: off, secrets: off, exfiltration: off }\n",
+    )?;
+    let support = root.join("policies/support-agent.yaml");
+    let secs = "2";
+    println!("scan API round trip (release; `shieldd serve`, Unix socket; {secs} s per throughput figure)");
+    println!("| client | policy | text | p50 µs | p99 µs | server p50 µs | 1 client /s | 16 clients /s | 64 clients /s | 64 on 1 conn /s |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rust_1k = None;
+    let mut cpu_rows = Vec::new();
+    let mut py_rows = Vec::new();
+    for (pname, policy, sizes) in [
+        ("support-agent", &support, &[1024usize, 10][..]),
+        ("scan off", &off, &[1024usize][..]),
+    ] {
+        let socket = work.join("api.sock");
+        let srv = api_server(shieldd, &socket, policy)?;
+        for &bytes in sizes {
+            let (c0, r0) = (cpu_us(srv.0.id())?, served(&socket)?);
+            let o = Command::new(&rust)
+                .arg(&socket)
+                .arg(secs)
+                .args(["--text-bytes", &bytes.to_string(), "--json"])
+                .output()?;
+            let v = json_of(&o, "roundtrip")?;
+            let (c1, r1) = (cpu_us(srv.0.id())?, served(&socket)?);
+            cpu_rows.push(format!(
+                "| {pname} | {bytes} B | {:.0} | {:.1} |",
+                r1 - r0,
+                (c1 - c0) / (r1 - r0).max(1.0)
+            ));
+            let rate = |k: &str, i: usize| v[k][i]["scans_per_s"].as_f64().unwrap_or(0.0);
+            println!(
+                "| Rust blocking | {pname} | {} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | - |",
+                v["text_bytes"], v["p50_us"].as_f64().unwrap_or(0.0), v["p99_us"].as_f64().unwrap_or(0.0),
+                v["server_p50_us"].as_f64().unwrap_or(0.0), rate("blocking", 0), rate("blocking", 1), rate("blocking", 2)
+            );
+            println!(
+                "| Rust async | {pname} | {} B | - | - | - | {:.0} | {:.0} | {:.0} | {:.0} |",
+                v["text_bytes"],
+                rate("async", 0),
+                rate("async", 1),
+                rate("async", 2),
+                rate("async", 3)
+            );
+            if pname == "support-agent" && bytes == 1024 {
+                rust_1k = Some(v.clone());
+            }
+            if pname == "support-agent" {
+                let mut c = Command::new(crate::PY);
+                c.arg(&pybench)
+                    .args(["--n", "2000", "--text-bytes", &bytes.to_string()])
+                    .env("SHIELD_SOCKET", &socket);
+                if !seed.is_empty() {
+                    c.args(["--seed", &seed]);
+                }
+                let p = json_of(&c.output()?, "python bench")?;
+                let pr = |k: &str| p["client_scans_per_s"][k].as_f64().unwrap_or(0.0);
+                println!(
+                    "| Python Shield | {pname} | {} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | - |",
+                    p["text_bytes"], p["client_p50_us"].as_f64().unwrap_or(0.0), p["client_p99_us"].as_f64().unwrap_or(0.0),
+                    p["server_latency_us_p50"].as_f64().unwrap_or(0.0), pr("1"), pr("16"), pr("64")
+                );
+                println!(
+                    "| Python Shield, outbound | {pname} | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                    p["text_bytes"], p["client_out_p50_us"].as_f64().unwrap_or(0.0), p["client_out_p99_us"].as_f64().unwrap_or(0.0)
+                );
+                if p.get("seed_inprocess_p50_us").is_some() {
+                    println!(
+                        "| seed scanner, in-process Python, inbound | - | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                        p["text_bytes"], p["seed_inprocess_p50_us"].as_f64().unwrap_or(0.0), p["seed_inprocess_p99_us"].as_f64().unwrap_or(0.0)
+                    );
+                    println!(
+                        "| seed scanner, in-process Python, outbound | - | {} B | {:.0} | {:.0} | - | - | - | - | - |",
+                        p["text_bytes"], p["seed_out_inprocess_p50_us"].as_f64().unwrap_or(0.0), p["seed_out_inprocess_p99_us"].as_f64().unwrap_or(0.0)
+                    );
+                }
+                py_rows.push(p);
+            }
+        }
+    }
+    // CPU per request is what the server costs whatever the machine's
+    // load; wall-clock figures on a shared machine are not.
+    println!("\nserver CPU per request over the Rust runs above (user + system)");
+    println!("| policy | text | requests | server CPU µs per request |");
+    println!("|---|---:|---:|---:|");
+    for r in &cpu_rows {
+        println!("{r}");
+    }
+    if let Some(v) = rust_1k {
+        let p99 = v["p99_us"].as_f64().unwrap_or(f64::NAN);
+        let t16 = v["blocking"][1]["scans_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(v["async"][1]["scans_per_s"].as_f64().unwrap_or(0.0));
+        println!(
+            "Rust p99, 1 KiB, one client: {p99:.0} µs (target < 200; ratio {:.2})",
+            p99 / 200.0
+        );
+        println!(
+            "16 clients, 1 KiB: {t16:.0} scans/s (target >= 50000; ratio {:.2})",
+            t16 / 50_000.0
+        );
+    }
+    for p in &py_rows {
+        let f = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "Python round trip / seed in-process scan, {} B, p50: inbound {:.2}, outbound {:.2} (target < 1)",
+            p["text_bytes"],
+            f("client_p50_us") / f("seed_inprocess_p50_us"),
+            f("client_out_p50_us") / f("seed_out_inprocess_p50_us"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

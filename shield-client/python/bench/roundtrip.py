@@ -2,11 +2,13 @@
 """Round-trip latency and throughput of the Python client against a running
 shieldd, beside the seed scanner called in-process on the same text.
 
-    SHIELD_SOCKET=/path/to.sock python3.11 bench/roundtrip.py [--n 2000] [--seed PATH]
+    SHIELD_SOCKET=/path/to.sock python3.11 bench/roundtrip.py [--n 2000] [--seed PATH] [--text-bytes N]
 
-Prints one JSON object: p50/p99 in microseconds for a 1 KiB inbound scan
-(one client, sequential), scans/s with 1, 16 and 64 threads sharing one
-Shield, and the seed scanner's in-process p50/p99 on the same text.
+Prints one JSON object: p50/p99 in microseconds for a 1 KiB inbound and
+outbound scan (one client, sequential), scans/s with 1, 16 and 64 threads
+sharing one Shield, and the seed scanner's in-process p50/p99 on the same
+text in both directions (the seed runs only its injection patterns on
+inbound text, its PII and exfiltration patterns on outbound text).
 """
 
 import argparse
@@ -62,7 +64,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", default="/work/shared/baselines/seed_scanner.py")
+    ap.add_argument("--text-bytes", type=int, default=1024)
     a = ap.parse_args()
+    global TEXT
+    TEXT = TEXT[: a.text_bytes]
     shield = Shield(timeout=30)
     v = shield.scan_input(TEXT)
     if v.unavailable:
@@ -70,6 +75,7 @@ def main():
     for _ in range(200):  # warm-up
         shield.scan_input(TEXT)
     lat = latencies(lambda: shield.scan_input(TEXT), a.n)
+    lat_out = latencies(lambda: shield.scan_output(TEXT), a.n)
     lats = []
     for _ in range(200):
         lats.append(shield.scan_input(TEXT).latency_us)
@@ -81,6 +87,8 @@ def main():
         "ping_p99_us": round(pct(ping, 0.99), 1),
         "client_p50_us": round(statistics.median(lat), 1),
         "client_p99_us": round(pct(lat, 0.99), 1),
+        "client_out_p50_us": round(statistics.median(lat_out), 1),
+        "client_out_p99_us": round(pct(lat_out, 0.99), 1),
         "client_scans_per_s": {str(t): round(throughput(shield, t, a.n * 2)) for t in (1, 16, 64)},
     }
     if Path(a.seed).exists():
@@ -91,6 +99,9 @@ def main():
         seed = latencies(lambda: mod.scan(TEXT, "inbound"), a.n)
         res["seed_inprocess_p50_us"] = round(statistics.median(seed), 1)
         res["seed_inprocess_p99_us"] = round(pct(seed, 0.99), 1)
+        seed_out = latencies(lambda: mod.scan(TEXT, "outbound"), a.n)
+        res["seed_out_inprocess_p50_us"] = round(statistics.median(seed_out), 1)
+        res["seed_out_inprocess_p99_us"] = round(pct(seed_out, 0.99), 1)
     print(json.dumps(res))
 
 

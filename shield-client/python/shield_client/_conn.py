@@ -19,7 +19,9 @@ class _Slot:
     __slots__ = ("event", "response", "error")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        # Made only when the request has to wait for another thread's
+        # reading: a lone caller never pays for an Event.
+        self.event: Optional[threading.Event] = None
         self.response: Optional[Dict[str, Any]] = None
         self.error: Optional[BaseException] = None
 
@@ -65,13 +67,16 @@ class Connection:
         """False once the connection failed or was closed (or after a fork)."""
         return not self._closed and self.pid == os.getpid()
 
-    def request(self, req_id: int, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-        """Send one request and wait for its response. Raises ``OSError``
+    def request(self, req_id: int, payload: bytes, timeout: float) -> Dict[str, Any]:
+        """Send one request (``payload``: the request object as UTF-8 JSON,
+        without its id) and wait for its response. Raises ``OSError``
         (``ConnectionLost``, ``BrokenPipeError``, ...) when the connection
         fails, ``TimeoutError`` when no answer comes in time."""
         deadline = time.monotonic() + timeout
-        line = json.dumps(dict(body, id=req_id), ensure_ascii=False, separators=(",", ":"))
-        data = line.encode("utf-8") + b"\n"
+        if payload == b"{}":
+            data = b'{"id":%d}\n' % req_id
+        else:
+            data = b'{"id":%d,%s\n' % (req_id, payload[1:])
         slot = _Slot()
         with self._plock:
             if self._closed:
@@ -97,6 +102,11 @@ class Connection:
             # Another thread is reading: it sets our event when our answer
             # comes, or when it stops reading and hands the reading to us.
             # The short wait covers a hand-off to a waiter that timed out.
+            if slot.event is None:
+                with self._plock:
+                    slot.event = threading.Event()
+                # Try the read lock again now that a hand-off can reach us.
+                continue
             slot.event.wait(min(left, 0.05))
             slot.event.clear()
         if not slot.answered:
@@ -112,7 +122,7 @@ class Connection:
         """Wake one waiting request so that it takes over the reading."""
         with self._plock:
             for waiting in self._pending.values():
-                if not waiting.answered:
+                if not waiting.answered and waiting.event is not None:
                     waiting.event.set()
                     return
 
@@ -167,7 +177,8 @@ class Connection:
         self._sock.close()
         for slot in pending.values():
             slot.error = ConnectionLost(str(why))
-            slot.event.set()
+            if slot.event is not None:
+                slot.event.set()
 
     def _dispatch(self, line: bytes) -> None:
         if not line.strip():
@@ -189,5 +200,8 @@ class Connection:
         with self._plock:
             slot = self._pending.pop(rid, None)
         if slot is not None:
+            # The field first: a waiter that makes its event after this
+            # reads it before waiting.
             slot.response = resp
-            slot.event.set()
+            if slot.event is not None:
+                slot.event.set()

@@ -1,21 +1,34 @@
 //! The scan API (SPEC section 4): newline-delimited JSON over a Unix stream
 //! socket, served with tokio.
 //!
-//! Requests are pipelined: each is decided in its own task and answered by
-//! id, in completion order. Limits bound everything a client controls: line
-//! length, requests in flight per connection and in total, open streams,
-//! idle time. A bad line gets an error response and the connection goes on.
+//! Each connection is one task that reads whatever the client has sent,
+//! answers every complete line in it, and writes the answers back in one
+//! write: a pipelining client costs one read and one write per batch, not
+//! per request. Connections are spread over the runtime's worker threads;
+//! a large pipelined batch on one connection is split across threads, and
+//! a large line is scanned on a blocking thread so it cannot stall the
+//! small requests of other connections.
+//!
+//! Limits bound everything a client controls: line length (an oversized
+//! line is answered `too_large` as soon as it crosses the limit and the
+//! rest of it is discarded unread into memory), requests answered per
+//! batch, blocking scans server-wide, open streams, idle time, and the
+//! time a client may leave its answers unread. A bad line gets an error
+//! response and the connection goes on.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use shield_client::wire::{Direction, ErrorCode, Op, Request, Response, StreamAction, Verdict};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use shield_client::wire::{
+    decode_request_ref, Direction, ErrorCode, OpRef, RequestRef, Response, StreamAction, Verdict,
+};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 pub mod service;
 
@@ -58,11 +71,14 @@ pub struct Peer {
 pub struct ServerConfig {
     /// Longest request line in bytes.
     pub max_line: usize,
-    /// Requests in flight on one connection.
+    /// Requests answered from one connection's input before their answers
+    /// are written out: bounds the answers buffered per connection.
     pub per_connection: usize,
-    /// Requests in flight on the whole server.
+    /// Scans running on blocking threads (large lines, split batches) on
+    /// the whole server; a connection needing one more waits for it.
     pub global: usize,
-    /// A connection with no request for this long is closed.
+    /// A connection with no complete request for this long is closed, and
+    /// so is one that leaves its answers unread for this long.
     pub idle_timeout: Duration,
     /// Open streams per connection.
     pub max_streams: usize,
@@ -107,6 +123,19 @@ impl Stats {
     }
 }
 
+/// Lines longer than this are scanned on a blocking thread.
+const BIG_LINE: usize = 64 * 1024;
+/// A batch of pipelined lines this large or larger is split in two, one
+/// half on a blocking thread: worth a thread hand-off (tens of µs).
+const SPLIT_BATCH: usize = 32 * 1024;
+/// Most bytes a connection's read buffer grows by at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Least room offered to one read.
+const MIN_READ: usize = 4 * 1024;
+/// Empty read buffers with more capacity than this are released when the
+/// client pauses, so thousands of idle connections hold next to nothing.
+const KEEP_BUF: usize = 8 * 1024;
+
 /// A running server's shared state.
 pub struct Server {
     svc: Arc<dyn Service>,
@@ -116,12 +145,18 @@ pub struct Server {
     pub stats: Arc<Stats>,
 }
 
+/// Per-connection state the request handlers share.
+struct ConnCtx {
+    peer: Peer,
+    streams: Mutex<StreamTable>,
+}
+
 impl Server {
     /// A server for `svc` with limits `cfg`.
     pub fn new(svc: Arc<dyn Service>, cfg: ServerConfig) -> Arc<Server> {
         Arc::new(Server {
             svc,
-            global: Arc::new(Semaphore::new(cfg.global)),
+            global: Arc::new(Semaphore::new(cfg.global.max(1))),
             cfg,
             stats: Arc::new(Stats::default()),
         })
@@ -146,7 +181,7 @@ impl Server {
         }
     }
 
-    async fn connection(self: Arc<Self>, stream: UnixStream) {
+    async fn connection(self: Arc<Self>, mut stream: UnixStream) {
         let peer = match stream.peer_cred() {
             Ok(c) => Peer {
                 pid: c.pid(),
@@ -155,138 +190,233 @@ impl Server {
             },
             Err(_) => return,
         };
-        let (mut rd, mut wr) = stream.into_split();
         if let Err(why) = self.svc.admit(&peer) {
-            let r = Response::error(Value::Null, ErrorCode::Forbidden, why);
-            if let Ok(mut line) = serde_json::to_vec(&r) {
-                line.push(b'\n');
-                let _ = wr.write_all(&line).await;
-            }
+            let mut out = Vec::new();
+            put(
+                &mut out,
+                &Response::error(Value::Null, ErrorCode::Forbidden, why),
+            );
+            let _ = tokio::time::timeout(self.cfg.idle_timeout, stream.write_all(&out)).await;
             return;
         }
-        let peer = Arc::new(peer);
-        // Responses go through one writer task so pipelined answers never
-        // interleave; the bound makes a client that does not read stall only
-        // itself.
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.cfg.per_connection);
-        let writer = tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                if wr.write_all(&line).await.is_err() {
-                    return;
+        let ctx = Arc::new(ConnCtx {
+            peer,
+            streams: Mutex::default(),
+        });
+        let idle = self.cfg.idle_timeout;
+        let mut lines = LineBuf::new(self.cfg.max_line);
+        let mut items: Vec<Item> = Vec::new();
+        let mut out: Vec<u8> = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + idle;
+        loop {
+            let more = lines.take_batch(&mut items, self.cfg.per_connection.max(1));
+            if !items.is_empty() {
+                deadline = tokio::time::Instant::now() + idle;
+                let gone = self
+                    .answer_batch(&ctx, &stream, lines.data(), &items, &mut out)
+                    .await;
+                if gone {
+                    break;
+                }
+                items.clear();
+            }
+            lines.consume();
+            if !out.is_empty() {
+                // A client that does not read its answers stalls only this
+                // connection (this task stops reading it), and only for
+                // `idle`: the answers it left unread are dropped with it.
+                match tokio::time::timeout(idle, stream.write_all(&out)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+                out.clear();
+                if out.capacity() > KEEP_BUF {
+                    out = Vec::new();
                 }
             }
-        });
-        let local = Arc::new(Semaphore::new(self.cfg.per_connection));
-        let streams: Arc<std::sync::Mutex<StreamTable>> = Default::default();
-        let mut reader = LineReader::new(self.cfg.max_line);
-        loop {
-            let line = match tokio::time::timeout(self.cfg.idle_timeout, reader.next(&mut rd)).await
-            {
-                Err(_) | Ok(Ok(Line::Eof)) | Ok(Err(_)) => break,
-                Ok(Ok(Line::TooLong(n))) => {
-                    self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                    let r = Response::error(
+            if more {
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, stream.readable()).await {
+                Ok(Ok(())) => {}
+                Err(_) | Ok(Err(_)) => break,
+            }
+            match lines.fill(&stream) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lines.idle(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Answer `items` (ranges of `data`) into `out`, in order. Returns
+    /// true when the client hung up meanwhile (the rest is not answered:
+    /// a client that pipelines and leaves does not keep the server busy).
+    async fn answer_batch(
+        self: &Arc<Self>,
+        ctx: &Arc<ConnCtx>,
+        stream: &UnixStream,
+        data: &[u8],
+        items: &[Item],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let span = |it: &[Item]| -> usize {
+            it.iter()
+                .map(|i| match i {
+                    Item::Line(r) => r.len(),
+                    Item::TooLong => 0,
+                })
+                .sum()
+        };
+        if items.len() >= 2 && span(items) >= SPLIT_BATCH && splittable(data, items) {
+            if let Ok(permit) = self.global.clone().try_acquire_owned() {
+                let (first, second) = items.split_at(items.len() / 2);
+                // The blocking half gets its own copy of its lines: a copy
+                // costs far less than scanning them.
+                let start = first
+                    .iter()
+                    .find_map(|i| match i {
+                        Item::Line(r) => Some(r.start),
+                        Item::TooLong => None,
+                    })
+                    .unwrap_or(0);
+                let end = first
+                    .iter()
+                    .rev()
+                    .find_map(|i| match i {
+                        Item::Line(r) => Some(r.end),
+                        Item::TooLong => None,
+                    })
+                    .unwrap_or(start);
+                let owned: Vec<u8> = data.get(start..end).unwrap_or_default().to_vec();
+                let rebased: Vec<Item> = first
+                    .iter()
+                    .map(|i| match i {
+                        Item::Line(r) => Item::Line(r.start - start..r.end - start),
+                        Item::TooLong => Item::TooLong,
+                    })
+                    .collect();
+                let n_first = rebased.len();
+                let (me, c) = (self.clone(), ctx.clone());
+                let half = tokio::task::spawn_blocking(move || {
+                    let mut o = Vec::new();
+                    for it in &rebased {
+                        me.answer_item(&c, &owned, it, &mut o);
+                    }
+                    drop(permit);
+                    o
+                });
+                let mut tail = Vec::new();
+                for it in second {
+                    self.answer_item(ctx, data, it, &mut tail);
+                }
+                match half.await {
+                    Ok(o) => out.extend_from_slice(&o),
+                    Err(_) => {
+                        for _ in 0..n_first {
+                            put(out, &internal());
+                        }
+                    }
+                }
+                out.extend_from_slice(&tail);
+                return false;
+            }
+        }
+        for (n, it) in items.iter().enumerate() {
+            // One poll per few pipelined requests; none for a lone one.
+            if items.len() > 1 && n % 8 == 0 && hung_up(stream) {
+                return true;
+            }
+            match it {
+                Item::Line(r) if r.len() > BIG_LINE => {
+                    let Ok(permit) = self.global.clone().acquire_owned().await else {
+                        put(out, &internal());
+                        continue;
+                    };
+                    let line = data.get(r.clone()).unwrap_or_default().to_vec();
+                    let (me, c) = (self.clone(), ctx.clone());
+                    let r = tokio::task::spawn_blocking(move || {
+                        let mut o = Vec::new();
+                        me.answer_line(&c, &line, &mut o);
+                        drop(permit);
+                        o
+                    })
+                    .await;
+                    match r {
+                        Ok(o) => out.extend_from_slice(&o),
+                        Err(_) => put(out, &internal()),
+                    }
+                }
+                _ => self.answer_item(ctx, data, it, out),
+            }
+        }
+        false
+    }
+
+    fn answer_item(&self, ctx: &ConnCtx, data: &[u8], it: &Item, out: &mut Vec<u8>) {
+        match it {
+            Item::Line(r) => self.answer_line(ctx, data.get(r.clone()).unwrap_or_default(), out),
+            Item::TooLong => {
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                put(
+                    out,
+                    &Response::error(
                         Value::Null,
                         ErrorCode::TooLarge,
                         format!(
-                            "request line of {n}+ bytes exceeds the limit of {} bytes",
+                            "request line exceeds the limit of {} bytes; the rest of it is discarded",
                             self.cfg.max_line
                         ),
-                    );
-                    if send(&tx, &r).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                Ok(Ok(Line::Data(bytes))) => bytes,
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+                    ),
+                );
             }
-            let Ok(permit) = local.clone().acquire_owned().await else {
-                break;
-            };
-            let Ok(gpermit) = self.global.clone().try_acquire_owned() else {
-                self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                let id = peek_id(&line);
-                let r = Response::error(id, ErrorCode::Busy, "server busy; retry");
-                if send(&tx, &r).await.is_err() {
-                    break;
-                }
-                continue;
-            };
-            let me = self.clone();
-            let tx = tx.clone();
-            let peer = peer.clone();
-            let streams = streams.clone();
-            tokio::spawn(async move {
-                let big = line.len() > 64 * 1024;
-                let me2 = me.clone();
-                // Large texts are scanned off the async workers so one client
-                // cannot stall the others' small requests.
-                let resp = if big {
-                    tokio::task::spawn_blocking(move || me2.handle(&peer, &line, &streams))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Response::error(Value::Null, ErrorCode::Internal, "scan failed")
-                        })
-                } else {
-                    me2.handle(&peer, &line, &streams)
-                };
-                let _ = send(&tx, &resp).await;
-                drop(permit);
-                drop(gpermit);
-            });
         }
-        drop(tx);
-        let _ = writer.await;
     }
 
-    fn handle(
-        &self,
-        peer: &Peer,
-        line: &[u8],
-        streams: &std::sync::Mutex<StreamTable>,
-    ) -> Response {
+    /// Decode one line, decide it, append the answer to `out`.
+    fn answer_line(&self, ctx: &ConnCtx, line: &[u8], out: &mut Vec<u8>) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let bad = |id: Value, msg: String| {
-            self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            Response::error(id, ErrorCode::BadRequest, msg)
-        };
-        let Ok(text) = std::str::from_utf8(line) else {
-            return bad(Value::Null, "request is not valid UTF-8".into());
-        };
-        let req: Request = match serde_json::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                let id = peek_id(line);
-                return bad(id, format!("bad request: {e}"));
+        let resp = match decode_request_ref(line) {
+            Ok(req) => self.handle(ctx, req),
+            Err(resp) => {
+                self.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                resp
             }
-        };
-        let id = req.id;
-        let resp = match req.op {
-            Op::Ping => Response::ok(id),
-            Op::Stats => Response {
-                stats: Some(self.stats.snapshot()),
-                ..Response::ok(id)
-            },
-            Op::Scan { text, direction } => {
-                Response::verdict(id, self.svc.scan(peer, &text, direction))
-            }
-            Op::CheckTool { tool, params } => {
-                Response::verdict(id, self.svc.check_tool(peer, &tool, &params))
-            }
-            Op::ScanStream {
-                action,
-                stream,
-                text,
-                direction,
-            } => self.stream_op(peer, id, action, stream, &text, direction, streams),
         };
         if resp.verdict.as_ref().is_some_and(|v| v.blocked) {
             self.stats.blocked.fetch_add(1, Ordering::Relaxed);
         }
-        resp
+        put(out, &resp);
+    }
+
+    fn handle(&self, ctx: &ConnCtx, req: RequestRef<'_>) -> Response {
+        let id = req.id;
+        let peer = &ctx.peer;
+        match req.op {
+            OpRef::Ping => Response::ok(id),
+            OpRef::Stats => Response {
+                stats: Some(self.stats.snapshot()),
+                ..Response::ok(id)
+            },
+            OpRef::Scan { text, direction } => {
+                Response::verdict(id, self.svc.scan(peer, &text, direction))
+            }
+            OpRef::CheckTool { tool, params } => {
+                Response::verdict(id, self.svc.check_tool(peer, &tool, &params))
+            }
+            OpRef::ScanStream {
+                action,
+                stream,
+                text,
+                direction,
+            } => self.stream_op(peer, id, action, stream, &text, direction, &ctx.streams),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -298,7 +428,7 @@ impl Server {
         handle: Option<u64>,
         text: &str,
         direction: Direction,
-        streams: &std::sync::Mutex<StreamTable>,
+        streams: &Mutex<StreamTable>,
     ) -> Response {
         let Ok(mut table) = streams.lock() else {
             return Response::error(id, ErrorCode::Internal, "stream table poisoned");
@@ -350,6 +480,51 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether the lines of a batch may be answered out of order across two
+/// threads: not when a stream step is among them (its chunks must be
+/// pushed in order).
+fn splittable(data: &[u8], items: &[Item]) -> bool {
+    let finder = memchr::memmem::Finder::new(b"scan_stream");
+    items.iter().all(|i| match i {
+        Item::Line(r) => finder
+            .find(data.get(r.clone()).unwrap_or_default())
+            .is_none(),
+        Item::TooLong => true,
+    })
+}
+
+/// Whether the peer has closed its end entirely (POLLHUP; a peer that
+/// only shut down its writing still gets its answers).
+fn hung_up(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, for a descriptor `stream` keeps
+    // open; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+fn internal() -> Response {
+    Response::error(Value::Null, ErrorCode::Internal, "request failed")
+}
+
+/// Append `r` and a newline to `out`.
+fn put(out: &mut Vec<u8>, r: &Response) {
+    let mark = out.len();
+    if serde_json::to_writer(&mut *out, r).is_err() {
+        // Cannot happen for these types; never leave half a line.
+        out.truncate(mark);
+        out.extend_from_slice(
+            br#"{"id":null,"ok":false,"error":{"code":"internal","message":"cannot encode the answer"}}"#,
+        );
+    }
+    out.push(b'\n');
 }
 
 /// Bind `path` (replacing a stale socket) with mode 0600.
@@ -437,75 +612,125 @@ fn is_transient(e: &std::io::Error) -> bool {
     )
 }
 
-/// The id of a request that failed to parse, when it can still be found.
-fn peek_id(line: &[u8]) -> Value {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        #[serde(default)]
-        id: Value,
-    }
-    serde_json::from_slice::<IdOnly>(line)
-        .map(|i| i.id)
-        .unwrap_or(Value::Null)
+/// One unit of work found in a connection's input.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    /// A complete line (without its newline): a range of [`LineBuf::data`].
+    Line(Range<usize>),
+    /// A line crossed the limit; its bytes are being discarded.
+    TooLong,
 }
 
-async fn send(tx: &mpsc::Sender<Vec<u8>>, r: &Response) -> Result<(), ()> {
-    let mut line = serde_json::to_vec(r).map_err(|_| ())?;
-    line.push(b'\n');
-    tx.send(line).await.map_err(|_| ())
-}
-
-enum Line {
-    Data(Vec<u8>),
-    /// A line longer than the limit was skipped; it had at least this many bytes.
-    TooLong(usize),
-    Eof,
-}
-
-/// Splits a byte stream into lines of bounded length. Written here because
-/// tokio-util's LinesCodec ends the stream at its first error, and an
-/// oversized line must cost the client one error response, not the connection.
-struct LineReader {
+/// Splits a connection's input into lines of bounded length. Written here
+/// because tokio-util's LinesCodec ends the stream at its first error, and
+/// an oversized line must cost the client one error response, not the
+/// connection; and because this one hands out ranges of its buffer (no
+/// copy per line) and drops the bytes of an oversized line as they come.
+struct LineBuf {
     buf: Vec<u8>,
+    /// Start of the bytes not yet handed out.
+    pos: usize,
+    /// `buf[pos..scanned]` holds no newline.
+    scanned: usize,
     max: usize,
-    /// Skipping the rest of an oversized line; counts its bytes.
-    discarding: Option<usize>,
+    /// Skipping the rest of an oversized line (already answered).
+    discarding: bool,
+    /// The last read filled all the room it was offered.
+    full: bool,
 }
 
-impl LineReader {
-    fn new(max: usize) -> LineReader {
-        LineReader {
-            buf: Vec::with_capacity(8192),
+impl LineBuf {
+    fn new(max: usize) -> LineBuf {
+        LineBuf {
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
             max,
-            discarding: None,
+            discarding: false,
+            full: false,
         }
     }
 
-    async fn next<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> std::io::Result<Line> {
-        let mut scanned = 0;
+    fn data(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Append the complete lines (at most `limit` items) to `items`.
+    /// Returns whether the limit stopped it (more may be waiting).
+    fn take_batch(&mut self, items: &mut Vec<Item>, limit: usize) -> bool {
         loop {
-            if let Some(pos) = self.buf[scanned..].iter().position(|b| *b == b'\n') {
-                let end = scanned + pos;
-                let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
-                if let Some(n) = self.discarding.take() {
-                    return Ok(Line::TooLong(n + line.len()));
+            if items.len() >= limit {
+                return true;
+            }
+            let tail = self.buf.get(self.scanned..).unwrap_or_default();
+            match memchr::memchr(b'\n', tail) {
+                Some(i) => {
+                    let end = self.scanned + i;
+                    let start = self.pos;
+                    self.pos = end + 1;
+                    self.scanned = self.pos;
+                    if self.discarding {
+                        self.discarding = false;
+                    } else if end - start > self.max {
+                        items.push(Item::TooLong);
+                    } else {
+                        items.push(Item::Line(start..end));
+                    }
                 }
-                return Ok(Line::Data(line));
+                None => {
+                    self.scanned = self.buf.len();
+                    if !self.discarding && self.buf.len() - self.pos > self.max {
+                        self.discarding = true;
+                        items.push(Item::TooLong);
+                    }
+                    if self.discarding {
+                        // Keep nothing of an oversized line: memory stays
+                        // bounded whatever its length.
+                        self.buf.truncate(self.pos);
+                        self.scanned = self.pos;
+                    }
+                    return false;
+                }
             }
-            scanned = self.buf.len();
-            if self.buf.len() > self.max {
-                // Keep nothing of an oversized line: memory stays bounded.
-                let n = self.buf.len();
-                *self.discarding.get_or_insert(0) += n;
-                self.buf.clear();
-                scanned = 0;
+        }
+    }
+
+    /// Forget the lines handed out.
+    fn consume(&mut self) {
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.scanned = 0;
+        } else if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.scanned -= self.pos;
+        }
+        self.pos = 0;
+    }
+
+    /// Read what the socket has (non-blocking). `Ok(0)` is end of input.
+    fn fill(&mut self, stream: &UnixStream) -> std::io::Result<usize> {
+        // Start small so a quiet connection's buffer stays tiny; double
+        // while reads fill all the room offered (a pipelining client), so
+        // its batches grow; read into spare capacity (no zeroing).
+        if self.buf.capacity() - self.buf.len() < MIN_READ || self.full {
+            self.buf
+                .reserve(self.buf.capacity().clamp(MIN_READ, READ_CHUNK));
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let r = stream.try_read_buf(&mut self.buf);
+        self.full = matches!(r, Ok(n) if n == room);
+        r
+    }
+
+    /// The socket has nothing more for now: give back a large empty
+    /// buffer, and the spare room behind a partial line left waiting.
+    fn idle(&mut self) {
+        if self.buf.is_empty() {
+            if self.buf.capacity() > KEEP_BUF {
+                self.buf = Vec::new();
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = rd.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(Line::Eof);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+        } else if self.buf.capacity() > 2 * self.buf.len() + 256 {
+            self.buf.shrink_to_fit();
         }
     }
 }
@@ -514,7 +739,7 @@ impl LineReader {
 mod tests {
     use super::*;
     use shield_client::wire::{Action, Finding, FindingKind};
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
     /// Blocks any text containing "BAD"; the server's behaviour under bad
     /// input is what these tests are about, not scanning.
@@ -582,6 +807,44 @@ mod tests {
         let mut s = String::new();
         r.read_line(&mut s).await.unwrap();
         serde_json::from_str(&s).unwrap()
+    }
+
+    #[test]
+    fn line_buffer_splits_reuses_and_bounds() {
+        let mut lb = LineBuf::new(10);
+        let mut items = Vec::new();
+        let mut got = Vec::new();
+        // Lines of shrinking length, across consumes: each is found.
+        for chunk in [&b"0123456789\n"[..], b"abc\n", b"x\n", b"ab", b"cd\nef\n"] {
+            lb.buf.extend_from_slice(chunk);
+            lb.take_batch(&mut items, 64);
+            for it in items.drain(..) {
+                match it {
+                    Item::Line(r) => got.push(String::from_utf8_lossy(&lb.data()[r]).into_owned()),
+                    Item::TooLong => got.push("TOO LONG".into()),
+                }
+            }
+            lb.consume();
+        }
+        assert_eq!(got, ["0123456789", "abc", "x", "abcd", "ef"]);
+        // An oversized line: reported once as soon as it crosses the
+        // limit, its bytes dropped, the next line intact.
+        lb.buf.extend_from_slice(b"0123456789abc");
+        lb.take_batch(&mut items, 64);
+        assert_eq!(items, [Item::TooLong]);
+        assert!(lb.buf.is_empty());
+        items.clear();
+        lb.buf.extend_from_slice(b"more of it\nok\n");
+        lb.take_batch(&mut items, 64);
+        assert_eq!(items.len(), 1);
+        assert!(matches!(&items[0], Item::Line(r) if &lb.data()[r.clone()] == b"ok"));
+        items.clear();
+        lb.consume();
+        // A whole oversized line in one read, and the batch limit.
+        lb.buf.extend_from_slice(b"0123456789abcdef\na\nb\nc\n");
+        assert!(lb.take_batch(&mut items, 2));
+        assert_eq!(items[0], Item::TooLong);
+        assert_eq!(items.len(), 2);
     }
 
     #[tokio::test]
@@ -664,6 +927,90 @@ mod tests {
         for (id, blocked) in seen {
             assert_eq!(blocked, id % 3 == 0, "id {id}");
         }
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_pipelined_batches_are_split_and_answered_in_order() {
+        let (p, srv) = start(ServerConfig::default()).await;
+        let (rd, mut w) = UnixStream::connect(&p).await.unwrap().into_split();
+        let filler = "x".repeat(1500);
+        let mut batch = Vec::new();
+        for i in 0..300 {
+            let text = if i % 7 == 0 { "BAD" } else { "fine" };
+            batch.extend_from_slice(
+                format!("{{\"id\": {i}, \"op\": \"scan\", \"text\": \"{filler} {text}\"}}\n")
+                    .as_bytes(),
+            );
+        }
+        let writer = tokio::spawn(async move {
+            w.write_all(&batch).await.unwrap();
+            w
+        });
+        let mut r = BufReader::new(rd);
+        for i in 0..300u64 {
+            let mut s = String::new();
+            r.read_line(&mut s).await.unwrap();
+            let v: Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(v["id"], i, "answers keep the order of the requests");
+            assert_eq!(v["verdict"]["blocked"], i % 7 == 0, "id {i}");
+            assert_eq!(
+                v["verdict"]["findings"].as_array().map(Vec::len),
+                Some(usize::from(i % 7 == 0))
+            );
+        }
+        let _w = writer.await.unwrap();
+        assert_eq!(srv.stats.requests.load(Ordering::Relaxed), 300);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_pipelines_and_leaves_stops_costing_scans() {
+        struct Slow(Arc<AtomicU64>);
+        impl Service for Slow {
+            fn scan(&self, _: &Peer, _: &str, _: Direction) -> Verdict {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+                Verdict::allow()
+            }
+            fn check_tool(&self, _: &Peer, _: &str, _: &Value) -> Verdict {
+                Verdict::allow()
+            }
+            fn open_stream(&self, _: &Peer, _: Direction) -> Box<dyn StreamScan> {
+                Box::new(EchoStream(String::new()))
+            }
+        }
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "shieldd-api-slow-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&p);
+        let count = Arc::new(AtomicU64::new(0));
+        let s = Server::new(Arc::new(Slow(count.clone())), ServerConfig::default());
+        tokio::spawn(s.clone().serve(UnixListener::bind(&p).unwrap()));
+        let mut batch = Vec::new();
+        for i in 0..1000 {
+            batch.extend_from_slice(
+                format!("{{\"id\": {i}, \"op\": \"scan\", \"text\": \"t\"}}\n").as_bytes(),
+            );
+        }
+        {
+            let mut c = UnixStream::connect(&p).await.unwrap();
+            c.write_all(&batch).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = count.load(Ordering::SeqCst);
+        assert!(
+            done < 200,
+            "{done} of 1000 scans run for a client that left"
+        );
+        // The server still serves.
+        let (rd, mut w) = UnixStream::connect(&p).await.unwrap().into_split();
+        let mut r = BufReader::new(rd);
+        let v = roundtrip(&mut w, &mut r, b"{\"id\": 1, \"op\": \"ping\"}\n").await;
+        assert_eq!(v["ok"], true);
         let _ = std::fs::remove_file(&p);
     }
 

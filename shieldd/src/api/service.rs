@@ -186,6 +186,10 @@ impl Service for PolicyService {
 
     fn scan(&self, peer: &Peer, text: &str, direction: Direction) -> Verdict {
         let v = self.scanner.scan(text, direction);
+        if self.link.is_none() {
+            // No session to record to or contain: skip building the event.
+            return v;
+        }
         let dir = match direction {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
@@ -201,6 +205,9 @@ impl Service for PolicyService {
 
     fn check_tool(&self, peer: &Peer, tool: &str, params: &Value) -> Verdict {
         let v = self.tools.check(tool, params);
+        if self.link.is_none() {
+            return v;
+        }
         self.after(
             peer,
             json!({"event": "tool_call", "pid": peer.pid, "tool": tool,
