@@ -578,7 +578,9 @@ fn code_reference(v: &str) -> bool {
 /// Key names that look like credentials but name something else: ids,
 /// locations, sizes, public halves, anti-forgery tokens, authorship.
 fn benign_key(key: &str) -> bool {
-    const FRAGMENTS: [&str; 30] = [
+    const FRAGMENTS: [&str; 31] = [
+        // Rails' per-form CSRF token: public by design.
+        "authenticity",
         "token_type",
         "tokenizer",
         "max_token",
@@ -679,6 +681,9 @@ fn high_entropy_assignments(
             || key == "iv"
             || key.ends_with("_iv")
             || benign_key(k.as_str())
+            // `name="authenticity_token" value="..."`: the field's name
+            // comes just before its value in HTML forms.
+            || super::pii::keyword_before(text, k.start(), 48, &["authenticity", "csrf", "xsrf"])
             || (skip_placeholders && is_placeholder(value))
         {
             continue;

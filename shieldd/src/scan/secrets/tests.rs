@@ -252,6 +252,7 @@ fn samples() -> Vec<(&'static str, String)> {
         ("http-auth-header-raw", format!("Authorization: {}", g(AN, 40, 256))),
         ("curl-user-password", format!("curl -u admin:{} https://api.internal", g(AN, 12, 257))),
         ("x-api-key-header", format!("X-API-Key: {}", g(AN, 32, 258))),
+        ("private-key-header", "-----BEGIN OPENSSH PRIVATE KEY-----".to_string()),
         ("jwt", jwt(259)),
         ("jwt-base64", base64::engine::general_purpose::STANDARD.encode(jwt(260))),
     ]
@@ -436,6 +437,23 @@ fn lookalike_prefixes_do_not_fire() {
     ] {
         assert!(found(text).is_empty(), "{text}: {:?}", found(text));
     }
+}
+
+#[test]
+fn key_header_alone_fires_but_public_key_does_not() {
+    let f = found("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    assert!(f.iter().any(|x| x.ty == "private_key"), "{f:?}");
+    assert!(found("-----BEGIN PUBLIC KEY-----\n").is_empty());
+    assert!(found("the private key file is ~/.ssh/id_ed25519").is_empty());
+}
+
+#[test]
+fn csrf_authenticity_tokens_do_not_fire() {
+    let v = g(URL, 86, 910);
+    let text = format!("<input type=\"hidden\" name=\"authenticity_token\" value=\"{v}\" />");
+    assert!(found(&text).is_empty(), "{:?}", found(&text));
+    let text = format!("authenticity_token = {v}");
+    assert!(found(&text).is_empty(), "{:?}", found(&text));
 }
 
 #[test]
