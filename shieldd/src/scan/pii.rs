@@ -54,14 +54,23 @@ struct Shape {
     at: bool,
     colons: usize,
     digits: usize,
+    /// Two letters then two digits somewhere (an IBAN's country and check digits).
+    iban_head: bool,
 }
 
 fn shape(text: &str) -> Shape {
     let mut sh = Shape::default();
     let (mut cd, mut cdots, mut seps) = (0usize, 0usize, 0u8);
-    for &b in text.as_bytes() {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'0'..=b'9' => {
+                if !sh.iban_head && i >= 3 {
+                    let w = bytes.get(i - 3..i).unwrap_or(&[]);
+                    sh.iban_head = matches!(w, [a, c, d] if a.is_ascii_alphabetic()
+                        && c.is_ascii_alphabetic()
+                        && d.is_ascii_digit());
+                }
                 cd += 1;
                 sh.digits += 1;
                 seps = 0;
@@ -124,7 +133,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
             nine_digits(text, r, &mut found);
         }
     }
-    if sh.digits >= 2 {
+    if sh.iban_head {
         if let Some(r) = re(3) {
             ibans(text, r, &mut found);
         }
@@ -882,6 +891,8 @@ mod tests {
         assert_eq!(sh.max_cluster_dots, 3);
         assert!(!shape("a@b").at || shape("a@b").colons == 0);
         assert!(shape("a@b").at);
+        assert!(shape("IBAN GB82 WEST").iban_head);
+        assert!(!shape("G8 2B").iban_head);
         assert_eq!(shape("(415) 555-2671").max_cluster_digits, 10);
         // Three separators in a row end the cluster.
         assert_eq!(shape("1234 -5678").max_cluster_digits, 8);

@@ -10,7 +10,7 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use base64::Engine as _;
 use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
@@ -115,11 +115,14 @@ fn build() -> Option<Engine> {
         }
         rule_gates.push(idx);
     }
+    // A full DFA: a few hundred short words, searched on every text.
     let gates = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .build(&words)
         .ok()?;
     let generic_words = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .build(GENERIC_WORDS)
         .ok()?;
