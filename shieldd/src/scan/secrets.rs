@@ -711,13 +711,28 @@ fn high_entropy_assignments(
     }
 }
 
+/// The longest run of base64/base64url characters in `text`.
+fn longest_token_run(text: &str) -> usize {
+    let (mut run, mut best) = (0usize, 0usize);
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-') {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
 fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
     // Every form below assigns with `=`, `:`, `,` or ` is `; without a
     // credential word the keyword forms cannot match.
     if !text.bytes().any(|b| matches!(b, b'=' | b':' | b',' | b' ')) {
         return;
     }
-    if text.bytes().any(|b| matches!(b, b'=' | b':')) {
+    // The entropy form needs an `=`/`:` and a 20-character token run.
+    if text.bytes().any(|b| matches!(b, b'=' | b':')) && longest_token_run(text) >= 20 {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
     if e.generic_words.find(text).is_none() {
