@@ -446,7 +446,33 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    repetitive(v) || sequential(v) || has_runs(v)
+    repetitive(v) || sequential(v) || has_runs(v) || repeated_chunk(v)
+}
+
+/// A four-character chunk typed three times (`xoxp-1234-1234-1234-...`,
+/// `abcdXabcdYabcd`): a hand-made filler. Random tokens of this length
+/// repeat a 4-gram three times with negligible probability.
+fn repeated_chunk(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() > 100 {
+        return false;
+    }
+    b.windows(4).enumerate().any(|(i, w)| {
+        if !w.iter().all(u8::is_ascii_alphanumeric) {
+            return false;
+        }
+        let mut count = 1;
+        let mut j = i + 4;
+        while let Some(x) = b.get(j..j + 4) {
+            if x == w {
+                count += 1;
+                j += 4;
+            } else {
+                j += 1;
+            }
+        }
+        count >= 3
+    })
 }
 
 /// Runs no random token has: eight equal characters (`########`) or six

@@ -462,6 +462,13 @@ fn placeholder_helpers() {
     assert!(is_placeholder("abcdefghij"));
     assert!(is_placeholder("9876543210"));
     assert!(is_placeholder("${VAR}"));
+    assert!(is_placeholder(
+        "xoxp-1234-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d"
+    ));
+    assert!(is_placeholder("Zq9xMtQ2Zq9xLp4wZq9x"));
+    for seed in 0..200 {
+        assert!(!is_placeholder(&g(AN, 40, 1000 + seed)), "seed {seed}");
+    }
     assert!(!is_placeholder(&g(AN, 20, 904)));
     assert!(shannon_entropy("aaaa") < 0.01);
     assert!(shannon_entropy(&g(AN, 64, 905)) > 4.5);
