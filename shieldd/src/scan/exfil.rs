@@ -73,26 +73,31 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
         .collect();
     let mut found: Vec<Finding> = Vec::new();
     let mut seen_urls: Vec<(usize, usize)> = Vec::new();
+    let g = gates(text);
 
-    for c in p.markdown.captures_iter(text) {
+    let markdown = g.markdown.then(|| p.markdown.captures_iter(text));
+    for c in markdown.into_iter().flatten() {
         let Some(u) = c.name("u") else { continue };
         let image = c.get(1).is_some_and(|m| m.as_str() == "!");
         seen_urls.push((u.start(), u.end()));
         let carrier = if image { Carrier::Image } else { Carrier::Link };
         judge_url(u.as_str(), u.start(), carrier, &allowed, &mut found);
     }
-    for c in p.reference.captures_iter(text) {
+    let reference = g.markdown.then(|| p.reference.captures_iter(text));
+    for c in reference.into_iter().flatten() {
         let Some(u) = c.name("u") else { continue };
         seen_urls.push((u.start(), u.end()));
         // A definition may serve an image; treat it as zero-click.
         judge_url(u.as_str(), u.start(), Carrier::Image, &allowed, &mut found);
     }
-    for c in p.html.captures_iter(text) {
+    let html = g.html.then(|| p.html.captures_iter(text));
+    for c in html.into_iter().flatten() {
         let Some(u) = c.name("u") else { continue };
         seen_urls.push((u.start(), u.end()));
         judge_url(u.as_str(), u.start(), Carrier::Html, &allowed, &mut found);
     }
-    for c in p.bare.captures_iter(text) {
+    let bare = g.url.then(|| p.bare.captures_iter(text));
+    for c in bare.into_iter().flatten() {
         let Some(u) = c.name("u") else { continue };
         if seen_urls.iter().any(|&(s, e)| u.start() < e && s < u.end()) {
             continue;
@@ -100,7 +105,8 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
         let url = u.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
         judge_url(url, u.start(), Carrier::Bare, &allowed, &mut found);
     }
-    for m in p.data_uri.find_iter(text) {
+    let data_uri = g.data_uri.then(|| p.data_uri.find_iter(text));
+    for m in data_uri.into_iter().flatten() {
         let payload = m.as_str().split_once(',').map_or("", |(_, d)| d);
         if payload.len() >= 100 {
             found.push(finding(
@@ -112,7 +118,8 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
             ));
         }
     }
-    for m in p.b64_blob.find_iter(text) {
+    let b64 = (g.longest_b64_run >= 100).then(|| p.b64_blob.find_iter(text));
+    for m in b64.into_iter().flatten() {
         if covered(&found, m.start(), m.end()) || !base64_like(m.as_str()) {
             continue;
         }
@@ -124,7 +131,8 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
             format!("{}-character base64 blob", m.as_str().len()),
         ));
     }
-    for m in p.hex_blob.find_iter(text) {
+    let hex = (g.longest_hex_run >= 130).then(|| p.hex_blob.find_iter(text));
+    for m in hex.into_iter().flatten() {
         let s = m.as_str();
         if covered(&found, m.start(), m.end())
             || s.bytes().all(|b| b.is_ascii_digit())
@@ -142,6 +150,57 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
     }
     found.sort_by_key(|f| (f.start, f.end));
     out.extend(found);
+}
+
+/// Which patterns can match `text`, from one byte pass and a few substring
+/// searches: most text has no URL, tag or long encoded run, and then no
+/// regex runs at all.
+struct Gates {
+    markdown: bool,
+    html: bool,
+    url: bool,
+    data_uri: bool,
+    longest_b64_run: usize,
+    longest_hex_run: usize,
+}
+
+fn gates(text: &str) -> Gates {
+    let (mut b64, mut hex, mut lb, mut lh) = (0usize, 0usize, 0usize, 0usize);
+    let (mut bracket, mut lt, mut colon) = (false, false, false);
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
+            b64 += 1;
+            lb = lb.max(b64);
+        } else {
+            b64 = 0;
+        }
+        if b.is_ascii_hexdigit() {
+            hex += 1;
+            lh = lh.max(hex);
+        } else {
+            hex = 0;
+        }
+        match b {
+            b']' => bracket = true,
+            b'<' => lt = true,
+            b':' => colon = true,
+            _ => {}
+        }
+    }
+    let lower_has = |w: &str| {
+        let w = w.as_bytes();
+        text.as_bytes()
+            .windows(w.len())
+            .any(|x| x.eq_ignore_ascii_case(w))
+    };
+    Gates {
+        markdown: bracket,
+        html: lt,
+        url: colon && text.contains("://"),
+        data_uri: colon && lower_has("data:"),
+        longest_b64_run: lb,
+        longest_hex_run: lh,
+    }
 }
 
 fn finding(ty: &str, start: usize, end: usize, score: f32, detail: String) -> Finding {

@@ -5,44 +5,33 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
 
 /// The candidate patterns, one per family; the order is the index used by
-/// [`Families`]. All are run as one [`RegexSet`] first, so text without any
-/// candidate costs a single pass.
+/// [`detect`]. Word boundaries are ASCII (`(?-u:\b)`): the entities are
+/// ASCII, and a Unicode boundary forces the slow NFA engine on non-ASCII text.
 const PATTERNS: [&str; 8] = [
     // 0 credit card: a plain run, or the 4-4-4-4(-3) / 4-6-5 groupings.
-    r"\b(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,3}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,4}|\d{4}[ -]\d{6}[ -]\d{4,5}|\d{12,19})\b",
+    r"(?-u:\b)(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,3}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,4}|\d{4}[ -]\d{6}[ -]\d{4,5}|\d{12,19})(?-u:\b)",
     // 1 SSN, formatted.
-    r"\b\d{3}[- ]\d{2}[- ]\d{4}\b",
+    r"(?-u:\b)\d{3}[- ]\d{2}[- ]\d{4}(?-u:\b)",
     // 2 nine bare digits: SSN or ABA routing number, both keyword-gated.
-    r"\b\d{9}\b",
+    r"(?-u:\b)\d{9}(?-u:\b)",
     // 3 IBAN, compact or in groups of four.
-    r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){10,32}\b",
+    r"(?-u:\b)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){10,32}(?-u:\b)",
     // 4 e-mail address.
-    r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
+    r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?-u:\b)",
     // 5 phone: optional +CC, optional (0), optional (area), digit groups, extension.
     r"(?:\+\d{1,3}[ .-]?)?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,12}(?:[ .-]\d{1,6}){0,5}(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?",
     // 6 IPv4.
-    r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+    r"(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)",
     // 7 IPv6 (std parsing decides).
     r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?",
 ];
 
-struct Families {
-    set: RegexSet,
-    each: Vec<Regex>,
-}
-
-static FAMILIES: LazyLock<Option<Families>> = LazyLock::new(|| {
-    // A larger lazy-DFA cache than the default keeps these searches off the
-    // PikeVM fallback, which is what a thrashing cache costs.
-    let set = regex::RegexSetBuilder::new(PATTERNS)
-        .dfa_size_limit(32 << 20)
-        .build()
-        .ok()?;
-    let each = PATTERNS
+static FAMILIES: LazyLock<Option<Vec<Regex>>> = LazyLock::new(|| {
+    PATTERNS
         .iter()
         .map(|p| {
             regex::RegexBuilder::new(p)
@@ -50,9 +39,65 @@ static FAMILIES: LazyLock<Option<Families>> = LazyLock::new(|| {
                 .build()
                 .ok()
         })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Families { set, each })
+        .collect::<Option<Vec<_>>>()
 });
+
+/// What one byte pass over the text tells about which families can match:
+/// each family needs a minimum number of digits in one cluster (digits
+/// joined by single separators), or an `@`, or two `:`.
+#[derive(Default)]
+struct Shape {
+    /// Most digits in one cluster of digits joined by one or two of ` -.()+/`.
+    max_cluster_digits: usize,
+    /// Most dots in one such cluster.
+    max_cluster_dots: usize,
+    at: bool,
+    colons: usize,
+    digits: usize,
+    /// Two letters then two digits somewhere (an IBAN's country and check digits).
+    iban_head: bool,
+}
+
+fn shape(text: &str) -> Shape {
+    let mut sh = Shape::default();
+    let (mut cd, mut cdots, mut seps) = (0usize, 0usize, 0u8);
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                if !sh.iban_head && i >= 3 {
+                    let w = bytes.get(i - 3..i).unwrap_or(&[]);
+                    sh.iban_head = matches!(w, [a, c, d] if a.is_ascii_alphabetic()
+                        && c.is_ascii_alphabetic()
+                        && d.is_ascii_digit());
+                }
+                cd += 1;
+                sh.digits += 1;
+                seps = 0;
+                continue;
+            }
+            // Two in a row: `) ` in `(415) 555-2671`.
+            b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' if cd > 0 && seps < 2 => {
+                seps += 1;
+                if b == b'.' {
+                    cdots += 1;
+                }
+                continue;
+            }
+            b'@' => sh.at = true,
+            b':' => sh.colons += 1,
+            _ => {}
+        }
+        sh.max_cluster_digits = sh.max_cluster_digits.max(cd);
+        sh.max_cluster_dots = sh.max_cluster_dots.max(cdots);
+        cd = 0;
+        cdots = 0;
+        seps = 0;
+    }
+    sh.max_cluster_digits = sh.max_cluster_digits.max(cd);
+    sh.max_cluster_dots = sh.max_cluster_dots.max(cdots);
+    sh
+}
 
 /// Phones written without `+` are tried against these regions, the ones the
 /// product's users most often write numbers for. More regions would validate
@@ -65,63 +110,76 @@ const PHONE_REGIONS: [phonenumber::country::Id; 16] = {
 };
 
 /// Append every validated PII entity of `text` to `out` (byte offsets into `text`).
+///
+/// One byte pass ([`shape`]) decides which families can match at all; only
+/// those run their candidate regex, and only candidates are validated.
 pub fn detect(text: &str, out: &mut Vec<Finding>) {
     let Some(f) = FAMILIES.as_ref() else {
         return;
     };
-    let hits = f.set.matches(text);
-    if !hits.matched_any() {
-        return;
-    }
+    let sh = shape(text);
     let mut found: Vec<Finding> = Vec::new();
-    let re = |i: usize| f.each.get(i);
-    if hits.matched(0) {
+    let re = |i: usize| f.get(i);
+    if sh.max_cluster_digits >= 12 {
         if let Some(r) = re(0) {
             cards(text, r, &mut found);
         }
     }
-    if hits.matched(1) {
+    if sh.max_cluster_digits >= 9 {
         if let Some(r) = re(1) {
             ssn_formatted(text, r, &mut found);
         }
-    }
-    if hits.matched(2) {
         if let Some(r) = re(2) {
             nine_digits(text, r, &mut found);
         }
     }
-    if hits.matched(3) {
+    if sh.iban_head {
         if let Some(r) = re(3) {
             ibans(text, r, &mut found);
         }
     }
-    if hits.matched(4) {
+    if sh.at {
         if let Some(r) = re(4) {
             emails(text, r, &mut found);
         }
     }
-    if hits.matched(6) {
+    if sh.max_cluster_dots >= 3 && sh.max_cluster_digits >= 4 {
         if let Some(r) = re(6) {
             ipv4s(text, r, &mut found);
         }
     }
-    if hits.matched(7) {
+    if sh.colons >= 2 {
         if let Some(r) = re(7) {
             ipv6s(text, r, &mut found);
         }
     }
     // Phones last: a digit group already claimed by a stronger, checksummed
     // type is not also a phone.
-    if hits.matched(5) {
+    if sh.max_cluster_digits >= 7 {
         if let Some(r) = re(5) {
             let mut phones = Vec::new();
             phones_in(text, r, &mut phones);
-            phones.retain(|p| !found.iter().any(|q| overlaps(p, q)));
+            found.sort_by_key(|x| (x.start, x.end));
+            phones.retain(|p| !overlaps_any(&found, p));
             found.extend(phones);
         }
     }
     found.sort_by_key(|x| (x.start, x.end));
     out.extend(found);
+}
+
+/// Whether `p` overlaps a finding of `sorted` (sorted by start): only the
+/// findings starting before `p` ends can, and of those a bounded look back
+/// suffices because same-family spans do not nest deeply.
+fn overlaps_any(sorted: &[Finding], p: &Finding) -> bool {
+    let idx = sorted.partition_point(|q| q.start < p.end);
+    sorted
+        .get(..idx)
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .take(16)
+        .any(|q| overlaps(p, q))
 }
 
 fn overlaps(a: &Finding, b: &Finding) -> bool {
@@ -170,15 +228,13 @@ fn embedded(text: &str, start: usize, end: usize, seps: &[u8]) -> bool {
 /// Whether one of `keywords` (lower-case ASCII) occurs in the `window` bytes
 /// before `start`.
 pub(crate) fn keyword_before(text: &str, start: usize, window: usize, keywords: &[&str]) -> bool {
-    let mut from = start.saturating_sub(window);
-    while from > 0 && !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    let Some(ctx) = text.get(from..start) else {
-        return false;
-    };
-    let ctx = ctx.to_ascii_lowercase();
-    keywords.iter().any(|k| ctx.contains(k))
+    let b = text.as_bytes();
+    let end = start.min(b.len());
+    let ctx = b.get(end.saturating_sub(window)..end).unwrap_or(&[]);
+    keywords.iter().any(|k| {
+        let k = k.as_bytes();
+        k.len() <= ctx.len() && ctx.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
+    })
 }
 
 fn digits_of(s: &str) -> Vec<u8> {
@@ -826,6 +882,21 @@ mod tests {
     #[test]
     fn patterns_compile() {
         assert!(FAMILIES.is_some());
+    }
+
+    #[test]
+    fn shape_counts_clusters() {
+        let sh = shape("call 202-555-0143 or 1.2.3.4 x");
+        assert_eq!(sh.max_cluster_digits, 10);
+        assert_eq!(sh.max_cluster_dots, 3);
+        assert!(!shape("a@b").at || shape("a@b").colons == 0);
+        assert!(shape("a@b").at);
+        assert!(shape("IBAN GB82 WEST").iban_head);
+        assert!(!shape("G8 2B").iban_head);
+        assert_eq!(shape("(415) 555-2671").max_cluster_digits, 10);
+        // Three separators in a row end the cluster.
+        assert_eq!(shape("1234 -5678").max_cluster_digits, 8);
+        assert_eq!(shape("1234 - 5678").max_cluster_digits, 4);
     }
 
     #[test]

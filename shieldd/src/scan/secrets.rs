@@ -1,5 +1,6 @@
-//! Secrets: provider token formats (the [`rules`] table, run as one
-//! [`RegexSet`] pass behind an Aho-Corasick keyword prefilter), JWTs checked
+//! Secrets: provider token formats (the [`rules`] table: one Aho-Corasick
+//! pass over every rule's gate words decides which few rule regexes run),
+//! JWTs checked
 //! by decoding their header, and keyword-plus-entropy detection of generic
 //! `password = ...` / `token: ...` assignments. Placeholders (`EXAMPLE`,
 //! `xxxx`, `<your-key>`, `${VAR}`, repeated or sequential characters) are not
@@ -9,9 +10,9 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use base64::Engine as _;
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
 
 pub use rules::{Check, Rule, RULES};
@@ -21,12 +22,17 @@ pub use rules::{Check, Rule, RULES};
 const MAX_SCAN: usize = 4 << 20;
 
 struct Engine {
-    set: RegexSet,
-    /// Per-rule regexes, compiled on the first text the rule's set entry matches.
+    /// Per-rule regexes, compiled on the first text whose prefilter lets the rule run.
     each: Vec<OnceLock<Option<Regex>>>,
-    /// Distinct keywords across rules, and for each rule the indexes of its keywords.
-    keywords: AhoCorasick,
-    rule_keywords: Vec<Vec<usize>>,
+    /// One case-insensitive automaton over every rule's gate words: its
+    /// keywords, else the literals every match of its pattern starts with.
+    gates: AhoCorasick,
+    /// For each rule the indexes of its gate words (empty: the rule always runs).
+    rule_gates: Vec<Vec<usize>>,
+    /// Rules with no gate word: run on every text.
+    ungated: Vec<usize>,
+    /// Words the generic detectors need: one of them must occur first.
+    generic_words: AhoCorasick,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -34,19 +40,71 @@ struct Engine {
 
 static ENGINE: LazyLock<Option<Engine>> = LazyLock::new(build);
 
-fn build() -> Option<Engine> {
-    let set = RegexSetBuilder::new(RULES.iter().map(|r| asciify(r.re)))
-        .size_limit(64 << 20)
-        .dfa_size_limit(16 << 20)
+/// Gate words for rules whose pattern starts with a class (digits, `[MNO]`)
+/// rather than a literal: a literal that every match contains.
+const MANUAL_GATES: [(&str, &[&str]); 3] = [
+    ("telegram-bot-token", &[":aa"]),
+    ("facebook-app-token", &["|", "%7c"]),
+    ("mailchimp-api-key", &["-us"]),
+];
+
+/// The literals every match of `pattern` starts with (lower-case, at least
+/// two bytes each), from the secret group `s` when it has one, else from
+/// the whole pattern. `None` when no such finite set exists.
+fn prefix_literals(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind};
+    fn find_s(h: &Hir) -> Option<&Hir> {
+        match h.kind() {
+            HirKind::Capture(c) if c.name.as_deref() == Some("s") => Some(&c.sub),
+            HirKind::Capture(c) => find_s(&c.sub),
+            HirKind::Repetition(r) => find_s(&r.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(find_s),
+            _ => None,
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
         .build()
+        .parse(pattern)
         .ok()?;
+    let target = find_s(&hir).unwrap_or(&hir);
+    let mut ex = Extractor::new();
+    ex.kind(ExtractKind::Prefix).limit_total(300);
+    let seq = ex.extract(target);
+    let lits = seq.literals()?;
+    let mut out: Vec<String> = Vec::new();
+    for l in lits {
+        let w = String::from_utf8(l.as_bytes().to_ascii_lowercase()).ok()?;
+        if w.len() < 2 {
+            return None;
+        }
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn build() -> Option<Engine> {
     let each = RULES.iter().map(|_| OnceLock::new()).collect();
-    let mut words: Vec<&str> = Vec::new();
-    let mut rule_keywords = Vec::with_capacity(RULES.len());
-    for r in RULES {
-        let mut idx = Vec::new();
-        for k in r.keywords {
-            let i = match words.iter().position(|w| w == k) {
+    let mut words: Vec<String> = Vec::new();
+    let mut rule_gates = Vec::with_capacity(RULES.len());
+    let mut ungated = Vec::new();
+    for (i, r) in RULES.iter().enumerate() {
+        let manual = MANUAL_GATES.iter().find(|(id, _)| *id == r.id);
+        let gate: Vec<String> = if !r.keywords.is_empty() {
+            r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect()
+        } else if let Some((_, m)) = manual {
+            m.iter().map(|k| k.to_string()).collect()
+        } else {
+            prefix_literals(&asciify(r.re)).unwrap_or_default()
+        };
+        if gate.is_empty() {
+            ungated.push(i);
+        }
+        let mut idx = Vec::with_capacity(gate.len());
+        for k in gate {
+            let i = match words.iter().position(|w| *w == k) {
                 Some(i) => i,
                 None => {
                     words.push(k);
@@ -55,25 +113,44 @@ fn build() -> Option<Engine> {
             };
             idx.push(i);
         }
-        rule_keywords.push(idx);
+        rule_gates.push(idx);
     }
-    let keywords = AhoCorasickBuilder::new()
+    // A full DFA: a few hundred short words, searched on every text.
+    let gates = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .build(&words)
+        .ok()?;
+    let generic_words = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
+        .ascii_case_insensitive(true)
+        .build(GENERIC_WORDS)
         .ok()?;
     let generic = Regex::new(&asciify(GENERIC)).ok()?;
     let generic_pair = Regex::new(&asciify(GENERIC_PAIR)).ok()?;
     let entropy_assign = Regex::new(ENTROPY_ASSIGN).ok()?;
     Some(Engine {
-        set,
         each,
-        keywords,
-        rule_keywords,
+        gates,
+        rule_gates,
+        ungated,
+        generic_words,
         generic,
         generic_pair,
         entropy_assign,
     })
 }
+
+/// Every credential word of [`GENERIC`] and [`GENERIC_PAIR`] contains one of these.
+const GENERIC_WORDS: [&str; 7] = [
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "credential",
+];
 
 /// `key = value` assignments whose key names a credential. Group `k` is the
 /// key, `s` the value.
@@ -139,6 +216,7 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
 }
 
 /// Every accepted match of every rule, before overlapping matches are merged.
+/// Only the rules whose gate word occurs in `text` (and the ungated ones) run.
 fn rule_hits(
     e: &Engine,
     text: &str,
@@ -146,15 +224,14 @@ fn rule_hits(
     skip_placeholders: bool,
     cands: &mut Vec<(usize, Finding)>,
 ) {
-    for i in e.set.matches(text).iter() {
-        let (Some(rule), Some(cell), Some(kw)) =
-            (RULES.get(i), e.each.get(i), e.rule_keywords.get(i))
-        else {
+    let gated = e.rule_gates.iter().enumerate().filter(|(_, g)| {
+        !g.is_empty() && g.iter().any(|&k| present.get(k).copied().unwrap_or(false))
+    });
+    let run = gated.map(|(i, _)| i).chain(e.ungated.iter().copied());
+    for i in run {
+        let (Some(rule), Some(cell)) = (RULES.get(i), e.each.get(i)) else {
             continue;
         };
-        if !kw.is_empty() && !kw.iter().any(|&k| present.get(k).copied().unwrap_or(false)) {
-            continue;
-        }
         let Some(re) = cell.get_or_init(|| Regex::new(&asciify(rule.re)).ok()) else {
             continue;
         };
@@ -206,10 +283,10 @@ fn asciify(pattern: &str) -> String {
     out
 }
 
-/// Which prefilter keywords occur in `text` (one Aho-Corasick pass).
+/// Which gate words occur in `text` (one Aho-Corasick pass).
 fn present_keywords(e: &Engine, text: &str) -> Vec<bool> {
-    let mut present = vec![false; e.keywords.patterns_len()];
-    for m in e.keywords.find_overlapping_iter(text) {
+    let mut present = vec![false; e.gates.patterns_len()];
+    for m in e.gates.find_overlapping_iter(text) {
         if let Some(p) = present.get_mut(m.pattern().as_usize()) {
             *p = true;
         }
@@ -369,7 +446,33 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    repetitive(v) || sequential(v) || has_runs(v)
+    repetitive(v) || sequential(v) || has_runs(v) || repeated_chunk(v)
+}
+
+/// A four-character chunk typed three times (`xoxp-1234-1234-1234-...`,
+/// `abcdXabcdYabcd`): a hand-made filler. Random tokens of this length
+/// repeat a 4-gram three times with negligible probability.
+fn repeated_chunk(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() > 100 {
+        return false;
+    }
+    b.windows(4).enumerate().any(|(i, w)| {
+        if !w.iter().all(u8::is_ascii_alphanumeric) {
+            return false;
+        }
+        let mut count = 1;
+        let mut j = i + 4;
+        while let Some(x) = b.get(j..j + 4) {
+            if x == w {
+                count += 1;
+                j += 4;
+            } else {
+                j += 1;
+            }
+        }
+        count >= 3
+    })
 }
 
 /// Runs no random token has: eight equal characters (`########`) or six
@@ -504,7 +607,9 @@ fn code_reference(v: &str) -> bool {
 /// Key names that look like credentials but name something else: ids,
 /// locations, sizes, public halves, anti-forgery tokens, authorship.
 fn benign_key(key: &str) -> bool {
-    const FRAGMENTS: [&str; 30] = [
+    const FRAGMENTS: [&str; 31] = [
+        // Rails' per-form CSRF token: public by design.
+        "authenticity",
         "token_type",
         "tokenizer",
         "max_token",
@@ -605,6 +710,9 @@ fn high_entropy_assignments(
             || key == "iv"
             || key.ends_with("_iv")
             || benign_key(k.as_str())
+            // `name="authenticity_token" value="..."`: the field's name
+            // comes just before its value in HTML forms.
+            || super::pii::keyword_before(text, k.start(), 48, &["authenticity", "csrf", "xsrf"])
             || (skip_placeholders && is_placeholder(value))
         {
             continue;
@@ -629,8 +737,33 @@ fn high_entropy_assignments(
     }
 }
 
+/// The longest run of base64/base64url characters in `text`.
+fn longest_token_run(text: &str) -> usize {
+    let (mut run, mut best) = (0usize, 0usize);
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-') {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
 fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
-    high_entropy_assignments(e, text, skip_placeholders, out);
+    // Every form below assigns with `=`, `:`, `,` or ` is `; without a
+    // credential word the keyword forms cannot match.
+    if !text.bytes().any(|b| matches!(b, b'=' | b':' | b',' | b' ')) {
+        return;
+    }
+    // The entropy form needs an `=`/`:` and a 20-character token run.
+    if text.bytes().any(|b| matches!(b, b'=' | b':')) && longest_token_run(text) >= 20 {
+        high_entropy_assignments(e, text, skip_placeholders, out);
+    }
+    if e.generic_words.find(text).is_none() {
+        return;
+    }
     let caps = e
         .generic
         .captures_iter(text)

@@ -243,6 +243,10 @@ pub const RULES: &[Rule] = &[
     rule!("private-key-pkcs8", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END PRIVATE KEY-----)?", Block),
     rule!("private-key-encrypted", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN ENCRYPTED PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END ENCRYPTED PRIVATE KEY-----)?", Block),
     rule!("private-key-pgp", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END PGP PRIVATE KEY BLOCK-----)?", Block),
+    // A key header alone (the body cut off, on the next line or in the next
+    // message) still says key material is being written out; a header
+    // inside a code string (`"...-----\\n" + key`) is not at a line end.
+    rule!("private-key-header", "private_key", 0.9, ["private key"], 0.0, r"(?m)-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP) )?PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?$", Block),
     rule!("private-key-putty", "private_key", 0.95, ["putty-user-key-file"], 0.0, r"PuTTY-User-Key-File-[23]: [\w-]+\s+Encryption: [\w-]+\s+Comment: [^\n]*\s+Public-Lines: \d+(?:\s+[A-Za-z0-9+/=]+)+\s+Private-Lines: \d+(?:\s+[A-Za-z0-9+/=]{8,})+", Block),
     // ---- Credentials in URLs and connection strings
     rule!("postgres-url-password", "connection_string_password", 0.9, ["postgres"], 0.0, r#"\bpostgres(?:ql)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),

@@ -252,6 +252,7 @@ fn samples() -> Vec<(&'static str, String)> {
         ("http-auth-header-raw", format!("Authorization: {}", g(AN, 40, 256))),
         ("curl-user-password", format!("curl -u admin:{} https://api.internal", g(AN, 12, 257))),
         ("x-api-key-header", format!("X-API-Key: {}", g(AN, 32, 258))),
+        ("private-key-header", "-----BEGIN OPENSSH PRIVATE KEY-----".to_string()),
         ("jwt", jwt(259)),
         ("jwt-base64", base64::engine::general_purpose::STANDARD.encode(jwt(260))),
     ]
@@ -439,11 +440,35 @@ fn lookalike_prefixes_do_not_fire() {
 }
 
 #[test]
+fn key_header_alone_fires_but_public_key_does_not() {
+    let f = found("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    assert!(f.iter().any(|x| x.ty == "private_key"), "{f:?}");
+    assert!(found("-----BEGIN PUBLIC KEY-----\n").is_empty());
+    assert!(found("the private key file is ~/.ssh/id_ed25519").is_empty());
+}
+
+#[test]
+fn csrf_authenticity_tokens_do_not_fire() {
+    let v = g(URL, 86, 910);
+    let text = format!("<input type=\"hidden\" name=\"authenticity_token\" value=\"{v}\" />");
+    assert!(found(&text).is_empty(), "{:?}", found(&text));
+    let text = format!("authenticity_token = {v}");
+    assert!(found(&text).is_empty(), "{:?}", found(&text));
+}
+
+#[test]
 fn placeholder_helpers() {
     assert!(is_placeholder("aaaaaaaaaa"));
     assert!(is_placeholder("abcdefghij"));
     assert!(is_placeholder("9876543210"));
     assert!(is_placeholder("${VAR}"));
+    assert!(is_placeholder(
+        "xoxp-1234-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d"
+    ));
+    assert!(is_placeholder("Zq9xMtQ2Zq9xLp4wZq9x"));
+    for seed in 0..200 {
+        assert!(!is_placeholder(&g(AN, 40, 1000 + seed)), "seed {seed}");
+    }
     assert!(!is_placeholder(&g(AN, 20, 904)));
     assert!(shannon_entropy("aaaa") < 0.01);
     assert!(shannon_entropy(&g(AN, 64, 905)) > 4.5);
