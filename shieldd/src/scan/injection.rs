@@ -218,7 +218,8 @@ impl InjectionRules {
                         if strong {
                             rot13_lits.push(l.iter().map(|&b| rot13_byte(b)).collect());
                             match std::str::from_utf8(&l) {
-                                Ok(s) => reversed_lits.push(s.chars().rev().collect::<String>().into_bytes()),
+                                Ok(s) => reversed_lits
+                                    .push(s.chars().rev().collect::<String>().into_bytes()),
                                 Err(_) => views_ungated = true,
                             }
                         }
@@ -342,7 +343,12 @@ impl InjectionRules {
             // times the text's length, one pass over the text is cheaper.
             let window = self.window(idx);
             let cost = positions.len().saturating_mul(window);
-            if cost > text.len().saturating_mul(WORK_FACTOR).saturating_add(MATCH_WINDOW) {
+            if cost
+                > text
+                    .len()
+                    .saturating_mul(WORK_FACTOR)
+                    .saturating_add(MATCH_WINDOW)
+            {
                 self.run_full(idx, norm, min_score, detail, &mut cues, out);
             } else {
                 self.run_at(idx, positions, norm, min_score, detail, &mut cues, out);
@@ -912,4 +918,3 @@ mod tests {
         assert_eq!(expand("[a b]"), "[a b]");
     }
 }
-
