@@ -89,7 +89,7 @@ const MATCH_WINDOW: usize = 4096;
 /// Anchored searches of one rule may cost this many times the text's
 /// length (counted pessimistically, a whole window per hit); past that the
 /// rule runs one ordinary search over the whole text instead (linear).
-const WORK_FACTOR: usize = 16;
+const WORK_FACTOR: usize = 64;
 
 /// Shortest literal worth prefiltering on; shorter ones match nearly
 /// everywhere, so such a rule just runs every time.
