@@ -46,10 +46,12 @@ fn patterns() -> Option<&'static Patterns> {
         Some(Patterns {
             base64: Regex::new(r"[A-Za-z0-9+/_-]{16,}={0,2}").ok()?,
             hex: Regex::new(
-                r"(?:\\x[0-9A-Fa-f]{2}){6,}|\b(?:[0-9A-Fa-f]{2}[ :]){7,}[0-9A-Fa-f]{2}\b|\b(?:[0-9A-Fa-f]{2}){8,}\b",
+                // ASCII word boundaries: a Unicode `\b` makes the lazy DFA give
+                // up on any non-ASCII text and fall back to a slower engine.
+                r"(?:\\x[0-9A-Fa-f]{2}){6,}|(?-u:\b)(?:[0-9A-Fa-f]{2}[ :]){7,}[0-9A-Fa-f]{2}(?-u:\b)|(?-u:\b)(?:[0-9A-Fa-f]{2}){8,}(?-u:\b)",
             )
             .ok()?,
-            binary: Regex::new(r"\b(?:[01]{8}[ ]?){4,}").ok()?,
+            binary: Regex::new(r"(?-u:\b)(?:[01]{8}[ ]?){4,}").ok()?,
             percent: Regex::new(r#"[^\s"'<>]*%[0-9A-Fa-f]{2}[^\s"'<>]*"#).ok()?,
         })
     })
@@ -110,7 +112,13 @@ pub fn find_encoded(text: &str, budget: &mut usize) -> Vec<Decoded> {
             .collect();
         consider(m.start(), m.end(), Some(bytes), "binary");
     }
-    for m in p.percent.find_iter(text).take(MAX_CANDIDATES) {
+    // Percent-encoding needs a '%': one memchr instead of a regex pass.
+    let percent = if text.contains('%') {
+        p.percent.find_iter(text).take(MAX_CANDIDATES).collect()
+    } else {
+        Vec::new()
+    };
+    for m in percent {
         let s = m.as_str();
         if s.matches('%').count() < 3 {
             continue;

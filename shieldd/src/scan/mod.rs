@@ -186,11 +186,7 @@ impl Scanner {
     ) {
         if actions.injection != ScanAction::Off {
             let norm = normalize::normalize(text);
-            self.rules.scan(&norm, 0.0, "", out);
-            // Only strong rules on the ROT13 and reversed views: ordinary
-            // text read backwards or rotated is noise.
-            self.rules.scan(&norm.rot13(), 0.8, "rot13", out);
-            self.rules.scan(&norm.reversed(), 0.8, "reversed", out);
+            self.rules.scan_all(&norm, out);
         }
         if actions.pii != ScanAction::Off {
             pii::detect(text, out);
