@@ -167,7 +167,25 @@ fn supervise(
         socket.to_string_lossy().into_owned(),
     ));
     let t0 = Instant::now();
-    let prepared = sandbox::prepare(policy, &req)?;
+    // The Landlock ruleset and the cgroup directories do not depend on each
+    // other (about a millisecond of kernel work each): side by side.
+    let (prepared, cg) = std::thread::scope(|s| {
+        let cg = s.spawn(|| -> Result<cgroup::SessionCgroup, SetupError> {
+            let layout = cgroup::Layout::discover()?;
+            Ok(cgroup::SessionCgroup::create(
+                &layout,
+                &req.session,
+                &policy.sandbox.limits,
+                req.degrade.contains(&sandbox::Degrade::CgroupLimits),
+            )?)
+        });
+        let prepared = sandbox::prepare(policy, &req);
+        let cg = cg
+            .join()
+            .unwrap_or_else(|_| Err(SetupError::Other("the cgroup setup thread panicked".into())));
+        (prepared, cg)
+    });
+    let prepared = prepared?;
     let tmp_guard = TmpGuard(prepared.private_tmp.clone());
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
     for d in &prepared.degraded {
@@ -177,13 +195,7 @@ fn supervise(
         tracing::info!("{n}");
     }
 
-    let layout = cgroup::Layout::discover()?;
-    let mut cg = cgroup::SessionCgroup::create(
-        &layout,
-        &req.session,
-        &policy.sandbox.limits,
-        req.degrade.contains(&sandbox::Degrade::CgroupLimits),
-    )?;
+    let mut cg = cg?;
     for m in &cg.missing_limits {
         warn(&format!(
             "degraded (allowed by --allow-degraded): cgroup-limits: limits.{m} not enforced"
@@ -191,6 +203,13 @@ fn supervise(
     }
     let kill_fd = cg.open_kill_file()?;
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
+    // Fork the agent now, gated, and place it in the v1 hierarchies (an RCU
+    // grace period) while the monitor, runtime and socket are set up. It
+    // runs nothing until released; dropped unreleased, it is killed.
+    let cg_dir = cg.open_dir()?;
+    let gated = launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd()))?;
+    let pid = gated.pid;
+    let placement = cg.add_in_background(pid, gated.in_cgroup);
 
     let monitor = if req.monitor {
         match start_monitor(policy, &prepared.base, &cg.v2_dir).and_then(|mut m| {
@@ -274,19 +293,9 @@ fn supervise(
         .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
         .collect();
     let watchdog = launch::spawn_watchdog(&kill_fd, &dirs)?;
-    let cg_dir = cg.open_dir()?;
-    let gated = match launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd())) {
-        Ok(g) => g,
-        Err(e) => {
-            drop(watchdog.lifeline);
-            launch::reap(watchdog.pid);
-            return Err(e.into());
-        }
-    };
-    let pid = gated.pid;
     service.start();
-    let placed = cg
-        .add(pid, gated.in_cgroup)
+    let placed = placement
+        .wait()
         .map_err(SetupError::from)
         .and_then(|_| match &monitor {
             Some(m) => m

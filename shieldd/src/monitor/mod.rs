@@ -20,7 +20,12 @@
 //!   user space), not refused: refusing needs BPF LSM. Landlock (issue 2)
 //!   is what makes a denied open fail.
 //! - packet sockets are not seen by cgroup/sock_create: a tracked process
-//!   that gets one from socket(2) is killed as the call returns.
+//!   that gets one from socket(2) is killed as the call returns (while the
+//!   syscall hooks are attached; shieldd's seccomp baseline refuses them
+//!   first in any case).
+//! - the raw syscall hooks are attached only while needed (open events
+//!   recorded, or deny paths set): attached, they cost every system call on
+//!   the host a program run and the kernel's slow syscall path.
 //! - paths are cut at 255 bytes (flagged `truncated`; a truncated exec path
 //!   is never allowed).
 //!
@@ -44,6 +49,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tokio::io::unix::AsyncFd;
@@ -58,14 +64,20 @@ use events::{NetData, PathData, RawConfig};
 /// The compiled kernel programs.
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shield.bpf.o"));
 
-/// tp_btf programs: (program, tracepoint).
+/// tp_btf programs attached at load: (program, tracepoint).
 const BTF_TRACEPOINTS: &[(&str, &str)] = &[
     ("on_fork", "sched_process_fork"),
     ("on_exit", "sched_process_exit"),
     ("on_exec", "sched_process_exec"),
-    ("on_sys_enter", "sys_enter"),
-    ("on_sys_exit", "sys_exit"),
 ];
+
+/// The raw syscall hooks (opens, packet sockets). They run for every system
+/// call of every process on the host, and while any is attached every task
+/// takes the kernel's slow syscall path; so they are loaded (verified) at
+/// load time but attached only while something needs them: open events to
+/// record (not quiet) or deny paths to check. See [`Monitor::syscall_hooks_attached`].
+const SYSCALL_HOOKS: &[(&str, &str)] =
+    &[("on_sys_enter", "sys_enter"), ("on_sys_exit", "sys_exit")];
 
 /// cgroup sock_addr programs, attached per agent cgroup.
 const SOCK_ADDR_PROGRAMS: &[&str] = &[
@@ -367,6 +379,8 @@ pub struct Monitor {
     net_keys: HashSet<(u32, NetData)>,
     bind_set: HashSet<u16>,
     attached: Vec<PathBuf>,
+    /// Links of [`SYSCALL_HOOKS`] while attached.
+    sys_links: Vec<(&'static str, BtfTracePointLinkId)>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
@@ -423,7 +437,7 @@ impl Monitor {
                 MonitorError::Object { detail }
             })?;
 
-        for &(name, tp) in BTF_TRACEPOINTS {
+        for &(name, tp) in BTF_TRACEPOINTS.iter().chain(SYSCALL_HOOKS) {
             let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -432,8 +446,10 @@ impl Monitor {
                 .map_err(|e| program_error(name, "load", e, hint))?;
             prog.load(tp, &btf)
                 .map_err(|e| program_error(name, "load", e, hint))?;
-            prog.attach()
-                .map_err(|e| program_error(name, "attach", e, hint))?;
+            if !SYSCALL_HOOKS.iter().any(|&(n, _)| n == name) {
+                prog.attach()
+                    .map_err(|e| program_error(name, "attach", e, hint))?;
+            }
         }
         let hint = "cgroup sock_addr programs need CONFIG_CGROUP_BPF";
         for &name in SOCK_ADDR_PROGRAMS {
@@ -479,15 +495,69 @@ impl Monitor {
             net_keys: HashSet::new(),
             bind_set: HashSet::new(),
             attached: Vec::new(),
+            sys_links: Vec::new(),
         };
         mon.write_config()?;
         Ok(mon)
     }
 
+    /// Write the config to the kernel, attaching the syscall hooks first
+    /// when it needs them (so a rule is never in force without its hook) and
+    /// detaching them after when nothing does.
     fn write_config(&mut self) -> Result<(), MonitorError> {
+        let need = self.config.quiet == 0 || self.config.deny_enforce != 0;
+        if need {
+            self.attach_syscall_hooks()?;
+        }
         self.config_map
             .set(0, self.config, 0)
-            .map_err(|e| map_error("shield_cfg", e))
+            .map_err(|e| map_error("shield_cfg", e))?;
+        if !need {
+            self.detach_syscall_hooks()?;
+        }
+        Ok(())
+    }
+
+    fn attach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+        let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
+        for &(name, _) in SYSCALL_HOOKS {
+            if self.sys_links.iter().any(|&(n, _)| n == name) {
+                continue;
+            }
+            let prog: &mut BtfTracePoint = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            let link = prog
+                .attach()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            self.sys_links.push((name, link));
+        }
+        Ok(())
+    }
+
+    fn detach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+        while let Some((name, link)) = self.sys_links.pop() {
+            let prog: &mut BtfTracePoint = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "detach", e, "a bug in shieldd"))?;
+            prog.detach(link)
+                .map_err(|e| program_error(name, "detach", e, "a bug in shieldd"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the raw syscall hooks (open checks and events, packet-socket
+    /// kill) are attached: only while open events are recorded (not quiet)
+    /// or deny paths are set. When they are not, the agent's seccomp filter
+    /// and missing capabilities already refuse packet sockets.
+    pub fn syscall_hooks_attached(&self) -> bool {
+        !self.sys_links.is_empty()
     }
 
     /// Attach the network programs (connect, sendmsg, bind, sock_create) to

@@ -735,3 +735,78 @@ fn policy_rules_apply_to_a_live_monitor() {
     let _ = std::fs::remove_dir_all(&dir);
     killed_silently(st, &out);
 }
+
+#[tokio::test]
+async fn quiet_deny_checks_at_exit_and_hooks_follow_need() {
+    if !root_or_skip("quiet_deny_checks_at_exit_and_hooks_follow_need") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let cg = TestCgroup::new("quietdeny");
+    let base = PathBuf::from(format!("/tmp/shieldd-qdeny-{}", std::process::id()));
+    let dir = base.join("secrets");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("key"), "k").expect("file");
+    std::fs::write(base.join("secretsx"), "not denied").expect("sibling");
+    let link = base.join("innocent-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(dir.join("key"), &link).expect("symlink");
+
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    // Recording (not quiet): the syscall hooks are needed for open events.
+    assert!(mon.syscall_hooks_attached());
+    mon.set_quiet(true).expect("quiet");
+    // Quiet with no deny paths: nothing to do per syscall, hooks detached.
+    assert!(!mon.syscall_hooks_attached());
+    mon.attach_cgroup(&cg.path).expect("attach");
+    mon.set_deny_paths(&[PathRule::Dir(dir.clone())])
+        .expect("deny");
+    assert!(mon.syscall_hooks_attached());
+    let b = base.display();
+    let code = format!(
+        "import os\nopen(\"{b}/secretsx\").close()\nopen(\"{b}/secrets/key\").close()\nos.chdir(\"{b}\")\nopen(\"secrets/key\").close()\nopen(\"innocent-link\").close()\ntry:\n    open(\"secrets/missing\")\nexcept OSError:\n    pass\ntry:\n    open(\"nothing-here\")\nexcept OSError:\n    pass\nprint(\"done\")"
+    );
+    let (st, out, err) = finish(gated(&py(&code), &cg, &mut mon));
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "done\n");
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let opens: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Open { path, .. } if path.starts_with(&*b.to_string()) => {
+                Some((path.clone(), e.meta.violation))
+            }
+            _ => None,
+        })
+        .collect();
+    let key = dir.join("key").display().to_string();
+    // Successful opens (absolute, relative, through a symlink): the file
+    // actually opened; the failed one: the path as given, joined to the cwd.
+    // Quiet: nothing but violations is sent.
+    assert_eq!(
+        opens.iter().filter(|o| o.0 == key && o.1).count(),
+        3,
+        "{opens:?}"
+    );
+    assert!(
+        opens.contains(&(format!("{b}/secrets/missing"), true)),
+        "{opens:?}"
+    );
+    assert_eq!(opens.len(), 4, "{opens:?}");
+
+    // The kill response still applies when the check runs at exit.
+    mon.set_response(KernelResponse {
+        exec_kill: true,
+        file_kill: true,
+    })
+    .expect("response");
+    let code = format!("open(\"{key}\").close()\nprint(\"after\")");
+    let (st, out, _) = finish(gated(&py(&code), &cg, &mut mon));
+    killed_silently(st, &out);
+
+    mon.set_deny_paths(&[]).expect("no deny");
+    assert!(!mon.syscall_hooks_attached());
+    mon.set_quiet(false).expect("recording");
+    assert!(mon.syscall_hooks_attached());
+    let _ = std::fs::remove_dir_all(&base);
+}
