@@ -21,6 +21,11 @@
 #define SHIELD_PATH_LEN 256 /* bytes of a path, NUL included; longer ones are truncated and flagged */
 #define SHIELD_ARGS_LEN 128 /* head of argv, NUL-separated as in /proc/PID/cmdline */
 #define SHIELD_COMM_LEN 16
+/* Bytes of a path inside a rule key: the LPM trie takes at most 256 bytes
+ * of key data, and the session slot takes the first 4. */
+#define SHIELD_KEY_PATH_LEN 252
+/* Session slots: one per supervised session of a loaded monitor. */
+#define SHIELD_MAX_SLOTS 1024
 
 /* shield_hdr.kind */
 #define SHIELD_EV_EXEC 1
@@ -46,6 +51,8 @@ struct shield_hdr {
 	__u32 tid;
 	__u32 ppid; /* 0 where the hook cannot see the parent (cgroup hooks) */
 	__u32 uid;
+	__u32 slot;      /* the session the task belongs to */
+	__u32 _hpad;
 	__u64 cgroup_id; /* cgroup v2 id of the task */
 	__u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	char comm[SHIELD_COMM_LEN];
@@ -92,25 +99,35 @@ struct shield_exit_event {
 	__u32 _pad;
 };
 
-/* Key of the path LPM tries (exec_allow, deny_paths). An entry with
- * prefixlen = (len + 1) * 8 and the NUL stored is an exact path; an entry
- * ending in '/' without the NUL is a directory prefix. */
+/* Key of the path LPM tries (exec_allow, deny_paths, exec_deny): the
+ * session slot, then the path. An entry with prefixlen = 32 + (len + 1) * 8
+ * and the NUL stored is an exact path; an entry ending in '/' without the
+ * NUL is a directory prefix. */
 struct shield_path_key {
-	__u32 prefixlen; /* bits */
-	char path[SHIELD_PATH_LEN];
+	__u32 prefixlen; /* bits, counted from slot */
+	__u32 slot;
+	char path[SHIELD_KEY_PATH_LEN];
 };
 
-/* Key of the network allow LPM trie: protocol and port match exactly
- * (port 0 = any port), then the address by prefix. */
+/* Key of the network allow LPM trie: slot, protocol and port match
+ * exactly (port 0 = any port), then the address by prefix. */
 struct shield_net_key {
-	__u32 prefixlen; /* bits, counted from proto */
+	__u32 prefixlen; /* bits, counted from slot */
+	__u32 slot;
 	__u8 proto;
 	__u8 _pad;
 	__u16 port; /* network byte order */
 	__u8 addr[16];
 };
 
-/* The one entry of the config array. */
+/* Key of bind_ports: a port (host order) a session may bind. */
+struct shield_bind_key {
+	__u32 slot;
+	__u16 port;
+	__u16 _pad;
+};
+
+/* One entry of the config array per session slot. */
 struct shield_config {
 	__u32 isolated;    /* deny every socket address operation */
 	__u32 exec_enforce;/* exec_allow is in force */

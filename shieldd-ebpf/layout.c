@@ -17,6 +17,7 @@ int main(void)
 	OFF(shield_hdr, tid);
 	OFF(shield_hdr, ppid);
 	OFF(shield_hdr, uid);
+	OFF(shield_hdr, slot);
 	OFF(shield_hdr, cgroup_id);
 	OFF(shield_hdr, ts_ns);
 	OFF(shield_hdr, comm);
@@ -48,12 +49,18 @@ int main(void)
 	OFF(shield_exit_event, exit_code);
 
 	SIZE(shield_path_key);
+	OFF(shield_path_key, slot);
 	OFF(shield_path_key, path);
 
 	SIZE(shield_net_key);
+	OFF(shield_net_key, slot);
 	OFF(shield_net_key, proto);
 	OFF(shield_net_key, port);
 	OFF(shield_net_key, addr);
+
+	SIZE(shield_bind_key);
+	OFF(shield_bind_key, slot);
+	OFF(shield_bind_key, port);
 
 	SIZE(shield_config);
 	OFF(shield_config, isolated);

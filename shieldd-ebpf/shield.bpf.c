@@ -36,10 +36,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define MAX_DEPTH 32 /* path components kept; deeper paths are flagged truncated */
 #define MAX_WALK 48  /* dentry steps, mount crossings included */
 
-_Static_assert(sizeof(struct shield_hdr) == 56, "shield_hdr layout");
-_Static_assert(sizeof(struct shield_exec_event) == 56 + 16 + 2 * SHIELD_PATH_LEN + SHIELD_ARGS_LEN,
+_Static_assert(sizeof(struct shield_hdr) == 64, "shield_hdr layout");
+_Static_assert(sizeof(struct shield_exec_event) == 64 + 16 + 2 * SHIELD_PATH_LEN + SHIELD_ARGS_LEN,
 	       "shield_exec_event layout");
-_Static_assert(sizeof(struct shield_net_key) == 24, "shield_net_key layout");
+_Static_assert(sizeof(struct shield_net_key) == 28, "shield_net_key layout");
+_Static_assert(sizeof(struct shield_path_key) == 4 + 256, "an LPM key holds at most 256 data bytes");
 
 /* ---- maps (sizes are defaults; user space may override max_entries) ---- */
 
@@ -56,7 +57,14 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* Process tree: tgid -> 1. The launcher enters the agent before it execs. */
+/*
+ * Sessions: one loaded monitor serves many supervised sessions, each with a
+ * slot (0 .. SHIELD_MAX_SLOTS-1). Every rule map is keyed by slot, and every
+ * record carries it, so user space routes it to its session.
+ */
+
+/* Process tree: tgid -> slot. The launcher enters the agent before it
+ * execs; a fork inherits its parent's slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -64,10 +72,10 @@ struct {
 	__type(value, __u32);
 } tracked_pids SEC(".maps");
 
-/* cgroup v2 ids whose every task is tracked (the agent's cgroup). */
+/* cgroup v2 id -> slot: every task of a session's cgroup is tracked. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, SHIELD_MAX_SLOTS);
 	__type(key, __u64);
 	__type(value, __u32);
 } tracked_cgroups SEC(".maps");
@@ -106,27 +114,28 @@ struct {
 	__type(value, __u32);
 } net_allow SEC(".maps");
 
-/* Ports (host order) the agent may bind. */
+/* (slot, port in host order) a session may bind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
-	__type(key, __u16);
+	__type(key, struct shield_bind_key);
 	__type(value, __u32);
 } bind_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, SHIELD_MAX_SLOTS);
 	__type(key, __u32);
 	__type(value, struct shield_config);
 } shield_cfg SEC(".maps");
 
-/* Path work area: too big for the 512-byte stack. `prefixlen` followed by
- * `buf` has the layout of struct shield_path_key, so it is the lookup key.
+/* Path work area: too big for the 512-byte stack. `prefixlen`, `slot` and
+ * `buf` have the layout of struct shield_path_key, so they are the lookup key.
  * buf is twice the path length so that a write at (off & (LEN-1)) of up to
  * LEN bytes stays inside it, which is what the verifier needs to see. */
 struct scratch {
 	__u32 prefixlen;
+	__u32 slot;
 	char buf[2 * SHIELD_PATH_LEN];
 	__u64 names[MAX_DEPTH];
 };
@@ -146,6 +155,8 @@ struct open_pending {
 	__u32 deferred;  /* quiet: the path as given is checked at exit, on failure only */
 	__u64 upath;     /* deferred: the user pointer and dirfd of the call */
 	__s64 dfd;
+	__u32 slot;      /* the session whose rules apply at exit */
+	__u32 _pad;
 };
 
 struct {
@@ -157,10 +168,9 @@ struct {
 
 /* ---- helpers ---- */
 
-static __always_inline struct shield_config *get_config(void)
+static __always_inline struct shield_config *get_config(__u32 slot)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&shield_cfg, &zero);
+	return bpf_map_lookup_elem(&shield_cfg, &slot);
 }
 
 static __always_inline struct scratch *get_scratch(void)
@@ -182,15 +192,23 @@ static __always_inline void *reserve(__u64 size)
 	return rec;
 }
 
-static __always_inline int is_tracked(__u32 tgid)
+/* The session of the current task (by pid, else by cgroup): 1 and *slot
+ * set when it is tracked, 0 otherwise. */
+static __always_inline int slot_of(__u32 tgid, __u32 *slot)
 {
-	if (bpf_map_lookup_elem(&tracked_pids, &tgid))
-		return 1;
-	__u64 cg = bpf_get_current_cgroup_id();
-	return bpf_map_lookup_elem(&tracked_cgroups, &cg) != NULL;
+	__u32 *v = bpf_map_lookup_elem(&tracked_pids, &tgid);
+	if (!v) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		v = bpf_map_lookup_elem(&tracked_cgroups, &cg);
+	}
+	if (!v)
+		return 0;
+	*slot = *v;
+	return 1;
 }
 
-static __always_inline void fill_hdr(struct shield_hdr *h, __u32 kind, __u32 flags, __u32 ppid)
+static __always_inline void fill_hdr(struct shield_hdr *h, __u32 kind, __u32 flags, __u32 ppid,
+				     __u32 slot)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	h->kind = kind;
@@ -199,6 +217,8 @@ static __always_inline void fill_hdr(struct shield_hdr *h, __u32 kind, __u32 fla
 	h->tid = (__u32)id;
 	h->ppid = ppid;
 	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->slot = slot;
+	h->_hpad = 0;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
@@ -336,9 +356,10 @@ static __always_inline long walk_file(struct file *f, struct scratch *s)
 
 /* Exact-or-prefix match of s->buf in a path trie. Garbage after the NUL is
  * harmless: stored entries end at the NUL (exact) or at a '/' (prefix). */
-static __always_inline int path_in(void *trie, struct scratch *s)
+static __always_inline int path_in(void *trie, struct scratch *s, __u32 slot)
 {
-	s->prefixlen = SHIELD_PATH_LEN * 8;
+	s->prefixlen = 32 + SHIELD_KEY_PATH_LEN * 8;
+	s->slot = slot;
 	return bpf_map_lookup_elem(trie, s) != NULL;
 }
 
@@ -347,22 +368,22 @@ static __always_inline int path_in(void *trie, struct scratch *s)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	if (!is_tracked(ptgid))
+	__u32 ptgid = BPF_CORE_READ(parent, tgid), slot = 0;
+	if (!slot_of(ptgid, &slot))
 		return 0;
 	__u32 cpid = BPF_CORE_READ(child, pid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (cpid != ctgid)
 		return 0; /* a new thread: its process is tracked already */
 
-	__u32 one = 1, flags = 0;
-	if (bpf_map_update_elem(&tracked_pids, &ctgid, &one, BPF_ANY))
+	__u32 flags = 0;
+	if (bpf_map_update_elem(&tracked_pids, &ctgid, &slot, BPF_ANY))
 		flags |= SHIELD_F_TRUNCATED; /* map full: only the cgroup still tracks it */
 
 	struct shield_fork_event *e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_hdr(&e->hdr, SHIELD_EV_FORK, flags, BPF_CORE_READ(parent, real_parent, tgid));
+	fill_hdr(&e->hdr, SHIELD_EV_FORK, flags, BPF_CORE_READ(parent, real_parent, tgid), slot);
 	e->child_pid = ctgid;
 	e->_pad = 0;
 	bpf_ringbuf_submit(e, 0);
@@ -372,8 +393,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!is_tracked(tgid))
+	__u32 tgid = BPF_CORE_READ(p, tgid), slot = 0;
+	if (!slot_of(tgid, &slot))
 		return 0;
 	/* signal->live is decremented before this tracepoint: 0 = last thread. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
@@ -383,7 +404,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	struct shield_exit_event *e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_hdr(&e->hdr, SHIELD_EV_EXIT, 0, BPF_CORE_READ(p, real_parent, tgid));
+	fill_hdr(&e->hdr, SHIELD_EV_EXIT, 0, BPF_CORE_READ(p, real_parent, tgid), slot);
 	e->exit_code = BPF_CORE_READ(p, exit_code);
 	e->_pad = 0;
 	bpf_ringbuf_submit(e, 0);
@@ -401,17 +422,17 @@ int BPF_PROG(on_exit, struct task_struct *p)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!is_tracked(tgid))
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, slot = 0;
+	if (!slot_of(tgid, &slot))
 		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	struct shield_config *cfg = get_config();
+	struct shield_config *cfg = get_config(slot);
 
 	__u32 flags = 0;
 	long len = walk_file(BPF_CORE_READ(bprm, file), s);
-	int allowed = len >= 0 && path_in(&exec_allow, s) && !path_in(&exec_deny, s);
+	int allowed = len >= 0 && path_in(&exec_allow, s, slot) && !path_in(&exec_deny, s, slot);
 	if (len < 0)
 		flags |= SHIELD_F_TRUNCATED;
 	if (cfg && cfg->exec_enforce && !allowed) {
@@ -425,7 +446,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct shield_exec_event *e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_hdr(&e->hdr, SHIELD_EV_EXEC, flags, BPF_CORE_READ(p, real_parent, tgid));
+	fill_hdr(&e->hdr, SHIELD_EV_EXEC, flags, BPF_CORE_READ(p, real_parent, tgid), slot);
 	e->path_len = len < 0 ? SHIELD_PATH_LEN - 1 : len;
 	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
 	long fl = bpf_probe_read_kernel_str(e->filename, SHIELD_PATH_LEN, BPF_CORE_READ(bprm, filename));
@@ -489,12 +510,13 @@ static __always_inline long given_path(int dfd, const char *upath, struct scratc
 }
 
 /* Report an open (and kill per the response when it is a violation). */
-static __always_inline void open_event(struct scratch *s, long len, __u32 flags, __u64 oflags)
+static __always_inline void open_event(struct scratch *s, long len, __u32 flags, __u64 oflags,
+				       __u32 slot)
 {
 	struct shield_open_event *e = reserve(sizeof(*e));
 	if (!e)
 		return;
-	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid());
+	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid(), slot);
 	e->path_len = len;
 	e->_pad = 0;
 	e->flags = oflags;
@@ -516,15 +538,14 @@ static __always_inline void open_event(struct scratch *s, long len, __u32 flags,
 static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct shield_config *cfg = get_config();
+	__u32 tgid = id >> 32, tid = (__u32)id, slot = 0;
+	if (!slot_of(tgid, &slot))
+		return 0;
+	struct shield_config *cfg = get_config(slot);
 	if (!cfg)
 		return 0;
-	/* Nobody records opens and none can violate (the hooks are normally
-	 * detached then): nothing to do, and no tracking lookup needed. */
+	/* This session records no opens and none can violate: nothing to do. */
 	if (cfg->quiet && !cfg->deny_enforce)
-		return 0;
-	if (!is_tracked(tgid))
 		return 0;
 	if (cfg->quiet) {
 		struct open_pending pend = {
@@ -532,6 +553,7 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 			.deferred = 1,
 			.upath = (__u64)upath,
 			.dfd = dfd,
+			.slot = slot,
 		};
 		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 		return 0;
@@ -546,7 +568,7 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 
 	__u32 flags = truncated ? SHIELD_F_TRUNCATED : 0;
 	if (cfg->deny_enforce) {
-		if (path_in(&deny_paths, s)) {
+		if (path_in(&deny_paths, s, slot)) {
 			flags |= SHIELD_F_VIOLATION;
 			if (cfg->file_kill) {
 				bpf_send_signal(SIGKILL);
@@ -554,10 +576,11 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 			}
 		}
 		/* The exit hook checks the resolved file unless this already fired. */
-		struct open_pending pend = {.flags = oflags, .violation = flags & SHIELD_F_VIOLATION};
+		struct open_pending pend = {
+			.flags = oflags, .violation = flags & SHIELD_F_VIOLATION, .slot = slot};
 		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 	}
-	open_event(s, len, flags, oflags);
+	open_event(s, len, flags, oflags, slot);
 	return 0;
 }
 
@@ -574,7 +597,8 @@ static __always_inline int open_exit(long ret)
 	bpf_map_delete_elem(&open_pending, &tid);
 	if (p.violation)
 		return 0;
-	struct shield_config *cfg = get_config();
+	/* Resolving the opened file costs a dentry walk: only with rules. */
+	struct shield_config *cfg = get_config(p.slot);
 	if (!cfg || !cfg->deny_enforce)
 		return 0;
 	struct scratch *s = get_scratch();
@@ -599,13 +623,13 @@ static __always_inline int open_exit(long ret)
 			len = SHIELD_PATH_LEN - 1;
 		}
 	}
-	if (!path_in(&deny_paths, s))
+	if (!path_in(&deny_paths, s, p.slot))
 		return 0;
 	if (cfg->file_kill) {
 		bpf_send_signal(SIGKILL);
 		flags |= SHIELD_F_KILLED;
 	}
-	open_event(s, len, flags, p.flags);
+	open_event(s, len, flags, p.flags, p.slot);
 	return 0;
 }
 
@@ -632,8 +656,8 @@ static __always_inline int open_exit(long ret)
 #error "shieldd-ebpf: add the open syscall numbers of this architecture"
 #endif
 
-static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
-				      __u32 type, __u16 port_be, const __u8 *addr);
+static __always_inline void net_event(__u32 slot, __u32 kind, __u32 flags, __u32 family,
+				      __u32 protocol, __u32 type, __u16 port_be, const __u8 *addr);
 
 /*
  * cgroup/sock_create only runs for inet sockets, so a packet socket is
@@ -645,11 +669,12 @@ static __always_inline int socket_exit(struct pt_regs *regs, long ret)
 {
 	if (ret < 0 || (int)PT_REGS_PARM1_CORE_SYSCALL(regs) != AF_PACKET)
 		return 0;
-	if (!is_tracked(bpf_get_current_pid_tgid() >> 32))
+	__u32 slot = 0;
+	if (!slot_of(bpf_get_current_pid_tgid() >> 32, &slot))
 		return 0;
 	bpf_send_signal(SIGKILL);
 	__u8 none[16] = {};
-	net_event(SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_KILLED, AF_PACKET,
+	net_event(slot, SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_KILLED, AF_PACKET,
 		  (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs), (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs), 0, none);
 	return 0;
 }
@@ -692,16 +717,16 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 /* ---- network (cgroup programs: only the agent's cgroup runs them) ---- */
 
 /* Emit a record for a socket address operation. */
-static __always_inline void net_event(__u32 kind, __u32 flags, __u32 family, __u32 protocol,
-				      __u32 type, __u16 port_be, const __u8 *addr)
+static __always_inline void net_event(__u32 slot, __u32 kind, __u32 flags, __u32 family,
+				      __u32 protocol, __u32 type, __u16 port_be, const __u8 *addr)
 {
-	struct shield_config *cfg = get_config();
+	struct shield_config *cfg = get_config(slot);
 	if (cfg && cfg->quiet && !(flags & SHIELD_F_VIOLATION))
 		return;
 	struct shield_net_event *e = reserve(sizeof(*e));
 	if (!e)
 		return;
-	fill_hdr(&e->hdr, kind, flags, 0);
+	fill_hdr(&e->hdr, kind, flags, 0, slot);
 	e->family = family;
 	e->protocol = protocol;
 	e->sock_type = type;
@@ -729,22 +754,35 @@ static __always_inline void load_addr(struct bpf_sock_addr *ctx, int v6, struct 
 	__builtin_memcpy(&k->addr[12], &w3, 4);
 }
 
+/* The session of a task in an attached cgroup. Every such task belongs to
+ * one; a task found in none (a slot not set up yet) gets NO_SLOT, which
+ * has no rules and no config, so it is refused. */
+#define NO_SLOT 0xffffffffu
+static __always_inline __u32 net_slot(void)
+{
+	__u32 slot = NO_SLOT;
+	slot_of(bpf_get_current_pid_tgid() >> 32, &slot);
+	return slot;
+}
+
 /* connect / sendmsg: allowed iff (proto, port, addr) or (proto, any port,
  * addr) is in net_allow and the session is not isolated. 1 = allow,
  * 0 = the syscall fails with EPERM. */
 static __always_inline int check_dest(struct bpf_sock_addr *ctx, __u32 kind, int v6)
 {
+	__u32 slot = net_slot();
 	struct shield_net_key k = {};
-	k.prefixlen = 32 + 128;
+	k.prefixlen = 64 + 128;
+	k.slot = slot;
 	k.proto = (__u8)ctx->protocol;
 	k.port = (__u16)ctx->user_port;
 	load_addr(ctx, v6, &k);
 	__u16 port = k.port;
 
-	struct shield_config *cfg = get_config();
+	struct shield_config *cfg = get_config(slot);
 	__u32 flags = 0;
 	int allowed;
-	if (cfg && cfg->isolated) {
+	if (!cfg || cfg->isolated) {
 		allowed = 0;
 		flags |= SHIELD_F_ISOLATED;
 	} else {
@@ -756,7 +794,7 @@ static __always_inline int check_dest(struct bpf_sock_addr *ctx, __u32 kind, int
 	}
 	if (!allowed)
 		flags |= SHIELD_F_VIOLATION | SHIELD_F_DENIED;
-	net_event(kind, flags, ctx->user_family, ctx->protocol, ctx->type, port, k.addr);
+	net_event(slot, kind, flags, ctx->user_family, ctx->protocol, ctx->type, port, k.addr);
 	return allowed;
 }
 
@@ -766,19 +804,21 @@ static __always_inline int check_bind(struct bpf_sock_addr *ctx, int v6)
 	load_addr(ctx, v6, &k);
 	__u16 port_be = (__u16)ctx->user_port;
 	__u16 port = bpf_ntohs(port_be);
+	__u32 slot = net_slot();
 
-	struct shield_config *cfg = get_config();
+	struct shield_config *cfg = get_config(slot);
 	__u32 flags = 0;
 	int allowed = 1;
-	if (cfg && cfg->isolated) {
+	if (!cfg || cfg->isolated) {
 		allowed = 0;
 		flags |= SHIELD_F_ISOLATED;
-	} else if (cfg && cfg->bind_enforce) {
-		allowed = bpf_map_lookup_elem(&bind_ports, &port) != NULL;
+	} else if (cfg->bind_enforce) {
+		struct shield_bind_key bk = {.slot = slot, .port = port};
+		allowed = bpf_map_lookup_elem(&bind_ports, &bk) != NULL;
 	}
 	if (!allowed)
 		flags |= SHIELD_F_VIOLATION | SHIELD_F_DENIED;
-	net_event(SHIELD_EV_BIND, flags, ctx->user_family, ctx->protocol, ctx->type, port_be, k.addr);
+	net_event(slot, SHIELD_EV_BIND, flags, ctx->user_family, ctx->protocol, ctx->type, port_be, k.addr);
 	return allowed;
 }
 
@@ -808,7 +848,7 @@ int sock_create(struct bpf_sock *sk)
 	if (type != SOCK_RAW && family != AF_PACKET)
 		return 1;
 	__u8 none[16] = {};
-	net_event(SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_DENIED, family, sk->protocol, type, 0,
-		  none);
+	net_event(net_slot(), SHIELD_EV_SOCKET, SHIELD_F_VIOLATION | SHIELD_F_DENIED, family,
+		  sk->protocol, type, 0, none);
 	return 0;
 }

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use shieldd::monitor::{Monitor, MonitorConfig, MonitorRules};
+use shieldd::monitor::{Monitor, MonitorConfig, MonitorRules, DEFAULT_SLOT};
 use shieldd::policy::Policy;
 use shieldd::sandbox::{self, cgroup, launch, Request};
 
@@ -77,15 +77,16 @@ fn real_main() -> Result<i32, String> {
     let mut mon = if use_mon {
         let cgd = cg.as_ref().ok_or("monitor needs the cgroup")?;
         let mut m = Monitor::load(&MonitorConfig::default()).map_err(|e| e.to_string())?;
-        m.attach_cgroup(&cgd.v2_dir).map_err(|e| e.to_string())?;
         let rules =
             MonitorRules::from_policy(&policy.sandbox, &policy.response, &prepared.base, |_| {
                 Vec::new()
             })
             .map_err(|e| e.to_string())?;
-        m.apply(&rules).map_err(|e| e.to_string())?;
-        m.set_quiet(true).map_err(|e| e.to_string())?;
-        Some(m)
+        // As `shieldd run` does: one session, quiet (no audit trail).
+        let slot = m
+            .add_session(DEFAULT_SLOT, Some(&cgd.v2_dir), &rules, true)
+            .map_err(|e| e.to_string())?;
+        Some((m, slot))
     } else {
         None
     };
@@ -99,8 +100,9 @@ fn real_main() -> Result<i32, String> {
     if let Some(c) = &cg {
         c.add(pid, gated.in_cgroup).map_err(|e| e.to_string())?;
     }
-    if let Some(m) = mon.as_mut() {
-        m.track_pid(pid as u32).map_err(|e| e.to_string())?;
+    if let Some((m, slot)) = mon.as_mut() {
+        m.track_pid_in(slot.slot(), pid as u32)
+            .map_err(|e| e.to_string())?;
     }
     gated.release().map_err(|e| e.to_string())?;
     let mut status = 0;

@@ -94,9 +94,22 @@ impl AuditLog {
     /// Append one record: `ts`, `session`, `event`, the given fields, `prev`.
     /// `sync` fsyncs before returning (violations, session end).
     pub fn record(&mut self, event: &str, fields: Value, sync: bool) -> Result<(), AuditError> {
+        let session = self.session.clone();
+        self.record_for(&session, event, fields, sync)
+    }
+
+    /// [`AuditLog::record`] for another session: the daemon keeps one
+    /// trail, one chain, for all of its sessions.
+    pub fn record_for(
+        &mut self,
+        session: &str,
+        event: &str,
+        fields: Value,
+        sync: bool,
+    ) -> Result<(), AuditError> {
         let mut m = Map::new();
         m.insert("ts".into(), Value::String(now_rfc3339()));
-        m.insert("session".into(), Value::String(self.session.clone()));
+        m.insert("session".into(), Value::String(session.to_string()));
         m.insert("event".into(), Value::String(event.into()));
         if let Value::Object(f) = fields {
             for (k, v) in f {

@@ -47,9 +47,57 @@ pub enum Command {
         /// Seconds the agent has to exit after a forwarded SIGTERM/SIGINT.
         #[arg(long, default_value_t = 5.0)]
         grace: f64,
+        /// Run the agent here even when a daemon is running.
+        #[arg(long)]
+        standalone: bool,
+        /// The daemon's control socket (default: $SHIELDD_CONTROL, else
+        /// /run/shieldd/control.sock). Without a daemon there, `run` works
+        /// standalone.
+        #[arg(long)]
+        control: Option<PathBuf>,
         /// The agent command and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
+    },
+    /// Long-running host service: loads the kernel programs once and
+    /// supervises the agents started through it.
+    Daemon {
+        /// Configuration file (default /etc/shieldd/config.yaml; missing = defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the daemon's sessions.
+    Sessions {
+        /// JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's control socket (default: $SHIELDD_CONTROL, else /run/shieldd/control.sock).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Kill a session's whole process tree.
+    Kill {
+        /// Session id.
+        session: String,
+        /// The daemon's control socket.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Freeze a session and cut its network (kept until release or kill).
+    Isolate {
+        /// Session id.
+        session: String,
+        /// The daemon's control socket.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Undo isolate.
+    Release {
+        /// Session id.
+        session: String,
+        /// The daemon's control socket.
+        #[arg(long)]
+        control: Option<PathBuf>,
     },
     /// Validate a policy; errors name the line and column.
     CheckPolicy {
@@ -148,8 +196,11 @@ pub fn main_with(cli: Cli) -> i32 {
             user,
             allow_degraded,
             grace,
+            standalone,
+            control,
             cmd,
         } => {
+            let policy_path = policy.clone();
             let (policy, source) = match load_policy(policy.as_ref()) {
                 Ok(p) => p,
                 Err(code) => return code,
@@ -179,6 +230,59 @@ pub fn main_with(cli: Cli) -> i32 {
                 eprintln!("shieldd: --grace must be a number of seconds");
                 return 125;
             }
+            if !standalone {
+                use crate::service::control::{control_path, Client, ClientError};
+                match Client::connect(&control_path(control.as_deref())) {
+                    Ok(client) => {
+                        let text = match &policy_path {
+                            Some(p) => match std::fs::read_to_string(p) {
+                                Ok(t) => Some(t),
+                                Err(e) => {
+                                    eprintln!("shieldd: {}: {e}", p.display());
+                                    return 125;
+                                }
+                            },
+                            None => None,
+                        };
+                        let cwd = std::env::current_dir()
+                            .map(|c| c.to_string_lossy().into_owned())
+                            .unwrap_or_else(|_| "/".into());
+                        let start = crate::service::registry::StartRequest {
+                            argv: cmd
+                                .iter()
+                                .map(|c| c.to_string_lossy().into_owned())
+                                .collect(),
+                            cwd,
+                            env: std::env::vars_os()
+                                .map(|(k, v)| {
+                                    (
+                                        k.to_string_lossy().into_owned(),
+                                        v.to_string_lossy().into_owned(),
+                                    )
+                                })
+                                .collect(),
+                            policy: text,
+                            policy_source: policy_path.as_ref().map(|_| source.clone()),
+                            session: Some(session),
+                            user,
+                            events: events.map(|e| {
+                                std::path::absolute(&e)
+                                    .unwrap_or(e)
+                                    .to_string_lossy()
+                                    .into_owned()
+                            }),
+                            allow_degraded,
+                            grace_secs: Some(grace),
+                        };
+                        return crate::service::attach::run_attached(client, start);
+                    }
+                    Err(ClientError::NoDaemon(_)) => {}
+                    Err(e) => {
+                        eprintln!("shieldd: {e}; pass --standalone to run without the daemon");
+                        return 125;
+                    }
+                }
+            }
             run(RunOptions {
                 policy,
                 policy_source: source,
@@ -189,6 +293,8 @@ pub fn main_with(cli: Cli) -> i32 {
                     degrade,
                     extra_env: Vec::new(),
                     monitor: true,
+                    cwd: None,
+                    env: None,
                 },
                 events,
                 socket,
@@ -255,6 +361,35 @@ pub fn main_with(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Daemon { config } => crate::service::daemon::run_daemon(config.as_deref()),
+        Command::Sessions { json, control } => control_op(
+            control.as_deref(),
+            serde_json::json!({"op": "sessions"}),
+            |v| {
+                if json {
+                    println!("{v}");
+                } else {
+                    print!("{}", sessions_table(&v));
+                }
+            },
+        ),
+        Command::Kill { session, control } => control_op(
+            control.as_deref(),
+            serde_json::json!({"op": "kill", "session": session, "reason": "shieldd kill"}),
+            |_| println!("session {session} killed"),
+        ),
+        Command::Isolate { session, control } => control_op(
+            control.as_deref(),
+            serde_json::json!({"op": "isolate", "session": session, "reason": "shieldd isolate"}),
+            |_| {
+                println!("session {session} isolated (frozen, network cut); `shieldd release {session}` or `shieldd kill {session}`")
+            },
+        ),
+        Command::Release { session, control } => control_op(
+            control.as_deref(),
+            serde_json::json!({"op": "release", "session": session}),
+            |_| println!("session {session} released"),
+        ),
         Command::CheckPolicy { file } => match Policy::load(&file) {
             Ok(p) => {
                 println!(
@@ -275,6 +410,62 @@ pub fn main_with(cli: Cli) -> i32 {
             }
         },
     }
+}
+
+/// One request on the control socket; 0 on success, 1 with a message
+/// otherwise (no daemon included).
+fn control_op(
+    control: Option<&std::path::Path>,
+    req: serde_json::Value,
+    ok: impl FnOnce(serde_json::Value),
+) -> i32 {
+    use crate::service::control::{control_path, Client};
+    let path = control_path(control);
+    let r = Client::connect(&path).and_then(|mut c| c.call(req));
+    match r {
+        Ok(v) => {
+            ok(v);
+            0
+        }
+        Err(e) => {
+            eprintln!("shieldd: {e}");
+            1
+        }
+    }
+}
+
+fn sessions_table(v: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<20} {:>8} {:<9} {:>6} {:>6} {:>7} {:<24} {}\n",
+        "SESSION", "PID", "STATE", "VIOL", "SCANS", "STATUS", "POLICY", "COMMAND"
+    );
+    let empty = Vec::new();
+    for s in v.as_array().unwrap_or(&empty) {
+        let str_of = |k: &str| s.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let num = |k: &str| s.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let status = s
+            .get("exit_status")
+            .and_then(|x| x.as_i64())
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into());
+        let cmd: Vec<&str> = s
+            .get("command")
+            .and_then(|c| c.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<20} {:>8} {:<9} {:>6} {:>6} {:>7} {:<24} {}\n",
+            str_of("id"),
+            num("pid"),
+            str_of("state"),
+            num("violations"),
+            num("scans"),
+            status,
+            str_of("policy_source"),
+            cmd.join(" ")
+        ));
+    }
+    out
 }
 
 fn print_policy_error(e: &PolicyError) {

@@ -13,11 +13,22 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // Under systemd, stderr is the journal: log structured records there
+    // (priority, fields) instead of text lines.
+    if let Some(journald) = shieldd::service::systemd::journald_layer() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+    }
     let cli = shieldd::cli::Cli::parse();
     std::process::exit(shieldd::cli::main_with(cli));
 }

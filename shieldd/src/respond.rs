@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use crate::audit::AuditLog;
 use crate::monitor::Monitor;
 use crate::policy::Response;
+use crate::service::hooks::Hooks;
+use crate::service::Signal;
 
 /// The handles needed to contain one session.
 #[derive(Clone)]
@@ -24,17 +26,36 @@ pub struct Containment {
     pub audit: Option<Arc<Mutex<AuditLog>>>,
     /// The eBPF monitor, to cut the network on isolate.
     pub monitor: Option<Arc<Mutex<Monitor>>>,
+    /// The session's slot in that monitor.
+    pub slot: u32,
+    /// The daemon's observers and signals (None for standalone sessions).
+    pub hooks: Option<Arc<Hooks>>,
 }
 
 impl Containment {
-    /// Append a record to the audit trail (if any); errors go to stderr.
-    pub fn record(&self, event: &str, fields: Value, sync: bool) {
+    /// Append a record to the audit trail (if any), then tell the
+    /// observers: every record of a session passes here. Errors go to
+    /// stderr. Scan and tool-call records get `elapsed_us` (the verdict's
+    /// latency) for the observers' histograms.
+    pub fn record(&self, event: &str, mut fields: Value, sync: bool) {
+        if matches!(event, "scan" | "tool_call") {
+            if let Value::Object(m) = &mut fields {
+                if !m.contains_key("elapsed_us") {
+                    let us = m.get("latency_us").cloned().unwrap_or(Value::Null);
+                    m.insert("elapsed_us".into(), us);
+                }
+            }
+        }
+        let observed = self.hooks.as_ref().map(|h| (h, fields.clone()));
         if let Some(a) = &self.audit {
             if let Ok(mut a) = a.lock() {
-                if let Err(e) = a.record(event, fields, sync) {
+                if let Err(e) = a.record_for(&self.session, event, fields, sync) {
                     eprintln!("shieldd: {e}");
                 }
             }
+        }
+        if let Some((h, f)) = observed {
+            h.observe(&self.session, event, &f);
         }
     }
 
@@ -63,6 +84,14 @@ impl Containment {
             true,
         );
         eprintln!("shieldd: violation: {rule}: {detail} ({action})");
+        if let Some(h) = &self.hooks {
+            h.signal(Signal::Violation {
+                session: self.session.clone(),
+                rule: rule.to_string(),
+                action: action.to_string(),
+                detail: detail.to_string(),
+            });
+        }
         match response {
             Response::Kill => self.kill(rule),
             Response::Isolate => self.isolate(rule),
@@ -85,7 +114,11 @@ impl Containment {
         let net = self
             .monitor
             .as_ref()
-            .and_then(|m| m.lock().ok().map(|mut m| m.set_isolated(true).is_ok()))
+            .and_then(|m| {
+                m.lock()
+                    .ok()
+                    .map(|mut m| m.set_isolated_in(self.slot, true).is_ok())
+            })
             .unwrap_or(false);
         let r = std::fs::write(self.cgroup.join("cgroup.freeze"), "1");
         self.record(
@@ -99,7 +132,7 @@ impl Containment {
     pub fn release(&self) {
         if let Some(m) = &self.monitor {
             if let Ok(mut m) = m.lock() {
-                let _ = m.set_isolated(false);
+                let _ = m.set_isolated_in(self.slot, false);
             }
         }
         let r = std::fs::write(self.cgroup.join("cgroup.freeze"), "0");

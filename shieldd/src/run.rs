@@ -120,22 +120,25 @@ fn default_socket(session: &str) -> PathBuf {
     dir.join(format!("{session}.sock"))
 }
 
+/// Load the programs for this one session: the same session API the
+/// daemon uses, with the only slot.
 fn start_monitor(
     policy: &Policy,
     base: &crate::policy::ResolveBase,
     cgroup: &std::path::Path,
+    quiet: bool,
 ) -> Result<Monitor, String> {
     let mut m = Monitor::load(&MonitorConfig::default()).map_err(|e| e.to_string())?;
-    m.attach_cgroup(cgroup).map_err(|e| e.to_string())?;
     let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, resolve_host)
         .map_err(|e| e.to_string())?;
-    m.apply(&rules).map_err(|e| e.to_string())?;
+    m.add_session(crate::monitor::DEFAULT_SLOT, Some(cgroup), &rules, quiet)
+        .map_err(|e| e.to_string())?;
     Ok(m)
 }
 
 /// Every address of a host name, through the system resolver. Names are
 /// resolved once, at launch (re-resolution on TTL is not done yet).
-fn resolve_host(h: &str) -> Vec<std::net::IpAddr> {
+pub fn resolve_host(h: &str) -> Vec<std::net::IpAddr> {
     use std::net::ToSocketAddrs;
     match (h, 0u16).to_socket_addrs() {
         Ok(it) => {
@@ -151,10 +154,72 @@ fn resolve_host(h: &str) -> Vec<std::net::IpAddr> {
     }
 }
 
-fn supervise(
+/// Where a session's kernel monitor comes from.
+#[derive(Clone)]
+pub enum MonitorSource {
+    /// Load the programs for this session alone (standalone `shieldd run`).
+    Own,
+    /// The daemon's monitor, loaded once and shared by its sessions; the
+    /// session takes a free slot and registers its events' route.
+    Shared {
+        /// The loaded monitor.
+        monitor: Arc<Mutex<Monitor>>,
+        /// Where the shared event pump sends each slot's events.
+        routes: pump::Routes,
+        /// Waits for the shared pump to catch up.
+        drain: pump::Drain,
+    },
+}
+
+/// What a session is launched with besides its options.
+pub struct LaunchEnv {
+    /// The monitor.
+    pub monitor: MonitorSource,
+    /// The audit trail, if any.
+    pub audit: Option<Arc<Mutex<AuditLog>>>,
+    /// The daemon's observers and signals.
+    pub hooks: Option<Arc<crate::service::hooks::Hooks>>,
+    /// The runtime the scan API (and, standalone, the event pump) runs on.
+    pub rt: tokio::runtime::Handle,
+}
+
+/// A launched session: the agent runs; [`Launched::finish`] cleans up.
+pub struct Launched {
+    /// The agent's pid.
+    pub pid: i32,
+    /// The session's cgroups.
+    pub cg: cgroup::SessionCgroup,
+    /// The handles to record and contain it.
+    pub containment: Containment,
+    /// The scan API socket.
+    pub socket: PathBuf,
+    /// The uid the agent runs as.
+    pub uid: u32,
+    /// The session's scan API service (replaced on a policy reload).
+    pub service: Arc<crate::service::registry::SwapService>,
+    /// Where the policy's `~` and `./` pointed.
+    pub base: Option<crate::policy::ResolveBase>,
+    monitor: Option<(Arc<Mutex<Monitor>>, crate::monitor::SessionSlot)>,
+    shared: Option<(pump::Routes, pump::Drain)>,
+    pump: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+    watchdog: Option<launch::Watchdog>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _tmp: TmpGuard,
+    _socket: SocketGuard,
+}
+
+/// Prepare, place and start one agent (SPEC section 3): everything that
+/// can fail is checked before the agent exists. Standalone `run` and the
+/// daemon both launch through here. `stdio` replaces the agent's
+/// stdin/stdout/stderr (the daemon's caller passes its own).
+pub fn launch_session(
     opts: &RunOptions,
-    audit: Option<Arc<Mutex<AuditLog>>>,
-) -> Result<Outcome, SetupError> {
+    env: &LaunchEnv,
+    stdio: Option<[std::os::fd::OwnedFd; 3]>,
+) -> Result<Launched, SetupError> {
     let mut req = opts.request.clone();
     req.monitor = !req.degrade.contains(&sandbox::Degrade::Monitor);
     let policy = &opts.policy;
@@ -169,23 +234,31 @@ fn supervise(
     let t0 = Instant::now();
     // The Landlock ruleset and the cgroup directories do not depend on each
     // other (about a millisecond of kernel work each): side by side.
+    let make_cgroup = || -> Result<cgroup::SessionCgroup, SetupError> {
+        let layout = cgroup::Layout::discover()?;
+        Ok(cgroup::SessionCgroup::create(
+            &layout,
+            &req.session,
+            &policy.sandbox.limits,
+            req.degrade.contains(&sandbox::Degrade::CgroupLimits),
+        )?)
+    };
     let (prepared, cg) = std::thread::scope(|s| {
-        let cg = s.spawn(|| -> Result<cgroup::SessionCgroup, SetupError> {
-            let layout = cgroup::Layout::discover()?;
-            Ok(cgroup::SessionCgroup::create(
-                &layout,
-                &req.session,
-                &policy.sandbox.limits,
-                req.degrade.contains(&sandbox::Degrade::CgroupLimits),
-            )?)
-        });
+        let cg = std::thread::Builder::new()
+            .name("cgroup-create".into())
+            .spawn_scoped(s, make_cgroup);
         let prepared = sandbox::prepare(policy, &req);
-        let cg = cg
-            .join()
-            .unwrap_or_else(|_| Err(SetupError::Other("the cgroup setup thread panicked".into())));
+        let cg = match cg {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(SetupError::Other("the cgroup setup thread panicked".into()))
+            }),
+            // No thread to spare: one after the other.
+            Err(_) => make_cgroup(),
+        };
         (prepared, cg)
     });
-    let prepared = prepared?;
+    let mut prepared = prepared?;
+    prepared.child.stdio = stdio;
     let tmp_guard = TmpGuard(prepared.private_tmp.clone());
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
     for d in &prepared.degraded {
@@ -201,40 +274,346 @@ fn supervise(
             "degraded (allowed by --allow-degraded): cgroup-limits: limits.{m} not enforced"
         ));
     }
-    let kill_fd = cg.open_kill_file()?;
+    // From here on a failure must remove the cgroup.
+    let r = launch_in(opts, env, req, prepared, &mut cg, socket, t0);
+    match r {
+        Ok((
+            pid,
+            containment,
+            socket,
+            uid,
+            service,
+            base,
+            monitor,
+            pump,
+            watchdog,
+            sock_guard,
+            server,
+        )) => Ok(Launched {
+            pid,
+            cg,
+            containment,
+            socket,
+            uid,
+            service,
+            base: Some(base),
+            shared: match &env.monitor {
+                MonitorSource::Shared { routes, drain, .. } => {
+                    Some((routes.clone(), drain.clone()))
+                }
+                MonitorSource::Own => None,
+            },
+            monitor,
+            pump,
+            watchdog: Some(watchdog),
+            server,
+            _tmp: tmp_guard,
+            _socket: sock_guard,
+        }),
+        Err((e, monitor)) => {
+            let _ = cg.remove();
+            if let (Some((m, slot)), MonitorSource::Shared { routes, .. }) = (monitor, &env.monitor)
+            {
+                if let Ok(mut r) = routes.write() {
+                    r.remove(&slot.slot());
+                }
+                if let Ok(mut m) = m.lock() {
+                    let _ = m.remove_session(slot);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+type MonitorSlot = Option<(Arc<Mutex<Monitor>>, crate::monitor::SessionSlot)>;
+type PumpHandle = Option<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+)>;
+type LaunchParts = (
+    i32,
+    Containment,
+    PathBuf,
+    u32,
+    Arc<crate::service::registry::SwapService>,
+    crate::policy::ResolveBase,
+    MonitorSlot,
+    PumpHandle,
+    launch::Watchdog,
+    SocketGuard,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+#[allow(clippy::too_many_arguments)]
+fn launch_in(
+    opts: &RunOptions,
+    env: &LaunchEnv,
+    req: Request,
+    prepared: sandbox::Prepared,
+    cg: &mut cgroup::SessionCgroup,
+    socket: PathBuf,
+    t0: Instant,
+) -> Result<LaunchParts, (SetupError, MonitorSlot)> {
+    let policy = &opts.policy;
+    let kill_fd = cg.open_kill_file().map_err(|e| (e.into(), None))?;
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
     // Fork the agent now, gated, and place it in the v1 hierarchies (an RCU
     // grace period) while the monitor, runtime and socket are set up. It
     // runs nothing until released; dropped unreleased, it is killed.
-    let cg_dir = cg.open_dir()?;
-    let gated = launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd()))?;
+    let cg_dir = cg.open_dir().map_err(|e| (e.into(), None))?;
+    let gated = launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd()))
+        .map_err(|e| (e.into(), None))?;
     let pid = gated.pid;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent forked");
     let placement = cg.add_in_background(pid, gated.in_cgroup);
 
-    let monitor = if req.monitor {
-        match start_monitor(policy, &prepared.base, &cg.v2_dir).and_then(|mut m| {
-            m.set_quiet(audit.is_none()).map_err(|e| e.to_string())?;
-            Ok(m)
-        }) {
-            Ok(m) => Some(Arc::new(Mutex::new(m))),
+    let quiet = env.audit.is_none();
+    let monitor: MonitorSlot = if req.monitor {
+        let started = match &env.monitor {
+            MonitorSource::Own => start_monitor(policy, &prepared.base, &cg.v2_dir, quiet)
+                .map(|m| (Arc::new(Mutex::new(m)), crate::monitor::DEFAULT_SLOT)),
+            MonitorSource::Shared { monitor, .. } => MonitorRules::from_policy(
+                &policy.sandbox,
+                &policy.response,
+                &prepared.base,
+                resolve_host,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|rules| {
+                tracing::debug!(us = t0.elapsed().as_micros() as u64, "monitor rules built");
+                let mut m = monitor
+                    .lock()
+                    .map_err(|_| "monitor lock poisoned".to_string())?;
+                let slot = m
+                    .free_slot()
+                    .ok_or_else(|| "every session slot is in use".to_string())?;
+                m.add_session(slot, Some(&cg.v2_dir), &rules, quiet)
+                    .map_err(|e| e.to_string())?;
+                Ok((monitor.clone(), slot))
+            }),
+        };
+        match started {
+            Ok((m, slot)) => Some((m, crate::monitor::SessionSlot::from_raw(slot))),
             Err(e) => {
-                return Err(SetupError::Unsupported(format!(
-                    "the eBPF monitor could not start: {e}; pass --allow-degraded=monitor to run without it"
-                )))
+                return Err((
+                    SetupError::Unsupported(format!(
+                        "the eBPF monitor could not start: {e}; pass --allow-degraded=monitor to run without it"
+                    )),
+                    None,
+                ))
             }
         }
     } else {
         warn("degraded (allowed by --allow-degraded): monitor: no eBPF monitor (no in-kernel address filter, exec/open checks or process events)");
         None
     };
+    let fail = |e: SetupError, monitor: &MonitorSlot| Err((e, monitor.clone()));
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "monitor loaded");
     let containment = Containment {
         session: req.session.clone(),
         cgroup: cg.v2_dir.clone(),
-        audit: audit.clone(),
-        monitor: monitor.clone(),
+        audit: env.audit.clone(),
+        monitor: monitor.as_ref().map(|(m, _)| m.clone()),
+        slot: monitor.as_ref().map(|(_, s)| s.slot()).unwrap_or(0),
+        hooks: env.hooks.clone(),
     };
 
+    let deferred = match DeferredService::new(policy, Some(containment.clone())) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return fail(SetupError::Other(format!("policy `tools:`: {e}")), &monitor),
+    };
+    let service = Arc::new(crate::service::registry::SwapService::new(deferred.clone()));
+    let std_listener = match api::bind_socket(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                SetupError::Other(format!("cannot listen on {}: {e}", socket.display())),
+                &monitor,
+            )
+        }
+    };
+    let socket_guard = SocketGuard(socket.clone());
+    if let Some(ids) = &prepared.child.ids {
+        if let Err(e) = std::os::unix::fs::chown(&socket, Some(ids.uid), Some(ids.gid)) {
+            return fail(
+                SetupError::Other(format!("chown {}: {e}", socket.display())),
+                &monitor,
+            );
+        }
+    }
+    let server = {
+        let _g = env.rt.enter();
+        let listener = match tokio::net::UnixListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => return fail(SetupError::Other(format!("scan API socket: {e}")), &monitor),
+        };
+        let server = api::Server::new(service.clone(), api::ServerConfig::default());
+        env.rt.spawn(server.serve(listener))
+    };
+    // Stops serving when a later step fails (the session never existed).
+    let fail = |e: SetupError, monitor: &MonitorSlot| {
+        server.abort();
+        fail(e, monitor)
+    };
+    let pump = match (&env.monitor, &monitor) {
+        (MonitorSource::Own, Some((m, _))) => {
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+            let stream = m.lock().ok().and_then(|mut m| m.take_event_stream());
+            stream.map(|stream| {
+                (
+                    env.rt.spawn(pump::run(
+                        stream,
+                        containment.clone(),
+                        policy.response.clone(),
+                        stop_rx,
+                    )),
+                    stop_tx,
+                )
+            })
+        }
+        (MonitorSource::Shared { routes, .. }, Some((_, slot))) => {
+            if let Ok(mut r) = routes.write() {
+                r.insert(slot.slot(), (containment.clone(), policy.response.clone()));
+            }
+            None
+        }
+        _ => None,
+    };
+
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "scan API listening");
+    let dirs: Vec<std::ffi::CString> = cg
+        .dirs()
+        .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
+        .collect();
+    let watchdog = match launch::spawn_watchdog(&kill_fd, &dirs) {
+        Ok(w) => w,
+        Err(e) => return fail(e.into(), &monitor),
+    };
+    let stop_watchdog = |w: launch::Watchdog| {
+        drop(w.lifeline);
+        launch::reap(w.pid);
+    };
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "watchdog started");
+    deferred.start();
+    let placed = placement
+        .wait()
+        .map_err(SetupError::from)
+        .and_then(|_| match &monitor {
+            Some((m, slot)) => m
+                .lock()
+                .map_err(|_| SetupError::Other("monitor lock poisoned".into()))?
+                .track_pid_in(slot.slot(), pid as u32)
+                .map_err(|e| SetupError::Other(format!("eBPF monitor: {e}"))),
+            None => Ok(()),
+        });
+    if let Err(e) = placed {
+        gated.abort();
+        stop_watchdog(watchdog);
+        return fail(e, &monitor);
+    }
+    let cmd: Vec<String> = req
+        .command
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    containment.record(
+        "session_start",
+        json!({
+            "pid": pid,
+            "ppid": std::process::id(),
+            "exe": prepared.child.program.to_string_lossy(),
+            "argv": cmd,
+            "policy": policy.name,
+            "policy_source": opts.policy_source,
+            "cgroup": cg.v2_dir.display().to_string(),
+            "socket": socket.display().to_string(),
+            "monitor": monitor.is_some(),
+            "degraded": prepared.degraded,
+            "credentials": prepared.credentials,
+        }),
+        false,
+    );
+    // Written through (a daemon killed now leaves it in the trail for its
+    // successor's cleanup), not fsync'd: that would cost the launch a disk
+    // round trip; violations are fsync'd.
+    containment.flush();
+    tracing::debug!(
+        us = t0.elapsed().as_micros() as u64,
+        "session_start recorded"
+    );
+    let started = Instant::now();
+    if let Err(e) = gated.release() {
+        // The child has exited; make sure nothing of it remains.
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        stop_watchdog(watchdog);
+        return fail(annotate_exec_error(e, &prepared), &monitor);
+    }
+    tracing::debug!(
+        pid,
+        setup_us = started.elapsed().as_micros() as u64,
+        "agent started"
+    );
+    let uid = prepared.child.ids.as_ref().map(|i| i.uid).unwrap_or(0);
+    Ok((
+        pid,
+        containment,
+        socket,
+        uid,
+        service,
+        prepared.base.clone(),
+        monitor,
+        pump,
+        watchdog,
+        socket_guard,
+        server,
+    ))
+}
+
+impl Launched {
+    /// After the agent has exited: kill what it left running, record what
+    /// the kernel still had for it, take the session out of the monitor,
+    /// stop the watchdog and remove the private temp dir.
+    pub fn finish(mut self, rt: &tokio::runtime::Handle) {
+        let _ = self.cg.remove();
+        // The daemon's runtime outlives the session: stop its scan API and
+        // let its scanner go (an ended session's record stays listed).
+        self.server.abort();
+        self.service.close();
+        if let Some((p, stop)) = self.pump.take() {
+            let _ = stop.send(());
+            let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });
+        }
+        if let Some((m, slot)) = self.monitor.take() {
+            if let Some((routes, drain)) = &self.shared {
+                // Let the shared pump deliver what the ring still holds.
+                drain.wait(Duration::from_secs(2));
+                if let Ok(mut r) = routes.write() {
+                    r.remove(&slot.slot());
+                }
+                if let Ok(mut m) = m.lock() {
+                    let _ = m.remove_session(slot);
+                }
+            } else if let Ok(n) = m.lock().map(|m| m.lost_events().unwrap_or(0)) {
+                if n > 0 {
+                    self.containment
+                        .record("lost_events", json!({"count": n}), true);
+                    warn(&format!("{n} kernel events were lost (ring buffer full)"));
+                }
+            }
+        }
+        if let Some(w) = self.watchdog.take() {
+            drop(w.lifeline);
+            launch::reap(w.pid);
+        }
+    }
+}
+
+fn supervise(
+    opts: &RunOptions,
+    audit: Option<Arc<Mutex<AuditLog>>>,
+) -> Result<Outcome, SetupError> {
     // Signals are taken through a signalfd; block them before any thread
     // or child exists so none is lost or delivered elsewhere (the child
     // unblocks its own).
@@ -258,120 +637,18 @@ fn supervise(
         .enable_all()
         .build()
         .map_err(|e| SetupError::Other(format!("cannot start the runtime: {e}")))?;
-    let service = Arc::new(
-        DeferredService::new(policy, Some(containment.clone()))
-            .map_err(|e| SetupError::Other(format!("policy `tools:`: {e}")))?,
-    );
-    let std_listener = api::bind_socket(&socket)
-        .map_err(|e| SetupError::Other(format!("cannot listen on {}: {e}", socket.display())))?;
-    let _socket_guard = SocketGuard(socket.clone());
-    if let Some(ids) = &prepared.child.ids {
-        std::os::unix::fs::chown(&socket, Some(ids.uid), Some(ids.gid))
-            .map_err(|e| SetupError::Other(format!("chown {}: {e}", socket.display())))?;
-    }
-    {
-        let _g = rt.enter();
-        let listener = tokio::net::UnixListener::from_std(std_listener)
-            .map_err(|e| SetupError::Other(format!("scan API socket: {e}")))?;
-        let server = api::Server::new(service.clone(), api::ServerConfig::default());
-        rt.spawn(server.serve(listener));
-    }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let pump = monitor.as_ref().and_then(|m| {
-        let stream = m.lock().ok()?.take_event_stream()?;
-        Some(rt.spawn(pump::run(
-            stream,
-            containment.clone(),
-            policy.response.clone(),
-            stop_rx,
-        )))
-    });
-
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "scan API listening");
-    let dirs: Vec<std::ffi::CString> = cg
-        .dirs()
-        .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
-        .collect();
-    let watchdog = launch::spawn_watchdog(&kill_fd, &dirs)?;
-    service.start();
-    let placed = placement
-        .wait()
-        .map_err(SetupError::from)
-        .and_then(|_| match &monitor {
-            Some(m) => m
-                .lock()
-                .map_err(|_| SetupError::Other("monitor lock poisoned".into()))?
-                .track_pid(pid as u32)
-                .map_err(|e| SetupError::Other(format!("eBPF monitor: {e}"))),
-            None => Ok(()),
-        });
-    if let Err(e) = placed {
-        gated.abort();
-        drop(watchdog.lifeline);
-        launch::reap(watchdog.pid);
-        return Err(e);
-    }
-    let cmd: Vec<String> = req
-        .command
-        .iter()
-        .map(|c| c.to_string_lossy().into_owned())
-        .collect();
-    containment.record(
-        "session_start",
-        json!({
-            "pid": pid,
-            "ppid": std::process::id(),
-            "exe": prepared.child.program.to_string_lossy(),
-            "argv": cmd,
-            "policy": policy.name,
-            "policy_source": opts.policy_source,
-            "cgroup": cg.v2_dir.display().to_string(),
-            "socket": socket.display().to_string(),
-            "monitor": monitor.is_some(),
-            "degraded": prepared.degraded,
-            "credentials": prepared.credentials,
-        }),
-        true,
-    );
-    let started = Instant::now();
-    if let Err(e) = gated.release() {
-        // The child has exited; make sure nothing of it remains.
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        let _ = cg.remove();
-        drop(watchdog.lifeline);
-        launch::reap(watchdog.pid);
-        return Err(annotate_exec_error(e, &prepared));
-    }
-    tracing::debug!(
-        pid,
-        setup_us = started.elapsed().as_micros() as u64,
-        "agent started"
-    );
-
-    let outcome = wait_agent(pid, &mut sfd, &cg, opts.grace);
+    let t0 = Instant::now();
+    let env = LaunchEnv {
+        monitor: MonitorSource::Own,
+        audit,
+        hooks: None,
+        rt: rt.handle().clone(),
+    };
+    let launched = launch_session(opts, &env, None)?;
+    let outcome = wait_agent(launched.pid, &mut sfd, &launched.cg, opts.grace);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
-    // The agent is gone; whatever it left running goes with it.
-    let _ = cg.remove();
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup removed");
-    // Let the pump record what the ring still holds, then count losses.
-    let _ = stop_tx.send(());
-    if let Some(p) = pump {
-        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), p).await });
-    }
-    if let Some(m) = &monitor {
-        if let Ok(n) = m.lock().map(|m| m.lost_events().unwrap_or(0)) {
-            if n > 0 {
-                containment.record("lost_events", json!({"count": n}), true);
-                warn(&format!("{n} kernel events were lost (ring buffer full)"));
-            }
-        }
-    }
+    launched.finish(rt.handle());
     rt.shutdown_timeout(Duration::from_millis(500));
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "runtime stopped");
-    drop(watchdog.lifeline);
-    launch::reap(watchdog.pid);
-    drop(tmp_guard);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "session done");
     let _ = mask.thread_unblock();
     Ok(outcome)

@@ -27,6 +27,10 @@ pub fn run(args: &[String]) -> Result<()> {
         launch_overhead(&shieldd, rounds)?;
         println!();
     }
+    if want("daemon") {
+        daemon_overhead(&shieldd, rounds)?;
+        println!();
+    }
     if want("syscalls") {
         syscall_overhead(&shieldd, 5)?;
         println!();
@@ -607,5 +611,117 @@ pub fn event_throughput(shieldd: &Path) -> Result<()> {
         );
     }
     let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// `shieldd run -- /bin/true` through a running daemon (kernel programs
+/// loaded once) against standalone `shieldd run` (loaded per session) and
+/// bare `/bin/true`, interleaved round by round.
+fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("shieldd-bench-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work)?;
+    let control = dir.join("control.sock");
+    let cfg = dir.join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "audit_dir: {d}/log\ncontrol_socket: {c}\nsession_socket_dir: {d}/sessions\nkeep_ended: 10s\ndbus: {{enabled: false}}\n",
+            d = dir.display(),
+            c = control.display()
+        ),
+    )?;
+    let log = std::fs::File::create(dir.join("daemon.log"))?;
+    let mut daemon = Command::new(shieldd)
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start shieldd daemon")?;
+    let ready = (|| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = Command::new(shieldd)
+                .args(["sessions", "--control"])
+                .arg(&control)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    })();
+    let result = if ready {
+        (|| -> Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
+            let (mut bare, mut via, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..rounds + 1 {
+                let a = time(&mut Command::new("/bin/true"))?;
+                let b = time(
+                    Command::new(shieldd)
+                        .arg("run")
+                        .arg("--control")
+                        .arg(&control)
+                        .args(["--", "/bin/true"])
+                        .current_dir(&work),
+                )?;
+                let c = time(
+                    Command::new(shieldd)
+                        .args(["run", "--standalone", "--", "/bin/true"])
+                        .current_dir(&work),
+                )?;
+                if i > 0 {
+                    bare.push(a);
+                    via.push(b);
+                    alone.push(c);
+                }
+            }
+            Ok((bare, via, alone))
+        })()
+    } else {
+        Err(anyhow::anyhow!(
+            "the daemon did not come up: {}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        ))
+    };
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    let (mut bare, mut via, mut alone) = result?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (mb, mv, ma) = (
+        us(percentile(&mut bare, 0.5)),
+        us(percentile(&mut via, 0.5)),
+        us(percentile(&mut alone, 0.5)),
+    );
+    let (pb, pv, pa) = (
+        us(percentile(&mut bare, 0.9)),
+        us(percentile(&mut via, 0.9)),
+        us(percentile(&mut alone, 0.9)),
+    );
+    println!("daemon launch overhead, {rounds} interleaved rounds (microseconds)");
+    println!("| command | median | p90 | minus bare (median) |");
+    println!("|---|---:|---:|---:|");
+    println!("| /bin/true | {mb:.0} | {pb:.0} | - |");
+    println!(
+        "| shieldd run -- /bin/true through a running daemon | {mv:.0} | {pv:.0} | {:.0} |",
+        mv - mb
+    );
+    println!(
+        "| shieldd run --standalone -- /bin/true (monitor loaded per session) | {ma:.0} | {pa:.0} | {:.0} |",
+        ma - mb
+    );
+    println!(
+        "through daemon minus bare: {:.2} ms (target <= 5 ms)",
+        (mv - mb) / 1000.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

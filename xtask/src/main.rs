@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build | demo | test | bench`.
+//! Project tasks: `cargo xtask build | demo | test | bench | install`.
 //!
 //! Each task installs the distribution packages it needs (as root, with
 //! apt-get) so the README's commands work on a fresh machine.
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod install;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,11 +32,14 @@ fn main() {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
-        Some("deps") => ensure_deps(BUILD_DEPS).and_then(|_| ensure_deps(&["bubblewrap"])),
+        Some("deps") => ensure_deps(BUILD_DEPS)
+            .and_then(|_| ensure_deps(&["bubblewrap"]))
+            .and_then(|_| ensure_deps(TEST_DEPS)),
+        Some("install") => install::run(&args[1..]),
         Some("train") => eval_tool("train", &args[1..]),
         Some("eval") => eval_tool("eval", &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build|demo|test|bench|train|eval|deps");
+            eprintln!("usage: cargo xtask build|demo|test|bench|install|train|eval|deps");
             std::process::exit(2);
         }
     };
@@ -51,11 +55,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bubblewrap", "bwrap"),
     ("clang-19", "clang-19"),
     ("bpftool", "bpftool"),
+    ("dbus", "dbus-daemon"),
+    ("systemd", "systemd-analyze"),
 ];
 
 /// What building shieldd needs: its build.rs compiles the eBPF programs
 /// with clang-19 against libbpf's headers and a vmlinux.h from bpftool.
 pub const BUILD_DEPS: &[&str] = &["clang-19", "libbpf-dev", "bpftool"];
+
+/// What the daemon-mode tests need: a private `dbus-daemon`, `busctl` and
+/// `systemd-analyze verify` (setpriv comes with util-linux, always there).
+pub const TEST_DEPS: &[&str] = &["dbus", "systemd"];
 
 /// Install missing distribution packages with apt-get (root only).
 pub fn ensure_deps(pkgs: &[&str]) -> Result<()> {
@@ -251,6 +261,7 @@ fn truncate(s: &str, n: usize) -> String {
 /// Lint and run every test (the README's test command; CI runs it).
 fn test(extra: &[String]) -> Result<()> {
     ensure_deps(BUILD_DEPS)?;
+    ensure_deps(TEST_DEPS)?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args([
         "clippy",

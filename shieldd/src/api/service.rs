@@ -310,6 +310,11 @@ impl DeferredService {
             if let Some(k) = kicked {
                 let _ = k.recv_timeout(BUILD_DELAY);
             }
+            // The service is gone (a session that ended within the delay):
+            // nobody can ask it anything, so nothing to build.
+            if Arc::strong_count(&c) == 1 {
+                return;
+            }
             // Lowest priority: the agent's own start-up comes first; the
             // build uses whatever CPU the agent leaves idle.
             // SAFETY: setpriority on this thread's own tid; no memory passed.

@@ -6,6 +6,10 @@ use std::net::{IpAddr, Ipv6Addr};
 pub(crate) const PATH_LEN: usize = 256;
 pub(crate) const ARGS_LEN: usize = 128;
 pub(crate) const COMM_LEN: usize = 16;
+/// Path bytes in a rule key (`SHIELD_KEY_PATH_LEN`).
+pub(crate) const KEY_PATH_LEN: usize = 252;
+/// Session slots of one loaded monitor (`SHIELD_MAX_SLOTS`).
+pub const MAX_SLOTS: u32 = 1024;
 
 const EV_EXEC: u32 = 1;
 const EV_OPEN: u32 = 2;
@@ -32,6 +36,8 @@ pub(crate) struct RawHdr {
     pub tid: u32,
     pub ppid: u32,
     pub uid: u32,
+    pub slot: u32,
+    pub _hpad: u32,
     pub cgroup_id: u64,
     pub ts_ns: u64,
     pub comm: [u8; COMM_LEN],
@@ -93,11 +99,47 @@ pub(crate) struct RawExit {
     pub _pad: u32,
 }
 
-/// Mirror of `struct shield_path_key` (LPM trie key without the prefix
-/// length, which aya's `Key` carries).
-pub(crate) type PathData = [u8; PATH_LEN];
+/// The path bytes of a rule key.
+pub(crate) type PathData = [u8; KEY_PATH_LEN];
+
+/// Mirror of `struct shield_path_key` without its prefix length (which
+/// aya's `Key` carries): the session slot, then the path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PathKeyData {
+    pub slot: u32,
+    pub path: PathData,
+}
+
+// SAFETY: PathKeyData is repr(C), a u32 and 252 bytes (256 bytes, no
+// padding), so every bit pattern is valid and it can be copied to the kernel.
+unsafe impl aya::Pod for PathKeyData {}
 
 /// Mirror of `struct shield_net_key` without its prefix length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct NetKeyData {
+    pub slot: u32,
+    pub net: NetData,
+}
+
+// SAFETY: repr(C), a u32 then NetData (20 bytes, alignment 2): 24 bytes
+// with no padding, every bit pattern valid.
+unsafe impl aya::Pod for NetKeyData {}
+
+/// Mirror of `struct shield_bind_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BindKey {
+    pub slot: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+// SAFETY: repr(C), u32 + u16 + u16, no padding, every bit pattern valid.
+unsafe impl aya::Pod for BindKey {}
+
+/// The protocol, port and address part of `struct shield_net_key`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct NetData {
@@ -167,6 +209,8 @@ pub struct EventMeta {
     pub ppid: u32,
     /// Real uid.
     pub uid: u32,
+    /// The session slot the task belongs to (see [`super::Monitor::add_session`]).
+    pub slot: u32,
     /// cgroup v2 id (the inode number of the cgroup directory).
     pub cgroup_id: u64,
     /// CLOCK_MONOTONIC nanoseconds at the event.
@@ -274,6 +318,7 @@ fn meta(h: &RawHdr) -> EventMeta {
         tid: h.tid,
         ppid: h.ppid,
         uid: h.uid,
+        slot: h.slot,
         cgroup_id: h.cgroup_id,
         ts_ns: h.ts_ns,
         comm: c_str(&h.comm, COMM_LEN),
@@ -302,6 +347,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Event {
             tid: 0,
             ppid: 0,
             uid: 0,
+            slot: u32::MAX,
             cgroup_id: 0,
             ts_ns: 0,
             comm: String::new(),
@@ -389,6 +435,7 @@ mod tests {
         assert_eq!(offset_of!(RawHdr, tid), c::OFF_shield_hdr_tid);
         assert_eq!(offset_of!(RawHdr, ppid), c::OFF_shield_hdr_ppid);
         assert_eq!(offset_of!(RawHdr, uid), c::OFF_shield_hdr_uid);
+        assert_eq!(offset_of!(RawHdr, slot), c::OFF_shield_hdr_slot);
         assert_eq!(offset_of!(RawHdr, cgroup_id), c::OFF_shield_hdr_cgroup_id);
         assert_eq!(offset_of!(RawHdr, ts_ns), c::OFF_shield_hdr_ts_ns);
         assert_eq!(offset_of!(RawHdr, comm), c::OFF_shield_hdr_comm);
@@ -446,12 +493,30 @@ mod tests {
         );
 
         // Keys: aya's lpm_trie::Key is { prefix_len: u32, data: K } repr(C).
-        assert_eq!(4 + size_of::<PathData>(), c::SIZE_shield_path_key);
-        assert_eq!(4, c::OFF_shield_path_key_path);
-        assert_eq!(4 + size_of::<NetData>(), c::SIZE_shield_net_key);
-        assert_eq!(4 + offset_of!(NetData, proto), c::OFF_shield_net_key_proto);
-        assert_eq!(4 + offset_of!(NetData, port_be), c::OFF_shield_net_key_port);
-        assert_eq!(4 + offset_of!(NetData, addr), c::OFF_shield_net_key_addr);
+        assert_eq!(4 + size_of::<PathKeyData>(), c::SIZE_shield_path_key);
+        assert_eq!(
+            4 + offset_of!(PathKeyData, slot),
+            c::OFF_shield_path_key_slot
+        );
+        assert_eq!(
+            4 + offset_of!(PathKeyData, path),
+            c::OFF_shield_path_key_path
+        );
+        assert_eq!(4 + size_of::<NetKeyData>(), c::SIZE_shield_net_key);
+        assert_eq!(4 + offset_of!(NetKeyData, slot), c::OFF_shield_net_key_slot);
+        let net = 4 + offset_of!(NetKeyData, net);
+        assert_eq!(
+            net + offset_of!(NetData, proto),
+            c::OFF_shield_net_key_proto
+        );
+        assert_eq!(
+            net + offset_of!(NetData, port_be),
+            c::OFF_shield_net_key_port
+        );
+        assert_eq!(net + offset_of!(NetData, addr), c::OFF_shield_net_key_addr);
+        assert_eq!(size_of::<BindKey>(), c::SIZE_shield_bind_key);
+        assert_eq!(offset_of!(BindKey, slot), c::OFF_shield_bind_key_slot);
+        assert_eq!(offset_of!(BindKey, port), c::OFF_shield_bind_key_port);
 
         assert_eq!(size_of::<RawConfig>(), c::SIZE_shield_config);
         assert_eq!(
@@ -491,6 +556,8 @@ mod tests {
             tid: 11,
             ppid: 1,
             uid: 0,
+            slot: 3,
+            _hpad: 0,
             cgroup_id: 99,
             ts_ns: 5,
             comm,
@@ -521,6 +588,7 @@ mod tests {
         let ev = decode(&bytes_of(&e));
         assert!(ev.meta.violation && ev.meta.killed && !ev.meta.denied);
         assert_eq!(ev.meta.comm, "test");
+        assert_eq!(ev.meta.slot, 3);
         assert_eq!(
             ev.kind,
             EventKind::Exec {

@@ -23,16 +23,26 @@
 //!   that gets one from socket(2) is killed as the call returns (while the
 //!   syscall hooks are attached; shieldd's seccomp baseline refuses them
 //!   first in any case).
-//! - the raw syscall hooks are attached only while needed (open events
-//!   recorded, or deny paths set): attached, they cost every system call on
-//!   the host a program run and the kernel's slow syscall path.
+//! - the raw syscall hooks are attached only while needed (some live
+//!   session records open events or has deny paths): attached, they cost
+//!   every system call on the host a program run and the kernel's slow
+//!   syscall path.
 //! - paths are cut at 255 bytes (flagged `truncated`; a truncated exec path
 //!   is never allowed).
 //!
-//! Typical use: [`Monitor::load`], [`Monitor::attach_cgroup`] on the agent's
-//! cgroup, fill the rules, [`Monitor::track_pid`] the gated child before it
-//! execs, then consume [`Monitor::next_event`] (or
-//! [`Monitor::take_event_stream`] to read from another task).
+//! One load serves many sessions: each has a slot, the value of its pids
+//! and cgroup in the tracking maps (a fork inherits its parent's), and every
+//! rule map is keyed by slot, so sessions with different policies share the
+//! programs. Every event carries its slot ([`EventMeta::slot`]).
+//!
+//! Typical use: [`Monitor::load`] once; per session [`Monitor::add_session`]
+//! (slot from [`Monitor::free_slot`], the agent's cgroup, its rules),
+//! [`Monitor::track_pid_in`] the gated child before it execs, and
+//! [`Monitor::remove_session`] when it ends; consume
+//! [`Monitor::next_event`] (or [`Monitor::take_event_stream`] to read from
+//! another task). The single-session methods ([`Monitor::attach_cgroup`],
+//! [`Monitor::track_pid`], [`Monitor::set_connect_rules`], ...) act on slot
+//! [`DEFAULT_SLOT`].
 
 mod events;
 mod policy_rules;
@@ -55,11 +65,63 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-pub use events::{Event, EventKind, EventMeta, NetOp};
+pub use events::{Event, EventKind, EventMeta, NetOp, MAX_SLOTS};
 pub use policy_rules::MonitorRules;
 pub use rules::{expand_globs, ConnectRule, PathRule, Protocol};
 
-use events::{NetData, PathData, RawConfig};
+use aya::programs::cgroup_sock::CgroupSockLinkId;
+use aya::programs::cgroup_sock_addr::CgroupSockAddrLinkId;
+use events::{BindKey, NetData, NetKeyData, PathData, PathKeyData, RawConfig};
+
+/// The slot the single-session methods act on.
+pub const DEFAULT_SLOT: u32 = 0;
+
+/// A session registered with [`Monitor::add_session`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionSlot(u32);
+
+impl SessionSlot {
+    /// The handle of a slot given to [`Monitor::add_session`].
+    pub fn from_raw(slot: u32) -> SessionSlot {
+        SessionSlot(slot)
+    }
+
+    /// The slot number (what [`EventMeta::slot`] carries).
+    pub fn slot(self) -> u32 {
+        self.0
+    }
+}
+
+/// What the monitor keeps per slot to update and clear its map entries.
+#[derive(Default)]
+struct SlotState {
+    active: bool,
+    /// Tasks may be tracked in this slot without [`Monitor::add_session`]
+    /// (the single-session methods): it counts as live for the syscall hooks.
+    tracking: bool,
+    config: RawConfig,
+    exec_keys: HashSet<(u32, PathData)>,
+    deny_keys: HashSet<(u32, PathData)>,
+    exec_deny_keys: HashSet<(u32, PathData)>,
+    net_keys: HashSet<(u32, NetData)>,
+    bind_set: HashSet<u16>,
+    cgroup_ids: Vec<u64>,
+    addr_links: Vec<(&'static str, CgroupSockAddrLinkId)>,
+    sock_links: Vec<CgroupSockLinkId>,
+    attached: Vec<PathBuf>,
+}
+
+/// The config of a slot no session holds: a straggler (a fork racing the
+/// removal) can neither reach the network nor exec anything.
+const INERT: RawConfig = RawConfig {
+    isolated: 1,
+    exec_enforce: 1,
+    exec_kill: 1,
+    file_kill: 0,
+    bind_enforce: 1,
+    deny_enforce: 0,
+    quiet: 1,
+};
 
 /// The compiled kernel programs.
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shield.bpf.o"));
@@ -250,6 +312,13 @@ fn lsm_list_has_bpf(list: &str) -> bool {
 /// executes any file it is given, so allowing its directory would allow
 /// everything.
 pub fn dynamic_loaders() -> Vec<PathRule> {
+    // Scanning the library directories costs tens of milliseconds; the
+    // loaders of a host do not change while a daemon runs.
+    static LOADERS: std::sync::OnceLock<Vec<PathRule>> = std::sync::OnceLock::new();
+    LOADERS.get_or_init(find_dynamic_loaders).clone()
+}
+
+fn find_dynamic_loaders() -> Vec<PathRule> {
     let patterns = [
         "/lib/ld-linux*.so*",
         "/lib64/ld-linux*.so*",
@@ -364,20 +433,15 @@ pub struct Monitor {
     _ebpf: Ebpf,
     tracked_pids: BpfHashMap<MapData, u32, u32>,
     tracked_cgroups: BpfHashMap<MapData, u64, u32>,
-    exec_allow: LpmTrie<MapData, PathData, u32>,
-    deny_paths: LpmTrie<MapData, PathData, u32>,
-    exec_deny: LpmTrie<MapData, PathData, u32>,
-    net_allow: LpmTrie<MapData, NetData, u32>,
-    bind_ports: BpfHashMap<MapData, u16, u32>,
+    exec_allow: LpmTrie<MapData, PathKeyData, u32>,
+    deny_paths: LpmTrie<MapData, PathKeyData, u32>,
+    exec_deny: LpmTrie<MapData, PathKeyData, u32>,
+    net_allow: LpmTrie<MapData, NetKeyData, u32>,
+    bind_ports: BpfHashMap<MapData, BindKey, u32>,
     config_map: Array<MapData, RawConfig>,
     lost: PerCpuArray<MapData, u64>,
-    config: RawConfig,
     stream: Option<EventStream>,
-    exec_keys: HashSet<(u32, PathData)>,
-    deny_keys: HashSet<(u32, PathData)>,
-    exec_deny_keys: HashSet<(u32, PathData)>,
-    net_keys: HashSet<(u32, NetData)>,
-    bind_set: HashSet<u16>,
+    slots: std::collections::HashMap<u32, SlotState>,
     attached: Vec<PathBuf>,
     /// Links of [`SYSCALL_HOOKS`] while attached.
     sys_links: Vec<(&'static str, BtfTracePointLinkId)>,
@@ -394,9 +458,10 @@ where
 }
 
 impl Monitor {
-    /// Load and verify every program, attach the tracepoints (tree, exec,
-    /// open) and size the maps. The cgroup programs are loaded here and
-    /// attached by [`Monitor::attach_cgroup`]. Nothing is enforced until
+    /// Load and verify every program, attach the tracepoints (tree, exec)
+    /// and size the maps. The syscall hooks (open) are attached once a live
+    /// slot needs them; the cgroup programs are loaded here and attached by
+    /// [`Monitor::attach_cgroup`] or [`Monitor::add_session`]. Nothing is enforced until
     /// rules are set, except that an attached cgroup has no network until
     /// [`Monitor::set_connect_rules`] allows some.
     pub fn load(cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
@@ -481,39 +546,65 @@ impl Monitor {
             config_map: take(&mut ebpf, "shield_cfg")?,
             lost: take(&mut ebpf, "lost")?,
             _ebpf: ebpf,
-            config: RawConfig {
-                exec_kill: 1,
-                ..RawConfig::default()
-            },
             stream: Some(EventStream {
                 fd: None,
                 ring: Some(ring),
             }),
-            exec_keys: HashSet::new(),
-            deny_keys: HashSet::new(),
-            exec_deny_keys: HashSet::new(),
-            net_keys: HashSet::new(),
-            bind_set: HashSet::new(),
+            slots: std::collections::HashMap::new(),
             attached: Vec::new(),
             sys_links: Vec::new(),
         };
-        mon.write_config()?;
+        mon.slot_mut(DEFAULT_SLOT)?.config = RawConfig {
+            exec_kill: 1,
+            ..RawConfig::default()
+        };
+        mon.write_config(DEFAULT_SLOT)?;
         Ok(mon)
     }
 
-    /// Write the config to the kernel, attaching the syscall hooks first
-    /// when it needs them (so a rule is never in force without its hook) and
-    /// detaching them after when nothing does.
-    fn write_config(&mut self) -> Result<(), MonitorError> {
-        let need = self.config.quiet == 0 || self.config.deny_enforce != 0;
+    fn slot_mut(&mut self, slot: u32) -> Result<&mut SlotState, MonitorError> {
+        if slot >= MAX_SLOTS {
+            return Err(MonitorError::Config(format!(
+                "session slot {slot} is out of range (0..{MAX_SLOTS})"
+            )));
+        }
+        Ok(self.slots.entry(slot).or_default())
+    }
+
+    /// Write a slot's config to the kernel, attaching the syscall hooks
+    /// first when some live slot needs them (so a rule is never in force
+    /// without its hook) and detaching them after when none does.
+    fn write_config(&mut self, slot: u32) -> Result<(), MonitorError> {
+        let cfg = self.slot_mut(slot)?.config;
+        let need = self.syscall_hooks_needed();
         if need {
             self.attach_syscall_hooks()?;
         }
         self.config_map
-            .set(0, self.config, 0)
+            .set(slot, cfg, 0)
             .map_err(|e| map_error("shield_cfg", e))?;
         if !need {
             self.detach_syscall_hooks()?;
+        }
+        Ok(())
+    }
+
+    /// Whether any live slot (a registered session, or one whose tasks are
+    /// tracked through the single-session methods) records open events (not
+    /// quiet) or has deny paths. Slots nobody holds are inert (quiet, no
+    /// deny paths) and need nothing.
+    fn syscall_hooks_needed(&self) -> bool {
+        self.slots.values().any(|st| {
+            (st.active || st.tracking) && (st.config.quiet == 0 || st.config.deny_enforce != 0)
+        })
+    }
+
+    /// Mark a slot as having tasks (single-session use) and bring the
+    /// syscall hooks in line before any of its tasks is tracked.
+    fn start_tracking(&mut self, slot: u32) -> Result<(), MonitorError> {
+        self.slot_mut(slot)?.tracking = true;
+        if self.syscall_hooks_needed() {
+            self.attach_syscall_hooks()?;
         }
         Ok(())
     }
@@ -553,26 +644,178 @@ impl Monitor {
     }
 
     /// Whether the raw syscall hooks (open checks and events, packet-socket
-    /// kill) are attached: only while open events are recorded (not quiet)
-    /// or deny paths are set. When they are not, the agent's seccomp filter
+    /// kill) are attached: only while some live session records open events
+    /// (not quiet) or has deny paths. When they are not, the agent's seccomp filter
     /// and missing capabilities already refuse packet sockets.
     pub fn syscall_hooks_attached(&self) -> bool {
         !self.sys_links.is_empty()
+    }
+
+    /// The lowest slot no session holds, if any is left.
+    pub fn free_slot(&self) -> Option<u32> {
+        (0..MAX_SLOTS).find(|s| !self.slots.get(s).is_some_and(|st| st.active))
+    }
+
+    /// Register a session: its slot's rules and quiet switch, then (given a
+    /// cgroup v2 directory) the network programs attached to that cgroup
+    /// and every task in it tracked under the slot. Track the agent with
+    /// [`Monitor::track_pid_in`] before it execs. On error nothing of the
+    /// session is left in the maps.
+    pub fn add_session(
+        &mut self,
+        slot: u32,
+        cgroup_v2_dir: Option<&Path>,
+        rules: &MonitorRules,
+        quiet: bool,
+    ) -> Result<SessionSlot, MonitorError> {
+        if self.slots.get(&slot).is_some_and(|s| s.active) {
+            return Err(MonitorError::Config(format!(
+                "session slot {slot} is in use"
+            )));
+        }
+        let st = self.slot_mut(slot)?;
+        st.active = true;
+        st.config = RawConfig {
+            quiet: u32::from(quiet),
+            ..RawConfig::default()
+        };
+        let handle = SessionSlot(slot);
+        let t0 = std::time::Instant::now();
+        let r = self.write_config(slot).and_then(|_| {
+            self.apply_slot(slot, rules)?;
+            tracing::debug!(
+                us = t0.elapsed().as_micros() as u64,
+                "session rules in the maps"
+            );
+            match cgroup_v2_dir {
+                Some(dir) => self.attach_cgroup_slot(slot, dir),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = r {
+            let _ = self.remove_session(handle);
+            return Err(e);
+        }
+        Ok(handle)
+    }
+
+    /// Unregister a session: detach its cgroup programs, drop its tracked
+    /// pids and cgroups and every rule entry of its slot, and leave the slot
+    /// inert (no network, no exec) until it is given to another session.
+    pub fn remove_session(&mut self, handle: SessionSlot) -> Result<(), MonitorError> {
+        let slot = handle.0;
+        let st = std::mem::take(self.slot_mut(slot)?);
+        let mut first_err: Option<MonitorError> = None;
+        let mut keep = |r: Result<(), MonitorError>| {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        };
+        for (name, link) in st.addr_links {
+            let r = self
+                ._ebpf
+                .program_mut(name)
+                .and_then(|p| <&mut CgroupSockAddr>::try_from(p).ok())
+                .map(|p| p.detach(link));
+            if let Some(Err(e)) = r {
+                keep(Err(program_error(name, "detach", e, "")));
+            }
+        }
+        for link in st.sock_links {
+            let r = self
+                ._ebpf
+                .program_mut("sock_create")
+                .and_then(|p| <&mut CgroupSock>::try_from(p).ok())
+                .map(|p| p.detach(link));
+            if let Some(Err(e)) = r {
+                keep(Err(program_error("sock_create", "detach", e, "")));
+            }
+        }
+        for id in st.cgroup_ids {
+            keep(remove_key(
+                &mut self.tracked_cgroups,
+                &id,
+                "tracked_cgroups",
+            ));
+        }
+        let pids: Vec<u32> = self
+            .tracked_pids
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|&(_, s)| s == slot)
+            .map(|(p, _)| p)
+            .collect();
+        for p in pids {
+            keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
+        }
+        let mut cur = st.exec_keys;
+        keep(sync_paths(
+            &mut self.exec_allow,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "exec_allow",
+        ));
+        let mut cur = st.deny_keys;
+        keep(sync_paths(
+            &mut self.deny_paths,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "deny_paths",
+        ));
+        let mut cur = st.exec_deny_keys;
+        keep(sync_paths(
+            &mut self.exec_deny,
+            slot,
+            &mut cur,
+            HashSet::new(),
+            "exec_deny",
+        ));
+        let mut cur = st.net_keys;
+        keep(sync_net(
+            &mut self.net_allow,
+            slot,
+            &mut cur,
+            HashSet::new(),
+        ));
+        for port in st.bind_set {
+            let k = BindKey {
+                slot,
+                port,
+                _pad: 0,
+            };
+            keep(remove_key(&mut self.bind_ports, &k, "bind_ports"));
+        }
+        self.attached.retain(|a| !st.attached.contains(a));
+        let inert = self.slot_mut(slot)?;
+        inert.config = INERT;
+        keep(self.write_config(slot));
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Attach the network programs (connect, sendmsg, bind, sock_create) to
     /// a cgroup v2 directory and track every task in it. From now on the
     /// cgroup's sockets may only reach what the connect rules allow.
     pub fn attach_cgroup(&mut self, cgroup_v2_dir: &Path) -> Result<(), MonitorError> {
+        self.attach_cgroup_slot(DEFAULT_SLOT, cgroup_v2_dir)
+    }
+
+    fn attach_cgroup_slot(&mut self, slot: u32, cgroup_v2_dir: &Path) -> Result<(), MonitorError> {
         let cg_err = |source| MonitorError::Cgroup {
             path: cgroup_v2_dir.to_path_buf(),
             source,
         };
         let file = File::open(cgroup_v2_dir).map_err(cg_err)?;
         let id = file.metadata().map_err(cg_err)?.ino();
+        self.start_tracking(slot)?;
         self.tracked_cgroups
-            .insert(id, 1, 0)
+            .insert(id, slot, 0)
             .map_err(|e| map_error("tracked_cgroups", e))?;
+        self.slot_mut(slot)?.cgroup_ids.push(id);
         let hint = "give a cgroup v2 directory and run as root";
         for &name in SOCK_ADDR_PROGRAMS {
             let prog: &mut CgroupSockAddr = self
@@ -581,8 +824,10 @@ impl Monitor {
                 .ok_or_else(|| map_error("programs", format!("{name} missing")))?
                 .try_into()
                 .map_err(|e| program_error(name, "attach", e, hint))?;
-            prog.attach(&file, CgroupAttachMode::Single)
+            let link = prog
+                .attach(&file, CgroupAttachMode::Single)
                 .map_err(|e| program_error(name, "attach", e, hint))?;
+            self.slot_mut(slot)?.addr_links.push((name, link));
         }
         let prog: &mut CgroupSock = self
             ._ebpf
@@ -590,8 +835,12 @@ impl Monitor {
             .ok_or_else(|| map_error("programs", "sock_create missing"))?
             .try_into()
             .map_err(|e| program_error("sock_create", "attach", e, hint))?;
-        prog.attach(&file, CgroupAttachMode::Single)
+        let link = prog
+            .attach(&file, CgroupAttachMode::Single)
             .map_err(|e| program_error("sock_create", "attach", e, hint))?;
+        let st = self.slot_mut(slot)?;
+        st.sock_links.push(link);
+        st.attached.push(cgroup_v2_dir.to_path_buf());
         self.attached.push(cgroup_v2_dir.to_path_buf());
         Ok(())
     }
@@ -599,8 +848,19 @@ impl Monitor {
     /// Track a process (and, through fork, its descendants). Call it for the
     /// gated agent child before it execs.
     pub fn track_pid(&mut self, pid: u32) -> Result<(), MonitorError> {
+        self.track_pid_in(DEFAULT_SLOT, pid)
+    }
+
+    /// Track a process (and its descendants) as part of a session's slot.
+    pub fn track_pid_in(&mut self, slot: u32, pid: u32) -> Result<(), MonitorError> {
+        if slot >= MAX_SLOTS {
+            return Err(MonitorError::Config(format!(
+                "session slot {slot} is out of range"
+            )));
+        }
+        self.start_tracking(slot)?;
         self.tracked_pids
-            .insert(pid, 1, 0)
+            .insert(pid, slot, 0)
             .map_err(|e| map_error("tracked_pids", e))
     }
 
@@ -622,27 +882,59 @@ impl Monitor {
     /// and UDP, v4, v6 and v4-mapped v6). New entries go in before stale
     /// ones are removed, so nothing allowed in both is ever refused.
     pub fn set_connect_rules(&mut self, rules: &[ConnectRule]) -> Result<(), MonitorError> {
+        self.set_connect_rules_in(DEFAULT_SLOT, rules)
+    }
+
+    /// [`Monitor::set_connect_rules`] for one slot.
+    pub fn set_connect_rules_in(
+        &mut self,
+        slot: u32,
+        rules: &[ConnectRule],
+    ) -> Result<(), MonitorError> {
         let new: HashSet<(u32, NetData)> = rules::net_entries(rules).into_iter().collect();
-        sync_trie(&mut self.net_allow, &mut self.net_keys, new, "net_allow")
+        let mut cur = std::mem::take(&mut self.slot_mut(slot)?.net_keys);
+        let r = sync_net(&mut self.net_allow, slot, &mut cur, new);
+        self.slot_mut(slot)?.net_keys = cur;
+        r
     }
 
     /// Replace the ports the agent may bind, and enforce them.
     pub fn set_bind_ports(&mut self, ports: &[u16]) -> Result<(), MonitorError> {
+        self.set_bind_ports_in(DEFAULT_SLOT, ports)
+    }
+
+    /// [`Monitor::set_bind_ports`] for one slot.
+    pub fn set_bind_ports_in(&mut self, slot: u32, ports: &[u16]) -> Result<(), MonitorError> {
         let new: HashSet<u16> = ports.iter().copied().collect();
-        for p in &new {
+        for &port in &new {
             self.bind_ports
-                .insert(p, 1, 0)
+                .insert(
+                    BindKey {
+                        slot,
+                        port,
+                        _pad: 0,
+                    },
+                    1,
+                    0,
+                )
                 .map_err(|e| map_error("bind_ports", e))?;
         }
-        for p in self.bind_set.difference(&new) {
-            match self.bind_ports.remove(p) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_error("bind_ports", e)),
-            }
+        let old = std::mem::take(&mut self.slot_mut(slot)?.bind_set);
+        for &port in old.difference(&new) {
+            remove_key(
+                &mut self.bind_ports,
+                &BindKey {
+                    slot,
+                    port,
+                    _pad: 0,
+                },
+                "bind_ports",
+            )?;
         }
-        self.bind_set = new;
-        self.config.bind_enforce = 1;
-        self.write_config()
+        let st = self.slot_mut(slot)?;
+        st.bind_set = new;
+        st.config.bind_enforce = 1;
+        self.write_config(slot)
     }
 
     /// Replace the exec allowlist and enforce it: any other program a
@@ -650,10 +942,19 @@ impl Monitor {
     /// [`KernelResponse::exec_kill`] is off). Symlinked rules are also
     /// entered in resolved form. See [`expand_globs`] for policy patterns.
     pub fn set_exec_allow(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        self.set_exec_allow_in(DEFAULT_SLOT, rules)
+    }
+
+    /// [`Monitor::set_exec_allow`] for one slot.
+    pub fn set_exec_allow_in(&mut self, slot: u32, rules: &[PathRule]) -> Result<(), MonitorError> {
         let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
-        sync_trie(&mut self.exec_allow, &mut self.exec_keys, new, "exec_allow")?;
-        self.config.exec_enforce = 1;
-        self.write_config()
+        let mut cur = std::mem::take(&mut self.slot_mut(slot)?.exec_keys);
+        let r = sync_paths(&mut self.exec_allow, slot, &mut cur, new, "exec_allow");
+        let st = self.slot_mut(slot)?;
+        st.exec_keys = cur;
+        r?;
+        st.config.exec_enforce = 1;
+        self.write_config(slot)
     }
 
     /// Replace the exec denylist: these programs are violations even when
@@ -661,45 +962,73 @@ impl Monitor {
     /// prefix rule. Give it [`dynamic_loaders`] so that `ld.so FILE` cannot
     /// run a FILE the allowlist does not admit.
     pub fn set_exec_deny(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        self.set_exec_deny_in(DEFAULT_SLOT, rules)
+    }
+
+    /// [`Monitor::set_exec_deny`] for one slot.
+    pub fn set_exec_deny_in(&mut self, slot: u32, rules: &[PathRule]) -> Result<(), MonitorError> {
         let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
-        sync_trie(
-            &mut self.exec_deny,
-            &mut self.exec_deny_keys,
-            new,
-            "exec_deny",
-        )
+        let mut cur = std::mem::take(&mut self.slot_mut(slot)?.exec_deny_keys);
+        let r = sync_paths(&mut self.exec_deny, slot, &mut cur, new, "exec_deny");
+        self.slot_mut(slot)?.exec_deny_keys = cur;
+        r
     }
 
     /// Replace the deny list: an open of one of these paths (as given,
     /// joined to the cwd, or as resolved after the open) is a violation.
     pub fn set_deny_paths(&mut self, rules: &[PathRule]) -> Result<(), MonitorError> {
+        self.set_deny_paths_in(DEFAULT_SLOT, rules)
+    }
+
+    /// [`Monitor::set_deny_paths`] for one slot.
+    pub fn set_deny_paths_in(&mut self, slot: u32, rules: &[PathRule]) -> Result<(), MonitorError> {
         let new: HashSet<(u32, PathData)> = rules::path_entries(rules)?.into_iter().collect();
         let any = !new.is_empty();
-        sync_trie(&mut self.deny_paths, &mut self.deny_keys, new, "deny_paths")?;
-        self.config.deny_enforce = u32::from(any);
-        self.write_config()
+        let mut cur = std::mem::take(&mut self.slot_mut(slot)?.deny_keys);
+        let r = sync_paths(&mut self.deny_paths, slot, &mut cur, new, "deny_paths");
+        let st = self.slot_mut(slot)?;
+        st.deny_keys = cur;
+        r?;
+        st.config.deny_enforce = u32::from(any);
+        self.write_config(slot)
     }
 
     /// Isolate (true): every connect, sendmsg and bind of the cgroup is
     /// refused, allowlist or not. Release with false.
     pub fn set_isolated(&mut self, isolated: bool) -> Result<(), MonitorError> {
-        self.config.isolated = u32::from(isolated);
-        self.write_config()
+        self.set_isolated_in(DEFAULT_SLOT, isolated)
+    }
+
+    /// [`Monitor::set_isolated`] for one slot.
+    pub fn set_isolated_in(&mut self, slot: u32, isolated: bool) -> Result<(), MonitorError> {
+        self.slot_mut(slot)?.config.isolated = u32::from(isolated);
+        self.write_config(slot)
     }
 
     /// Quiet (true): the kernel sends only violations, not every open,
     /// connect and bind, for sessions whose events nobody records. Opens
     /// then skip the path walk unless deny rules need it.
     pub fn set_quiet(&mut self, quiet: bool) -> Result<(), MonitorError> {
-        self.config.quiet = u32::from(quiet);
-        self.write_config()
+        self.set_quiet_in(DEFAULT_SLOT, quiet)
+    }
+
+    /// [`Monitor::set_quiet`] for one slot.
+    pub fn set_quiet_in(&mut self, slot: u32, quiet: bool) -> Result<(), MonitorError> {
+        self.slot_mut(slot)?.config.quiet = u32::from(quiet);
+        self.write_config(slot)
     }
 
     /// Choose what the kernel does on exec and file violations.
     pub fn set_response(&mut self, r: KernelResponse) -> Result<(), MonitorError> {
-        self.config.exec_kill = u32::from(r.exec_kill);
-        self.config.file_kill = u32::from(r.file_kill);
-        self.write_config()
+        self.set_response_in(DEFAULT_SLOT, r)
+    }
+
+    /// [`Monitor::set_response`] for one slot.
+    pub fn set_response_in(&mut self, slot: u32, r: KernelResponse) -> Result<(), MonitorError> {
+        let st = self.slot_mut(slot)?;
+        st.config.exec_kill = u32::from(r.exec_kill);
+        st.config.file_kill = u32::from(r.file_kill);
+        self.write_config(slot)
     }
 
     /// Records the kernel could not put in the ring buffer (it was full),
@@ -734,21 +1063,58 @@ impl Monitor {
     }
 }
 
-/// Bring an LPM trie to `new`: insert first, then remove what is stale.
-fn sync_trie<K: aya::Pod + Eq + std::hash::Hash>(
-    trie: &mut LpmTrie<MapData, K, u32>,
-    current: &mut HashSet<(u32, K)>,
-    new: HashSet<(u32, K)>,
+fn remove_key<K: aya::Pod>(
+    map: &mut BpfHashMap<MapData, K, u32>,
+    k: &K,
     name: &'static str,
 ) -> Result<(), MonitorError> {
+    match map.remove(k) {
+        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(e) => Err(map_error(name, e)),
+    }
+}
+
+/// Bring a slot's part of a path trie to `new`: insert first, then remove
+/// what is stale. Prefix lengths in `new` count the path only; the slot's
+/// 32 bits are added here.
+fn sync_paths(
+    trie: &mut LpmTrie<MapData, PathKeyData, u32>,
+    slot: u32,
+    current: &mut HashSet<(u32, PathData)>,
+    new: HashSet<(u32, PathData)>,
+    name: &'static str,
+) -> Result<(), MonitorError> {
+    let key = |bits: u32, path: PathData| Key::new(32 + bits, PathKeyData { slot, path });
     for (bits, data) in &new {
-        trie.insert(&Key::new(*bits, *data), 1, 0)
+        trie.insert(&key(*bits, *data), 1, 0)
             .map_err(|e| map_error(name, e))?;
     }
     for (bits, data) in current.difference(&new) {
-        match trie.remove(&Key::new(*bits, *data)) {
+        match trie.remove(&key(*bits, *data)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(e) => return Err(map_error(name, e)),
+        }
+    }
+    *current = new;
+    Ok(())
+}
+
+/// [`sync_paths`] for the network trie (prefix lengths count from proto).
+fn sync_net(
+    trie: &mut LpmTrie<MapData, NetKeyData, u32>,
+    slot: u32,
+    current: &mut HashSet<(u32, NetData)>,
+    new: HashSet<(u32, NetData)>,
+) -> Result<(), MonitorError> {
+    let key = |bits: u32, net: NetData| Key::new(32 + bits, NetKeyData { slot, net });
+    for (bits, data) in &new {
+        trie.insert(&key(*bits, *data), 1, 0)
+            .map_err(|e| map_error("net_allow", e))?;
+    }
+    for (bits, data) in current.difference(&new) {
+        match trie.remove(&key(*bits, *data)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_error("net_allow", e)),
         }
     }
     *current = new;

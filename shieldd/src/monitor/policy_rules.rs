@@ -129,12 +129,18 @@ impl MonitorRules {
 impl Monitor {
     /// Load a whole rule set into the kernel maps.
     pub fn apply(&mut self, r: &MonitorRules) -> Result<(), MonitorError> {
-        self.set_connect_rules(&r.connect)?;
-        self.set_bind_ports(&r.bind)?;
-        self.set_deny_paths(&r.deny_paths)?;
-        self.set_exec_deny(&r.exec_deny)?;
-        self.set_response(r.response)?;
-        self.set_exec_allow(&r.exec_allow)
+        self.apply_slot(super::DEFAULT_SLOT, r)
+    }
+
+    /// Load a whole rule set into one slot's part of the kernel maps
+    /// (replacing what it had: this is also how a policy is reloaded).
+    pub fn apply_slot(&mut self, slot: u32, r: &MonitorRules) -> Result<(), MonitorError> {
+        self.set_connect_rules_in(slot, &r.connect)?;
+        self.set_bind_ports_in(slot, &r.bind)?;
+        self.set_deny_paths_in(slot, &r.deny_paths)?;
+        self.set_exec_deny_in(slot, &r.exec_deny)?;
+        self.set_response_in(slot, r.response)?;
+        self.set_exec_allow_in(slot, &r.exec_allow)
     }
 }
 

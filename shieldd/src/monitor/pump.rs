@@ -187,3 +187,108 @@ pub async fn run(
         }
     }
 }
+
+/// Where each session slot's events go: its containment and the response
+/// policy in force (replaced on a policy reload).
+pub type Routes = std::sync::Arc<
+    std::sync::RwLock<std::collections::HashMap<u32, (Containment, ResponsePolicy)>>,
+>;
+
+fn route(routes: &Routes, e: &Event, touched: &mut Vec<u32>) {
+    let Ok(r) = routes.read() else { return };
+    match r.get(&e.meta.slot) {
+        Some((c, response)) => {
+            handle(e, c, response);
+            if !touched.contains(&e.meta.slot) {
+                touched.push(e.meta.slot);
+            }
+        }
+        // A slot with no session: a straggler of one that just ended.
+        None => tracing::debug!(slot = e.meta.slot, pid = e.meta.pid, "event of no session"),
+    }
+}
+
+fn flush_touched(routes: &Routes, touched: &mut Vec<u32>) {
+    if let Ok(r) = routes.read() {
+        for s in touched.iter() {
+            if let Some((c, _)) = r.get(s) {
+                c.flush();
+            }
+        }
+    }
+    touched.clear();
+}
+
+/// Asks the shared pump to handle everything the ring holds now, and
+/// says when it has: a session that has seen its agent exit waits on it so
+/// that the agent's last events (its violation, its exit) are handled
+/// before the session is reported ended.
+#[derive(Clone)]
+pub struct Drain(tokio::sync::mpsc::UnboundedSender<std::sync::mpsc::Sender<()>>);
+
+impl Drain {
+    /// A drain handle and the receiver [`run_routed`] serves.
+    pub fn new() -> (Drain, DrainRequests) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Drain(tx), DrainRequests(rx))
+    }
+
+    /// Block (a plain thread, not a runtime worker) until the pump has
+    /// handled what the ring held when this was called, or `timeout`.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.0.send(tx).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
+    }
+}
+
+/// The pump's side of [`Drain`].
+pub struct DrainRequests(tokio::sync::mpsc::UnboundedReceiver<std::sync::mpsc::Sender<()>>);
+
+/// [`run`] for a monitor shared by many sessions: each event goes to the
+/// session of its slot; [`Drain`] requests are answered once the ring is
+/// empty.
+pub async fn run_routed(
+    mut stream: EventStream,
+    routes: Routes,
+    mut drains: DrainRequests,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut touched = Vec::new();
+    loop {
+        tokio::select! {
+            Some(reply) = drains.0.recv() => {
+                while let Some(e) = stream.try_next_event() {
+                    route(&routes, &e, &mut touched);
+                }
+                flush_touched(&routes, &mut touched);
+                let _ = reply.send(());
+            }
+            ev = stream.next_event() => match ev {
+                Ok(e) => {
+                    route(&routes, &e, &mut touched);
+                    for _ in 0..4096 {
+                        match stream.try_next_event() {
+                            Some(e) => route(&routes, &e, &mut touched),
+                            None => break,
+                        }
+                    }
+                    flush_touched(&routes, &mut touched);
+                }
+                Err(err) => {
+                    tracing::error!("monitor: {err}");
+                    break;
+                }
+            },
+            _ = &mut stop => {
+                while let Some(e) = stream.try_next_event() {
+                    route(&routes, &e, &mut touched);
+                }
+                flush_touched(&routes, &mut touched);
+                break;
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::events::{NetData, PathData, PATH_LEN};
+use super::events::{NetData, PathData, KEY_PATH_LEN as PATH_LEN};
 use super::MonitorError;
 
 /// Transport protocol of a connect rule.

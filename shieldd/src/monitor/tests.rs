@@ -68,6 +68,11 @@ impl Drop for TestCgroup {
 /// awaited first because spawn() returns before the kernel has finished
 /// the exec of sh, and tracking it then would check sh itself.
 fn gated(script: &str, cg: &TestCgroup, mon: &mut Monitor) -> Child {
+    gated_in(script, cg, mon, DEFAULT_SLOT)
+}
+
+/// [`gated`] for a session slot.
+fn gated_in(script: &str, cg: &TestCgroup, mon: &mut Monitor, slot: u32) -> Child {
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("echo ready >&2; read x; {script}"))
@@ -82,7 +87,7 @@ fn gated(script: &str, cg: &TestCgroup, mon: &mut Monitor) -> Child {
     assert_eq!(&ready, b"ready\n");
     child.stderr = Some(stderr);
     cg.add(child.id());
-    mon.track_pid(child.id()).expect("track");
+    mon.track_pid_in(slot, child.id()).expect("track");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").expect("open the gate");
     child
@@ -753,12 +758,14 @@ async fn quiet_deny_checks_at_exit_and_hooks_follow_need() {
     std::os::unix::fs::symlink(dir.join("key"), &link).expect("symlink");
 
     let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    // Nothing tracked yet: no slot is live, the hooks stay detached.
+    assert!(!mon.syscall_hooks_attached());
+    mon.attach_cgroup(&cg.path).expect("attach");
     // Recording (not quiet): the syscall hooks are needed for open events.
     assert!(mon.syscall_hooks_attached());
     mon.set_quiet(true).expect("quiet");
     // Quiet with no deny paths: nothing to do per syscall, hooks detached.
     assert!(!mon.syscall_hooks_attached());
-    mon.attach_cgroup(&cg.path).expect("attach");
     mon.set_deny_paths(&[PathRule::Dir(dir.clone())])
         .expect("deny");
     assert!(mon.syscall_hooks_attached());
@@ -808,5 +815,139 @@ async fn quiet_deny_checks_at_exit_and_hooks_follow_need() {
     assert!(!mon.syscall_hooks_attached());
     mon.set_quiet(false).expect("recording");
     assert!(mon.syscall_hooks_attached());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn exec_rules(allow: &[&str]) -> MonitorRules {
+    MonitorRules {
+        connect: Vec::new(),
+        bind: Vec::new(),
+        exec_allow: allow.iter().map(|p| PathRule::Exact(p.into())).collect(),
+        exec_deny: Vec::new(),
+        deny_paths: Vec::new(),
+        response: KernelResponse::default(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_share_one_load_with_their_own_rules() {
+    if !root_or_skip("sessions_share_one_load_with_their_own_rules") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let (cga, cgb) = (TestCgroup::new("slot-a"), TestCgroup::new("slot-b"));
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    let a = mon.free_slot().expect("slot");
+    let ha = mon
+        .add_session(a, Some(&cga.path), &exec_rules(&[PY]), false)
+        .expect("session a");
+    let b = mon.free_slot().expect("slot");
+    assert_ne!(a, b);
+    let hb = mon
+        .add_session(
+            b,
+            Some(&cgb.path),
+            &exec_rules(&[PY, "/usr/bin/echo"]),
+            false,
+        )
+        .expect("session b");
+    assert!(mon.add_session(a, None, &exec_rules(&[]), false).is_err());
+
+    // echo is allowed in b only.
+    let ca = gated_in("exec /bin/echo FROM_A", &cga, &mut mon, a);
+    let pa = ca.id();
+    let (st, out, _) = finish(ca);
+    killed_silently(st, &out);
+    let cb = gated_in("exec /bin/echo FROM_B", &cgb, &mut mon, b);
+    let pb = cb.id();
+    let (st, out, _) = finish(cb);
+    assert!(st.success(), "{st:?}");
+    assert_eq!(out, "FROM_B\n");
+
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let exec_of = |pid| {
+        events
+            .iter()
+            .find(|e| e.meta.pid == pid && matches!(e.kind, EventKind::Exec { .. }))
+            .expect("exec event")
+    };
+    let (ea, eb) = (exec_of(pa), exec_of(pb));
+    assert_eq!((ea.meta.slot, ea.meta.violation), (a, true));
+    assert_eq!((eb.meta.slot, eb.meta.violation), (b, false));
+
+    // Removing b clears its rules: its slot is inert, echo is killed there now.
+    assert_eq!(ha.slot(), a);
+    mon.remove_session(hb).expect("remove b");
+    assert_eq!(mon.free_slot(), Some(b));
+    let (st, out, _) = finish(gated_in("exec /bin/echo AFTER", &cgb, &mut mon, b));
+    killed_silently(st, &out);
+    // a is untouched by b's removal: python still runs there.
+    let (st, out, _) = finish(gated_in(&py("print(1)"), &cga, &mut mon, a));
+    assert!(st.success(), "{st:?}");
+    assert_eq!(out, "1\n");
+}
+
+#[tokio::test]
+async fn syscall_hooks_follow_every_live_session() {
+    if !root_or_skip("syscall_hooks_follow_every_live_session") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let (cga, cgb) = (TestCgroup::new("hooks-a"), TestCgroup::new("hooks-b"));
+    let base = PathBuf::from(format!("/tmp/shieldd-hooks-{}", std::process::id()));
+    let dir = base.join("secrets");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("key"), "k").expect("file");
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    assert!(!mon.syscall_hooks_attached());
+
+    // a: quiet, no deny paths; b: quiet with a deny path. Only b needs them.
+    let a = mon.free_slot().expect("slot");
+    let ha = mon
+        .add_session(a, Some(&cga.path), &exec_rules(&[PY]), true)
+        .expect("session a");
+    assert!(!mon.syscall_hooks_attached());
+    let b = mon.free_slot().expect("slot");
+    let mut rb = exec_rules(&[PY]);
+    rb.deny_paths = vec![PathRule::Dir(dir.clone())];
+    let hb = mon
+        .add_session(b, Some(&cgb.path), &rb, true)
+        .expect("session b");
+    assert!(mon.syscall_hooks_attached());
+
+    // The check reads the config of the opener's own slot: b's open of the
+    // denied file is a violation of b; the same open in a is nothing.
+    let key = dir.join("key").display().to_string();
+    let code = format!("open(\"{key}\").close()\nprint(\"ok\")");
+    let ca = gated_in(&py(&code), &cga, &mut mon, a);
+    let pa = ca.id();
+    let (st, out, err) = finish(ca);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    let cb = gated_in(&py(&code), &cgb, &mut mon, b);
+    let pb = cb.id();
+    let (st, out, err) = finish(cb);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let opens_of = |pid: u32| {
+        events
+            .iter()
+            .filter(|e| {
+                e.meta.pid == pid && matches!(&e.kind, EventKind::Open { path, .. } if *path == key)
+            })
+            .map(|e| (e.meta.slot, e.meta.violation))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(opens_of(pa), Vec::<(u32, bool)>::new());
+    assert_eq!(opens_of(pb), vec![(b, true)]);
+
+    // b leaves: a alone needs nothing. a starts recording: needed again.
+    mon.remove_session(hb).expect("remove b");
+    assert!(!mon.syscall_hooks_attached());
+    mon.set_quiet_in(a, false).expect("recording");
+    assert!(mon.syscall_hooks_attached());
+    mon.remove_session(ha).expect("remove a");
+    assert!(!mon.syscall_hooks_attached());
     let _ = std::fs::remove_dir_all(&base);
 }

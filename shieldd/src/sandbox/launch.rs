@@ -28,6 +28,11 @@ pub struct ChildSpec {
     pub seccomp: Vec<BpfProgram>,
     /// Highest capability number of the kernel.
     pub cap_last: u32,
+    /// Descriptors to become the agent's stdin, stdout and stderr (the
+    /// daemon's caller passes its own); None = inherit ours.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// Directory to start in (the daemon's caller's); None = ours.
+    pub cwd: Option<CString>,
 }
 
 /// Credentials for `sandbox.user`.
@@ -67,6 +72,8 @@ pub enum Stage {
     Seccomp = 10,
     /// execve.
     Exec = 11,
+    /// chdir to the caller's working directory.
+    Chdir = 12,
 }
 
 impl Stage {
@@ -84,6 +91,7 @@ impl Stage {
             Landlock,
             Seccomp,
             Exec,
+            Chdir,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)
@@ -103,6 +111,7 @@ impl Stage {
             Stage::Landlock => "apply the Landlock ruleset",
             Stage::Seccomp => "install the seccomp filter",
             Stage::Exec => "execute",
+            Stage::Chdir => "enter the working directory",
         }
     }
 }
@@ -431,6 +440,20 @@ unsafe fn child_main(p: &Prepared, gate: RawFd, err: RawFd, parent: libc::pid_t)
         libc::_exit(125);
     }
     libc::close(gate);
+    if let Some(stdio) = &spec.stdio {
+        // The passed descriptors are all >= 3 (0-2 are the daemon's own),
+        // so no dup2 here overwrites one still to be copied.
+        for (target, fd) in stdio.iter().enumerate() {
+            if libc::dup2(fd.as_raw_fd(), target as RawFd) < 0 {
+                fail(err, Stage::CloseFds, errno());
+            }
+        }
+    }
+    if let Some(dir) = &spec.cwd {
+        if libc::chdir(dir.as_ptr()) != 0 {
+            fail(err, Stage::Chdir, errno());
+        }
+    }
     if !cloexec_from_3() {
         fail(err, Stage::CloseFds, errno());
     }

@@ -133,6 +133,21 @@ pub struct Request {
     /// The eBPF monitor will filter addresses, UDP and TCP connects in the
     /// kernel; without it Landlock and seccomp do what they can alone.
     pub monitor: bool,
+    /// Working directory of the agent (default: ours). The daemon launches
+    /// agents for callers elsewhere.
+    pub cwd: Option<PathBuf>,
+    /// The caller's environment (default: ours), before policy filtering.
+    pub env: Option<Vec<(OsString, OsString)>>,
+}
+
+impl Request {
+    /// A variable of the caller's environment.
+    fn var(&self, name: &str) -> Option<OsString> {
+        match &self.env {
+            Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            None => std::env::var_os(name),
+        }
+    }
 }
 
 /// A prepared launch: everything checked, nothing started.
@@ -179,9 +194,13 @@ pub fn prepare(policy: &Policy, req: &Request) -> Result<Prepared, SetupError> {
         ));
     }
 
-    let cwd = std::env::current_dir()
-        .map_err(|e| SetupError::Other(format!("cannot read the working directory: {e}")))?;
-    let home = std::env::var_os("HOME")
+    let cwd = match &req.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| SetupError::Other(format!("cannot read the working directory: {e}")))?,
+    };
+    let home = req
+        .var("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root"));
     let base = ResolveBase { home, cwd };
@@ -290,7 +309,7 @@ fn prepare_rest(
         .map(|globs| landlock::expand_exec_allow(globs))
         .transpose()
         .map_err(|e| SetupError::Other(format!("exec.allow: {e}")))?;
-    let program = resolve_command(argv0, &cwd)?;
+    let program = resolve_command(argv0, &cwd, req.var("PATH"))?;
     if let Some(allowed) = &allowed_exec {
         // Said now, clearly, rather than as a kill at the agent's first exec.
         let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
@@ -384,6 +403,11 @@ fn prepare_rest(
             landlock: landlock_fd,
             seccomp: filters,
             cap_last,
+            stdio: None,
+            cwd: match &req.cwd {
+                Some(d) => Some(cstring(d.as_os_str().as_bytes(), "working directory")?),
+                None => None,
+            },
         },
         fs,
         private_tmp,
@@ -440,12 +464,16 @@ fn make_private_dir(dir: &Path, ids: Option<&launch::Ids>) -> Result<(), SetupEr
 
 /// Find the program like execvp would, but before fork, so a missing
 /// command is reported clearly.
-fn resolve_command(argv0: &OsString, cwd: &Path) -> Result<PathBuf, SetupError> {
+fn resolve_command(
+    argv0: &OsString,
+    cwd: &Path,
+    path: Option<OsString>,
+) -> Result<PathBuf, SetupError> {
     let shown = argv0.to_string_lossy().into_owned();
     let candidates: Vec<PathBuf> = if argv0.as_bytes().contains(&b'/') {
         vec![cwd.join(argv0)]
     } else {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        let path = path.unwrap_or_else(|| "/usr/bin:/bin".into());
         std::env::split_paths(&path)
             .map(|d| d.join(argv0))
             .collect()
@@ -482,10 +510,16 @@ fn build_env(
         .map_err(|e| SetupError::Other(format!("env.remove: {e}")))?;
     let ours = ["SHIELD_SESSION", "TMPDIR"];
     let mut env: Vec<CString> = Vec::new();
-    for (k, v) in std::env::vars_os() {
+    let vars: Vec<(OsString, OsString)> = match &req.env {
+        Some(e) => e.clone(),
+        None => std::env::vars_os().collect(),
+    };
+    for (k, v) in vars {
         let ks = k.to_string_lossy();
         if remove.is_match(ks.as_ref())
             || ours.contains(&ks.as_ref())
+            // shieldd's own systemd sockets are not the agent's to use.
+            || crate::service::systemd::SYSTEMD_ENV.contains(&ks.as_ref())
             || req.extra_env.iter().any(|(n, _)| *n == ks)
         {
             continue;

@@ -1,0 +1,352 @@
+//! `shieldd daemon`: load the kernel programs once, keep the registry of
+//! sessions, write one audit trail for all of them, serve the control
+//! socket, and hand the operator-facing modules (D-Bus, metrics, alerts,
+//! systemd) their hooks through [`wire_extensions`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal as Sig};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use tokio::sync::broadcast;
+
+use super::config::DaemonConfig;
+use super::control::{self, Access};
+use super::hooks::Hooks;
+use super::registry::{clean_up_previous, Registry};
+use super::{Manager, SessionState, Signal};
+use crate::audit::AuditLog;
+use crate::monitor::{pump, Monitor, MonitorConfig};
+
+/// What the operator-facing modules get from the daemon.
+pub struct DaemonHandles {
+    /// The configuration the daemon runs with.
+    pub config: Arc<DaemonConfig>,
+    /// The session registry: every control operation goes through it.
+    pub manager: Arc<dyn Manager>,
+    /// Observers and signals: `hooks.add_observer(o)` tells `o` every audit
+    /// record of every session after it is written.
+    pub hooks: Arc<Hooks>,
+    /// Signals: the daemon sends `Violation`, `SessionStarted` and
+    /// `SessionEnded`; alerts send `Alert`. `subscribe()` to receive.
+    pub signals: broadcast::Sender<Signal>,
+    /// The daemon's tokio runtime (spawn servers on it).
+    pub runtime: tokio::runtime::Handle,
+    /// The audit trail file (`<audit_dir>/audit.jsonl`).
+    pub audit_trail: PathBuf,
+    /// The audit trail itself, for records that belong to no session's
+    /// containment (alerts).
+    pub audit: Arc<Mutex<AuditLog>>,
+}
+
+/// Where the lead wires the operator-facing modules in: called once, when
+/// the kernel programs are loaded, the registry exists and the control
+/// socket listens (so this is also the moment to tell systemd READY=1).
+/// An error stops the daemon (fail closed).
+pub fn wire_extensions(h: &DaemonHandles) -> Result<(), String> {
+    use super::{alerts, dbus, metrics, Alert};
+
+    let metrics = metrics::Metrics::new(Some(h.manager.clone()));
+    h.hooks.add_observer(metrics.clone());
+
+    // An alert is an `alert` record of its session (host-wide ones are the
+    // daemon's), told to the observers (metrics count it) and a D-Bus signal.
+    let (audit, hooks) = (h.audit.clone(), h.hooks.clone());
+    let sink: alerts::AlertSink = Arc::new(move |a: Alert| {
+        let session = a.session.clone().unwrap_or_else(|| "daemon".into());
+        let fields = serde_json::to_value(&a).unwrap_or(serde_json::Value::Null);
+        if let Ok(mut t) = audit.lock() {
+            if let Err(e) = t.record_for(&session, "alert", fields.clone(), true) {
+                eprintln!("shieldd daemon: {e}");
+            }
+        }
+        hooks.observe(&session, "alert", &fields);
+        hooks.signal(Signal::Alert(a));
+    });
+    let engine = alerts::AlertEngine::new(&h.config.alerts, sink).map_err(|e| e.to_string())?;
+    h.hooks.add_observer(engine);
+
+    if let Some(addr) = h.config.metrics.listen {
+        let m = metrics.clone();
+        serve_forever(&h.runtime, async move {
+            metrics::serve_metrics(addr, m)
+                .await
+                .map_err(|e| format!("metrics on {addr}: {e}"))
+        })?;
+    }
+    if h.config.dbus.enabled {
+        let gid = dbus::admin_gid(h.config.admin_group.as_deref()).map_err(|e| e.to_string())?;
+        let (cfg, manager, signals) = (
+            h.config.dbus.clone(),
+            h.manager.clone(),
+            h.signals.subscribe(),
+        );
+        serve_forever(&h.runtime, async move {
+            dbus::serve_dbus(&cfg, gid, manager, signals)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "D-Bus ({}): {e}; set `dbus: {{enabled: false}}` in the config to run without it",
+                        cfg.bus
+                    )
+                })
+        })?;
+    }
+    super::systemd::notify_ready();
+    let _ = super::systemd::spawn_watchdog();
+    Ok(())
+}
+
+/// How long a server (D-Bus connection, metrics listener) may take to start.
+const SERVER_START: Duration = Duration::from_secs(15);
+
+/// Start a server on the runtime and wait until it is up (or failed); its
+/// handle then lives as long as the runtime does.
+fn serve_forever<H: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    start: impl std::future::Future<Output = Result<H, String>> + Send + 'static,
+) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let start = async {
+            tokio::time::timeout(SERVER_START, start)
+                .await
+                .unwrap_or_else(|_| Err(format!("not up within {SERVER_START:?}")))
+        };
+        match start.await {
+            Ok(handle) => {
+                let _ = tx.send(Ok(()));
+                std::future::pending::<()>().await;
+                drop(handle);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    rx.recv()
+        .map_err(|_| "a server task ended before it started".to_string())?
+}
+
+/// How often host names of running sessions are resolved again.
+const DNS_REFRESH: Duration = Duration::from_secs(30);
+
+fn fail(msg: &str) -> i32 {
+    eprintln!("shieldd daemon: {msg}");
+    1
+}
+
+/// Run the daemon until SIGTERM/SIGINT; the process exit status.
+pub fn run_daemon(config: Option<&Path>) -> i32 {
+    run_daemon_with(config, wire_extensions)
+}
+
+/// [`run_daemon`] with another wiring function (tests, embedders).
+pub fn run_daemon_with(
+    config: Option<&Path>,
+    wire: impl FnOnce(&DaemonHandles) -> Result<(), String>,
+) -> i32 {
+    let cfg = match DaemonConfig::load(config) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Block the stop signals before any thread exists: every thread (and
+    // agent fork) inherits the mask, and the main thread takes them from
+    // a signalfd. Agents reset their mask before exec.
+    let mut mask = SigSet::empty();
+    for s in [Sig::SIGINT, Sig::SIGTERM, Sig::SIGHUP] {
+        mask.add(s);
+    }
+    if let Err(e) = mask.thread_block() {
+        return fail(&format!("cannot block signals: {e}"));
+    }
+    let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("signalfd: {e}")),
+    };
+
+    if let Err(e) = std::fs::create_dir_all(&cfg.audit_dir) {
+        return fail(&format!("audit directory {}: {e}", cfg.audit_dir.display()));
+    }
+    let trail = cfg.audit_dir.join("audit.jsonl");
+    let audit = match AuditLog::open(&trail, "daemon") {
+        Ok(a) => Arc::new(Mutex::new(a)),
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Agents of a previous instance: its watchdogs have killed them; make
+    // sure, and put it on record.
+    for id in clean_up_previous(&trail, &audit) {
+        eprintln!(
+            "shieldd daemon: session {id} of a previous instance was killed (daemon restarted)"
+        );
+    }
+
+    let t0 = Instant::now();
+    let mut monitor = match Monitor::load(&MonitorConfig {
+        max_tracked_pids: 65536,
+        max_path_rules: 65536,
+        max_net_rules: 16384,
+        max_bind_ports: 4096,
+        ring_bytes: 8 << 20,
+    }) {
+        Ok(m) => m,
+        Err(e) => {
+            return fail(&format!(
+                "{e}; the daemon does not run without its kernel programs"
+            ))
+        }
+    };
+    tracing::info!(
+        ms = t0.elapsed().as_millis() as u64,
+        "kernel programs loaded"
+    );
+    let Some(stream) = monitor.take_event_stream() else {
+        return fail("the monitor's event stream is unavailable");
+    };
+    let monitor = Arc::new(Mutex::new(monitor));
+
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("shieldd-daemon")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let routes: pump::Routes = Arc::default();
+    let (stop_pump, stop_rx) = tokio::sync::oneshot::channel();
+    let (drain, drains) = pump::Drain::new();
+    let pump_task = rt.spawn(pump::run_routed(stream, routes.clone(), drains, stop_rx));
+
+    let hooks = Arc::new(Hooks::new());
+    // Lost events cannot be told apart by session (the ring was full):
+    // they are recorded as the daemon's own, as soon as they are counted.
+    {
+        let (monitor, audit, hooks) = (monitor.clone(), audit.clone(), hooks.clone());
+        rt.spawn(async move {
+            let mut seen = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let total = monitor
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.lost_events().ok())
+                    .unwrap_or(seen);
+                if total > seen {
+                    let fields = serde_json::json!({"count": total - seen, "total": total});
+                    seen = total;
+                    if let Ok(mut a) = audit.lock() {
+                        let _ = a.record_for("daemon", "lost_events", fields.clone(), true);
+                    }
+                    hooks.observe("daemon", "lost_events", &fields);
+                    tracing::warn!("{} kernel events were lost (ring buffer full)", total);
+                }
+            }
+        });
+    }
+    let registry = Registry::new(
+        monitor.clone(),
+        routes,
+        drain,
+        audit.clone(),
+        hooks.clone(),
+        rt.handle().clone(),
+        cfg.session_socket_dir.clone(),
+        cfg.default_policy.clone(),
+        cfg.keep_ended,
+    );
+
+    // Host names of running sessions' policies, resolved again.
+    {
+        let registry = registry.clone();
+        let _ = std::thread::Builder::new()
+            .name("dns-refresh".into())
+            .spawn(move || loop {
+                std::thread::sleep(DNS_REFRESH);
+                registry.refresh_hosts();
+            });
+    }
+
+    let listener = match control::bind(&cfg.control_socket) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(&format!(
+                "control socket {}: {e}",
+                cfg.control_socket.display()
+            ))
+        }
+    };
+    let access = Access::new(cfg.admin_group.as_deref());
+    {
+        let registry = registry.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control::serve(listener, registry, access))
+        {
+            return fail(&format!("cannot start the control thread: {e}"));
+        }
+    }
+
+    let handles = DaemonHandles {
+        config: cfg.clone(),
+        manager: registry.clone(),
+        hooks: hooks.clone(),
+        signals: hooks.signals(),
+        runtime: rt.handle().clone(),
+        audit_trail: trail.clone(),
+        audit: audit.clone(),
+    };
+    {
+        let _g = rt.enter();
+        if let Err(e) = wire(&handles) {
+            let _ = std::fs::remove_file(&cfg.control_socket);
+            return fail(&e);
+        }
+    }
+    eprintln!(
+        "shieldd daemon: ready (control socket {}, audit trail {})",
+        cfg.control_socket.display(),
+        trail.display()
+    );
+
+    // Until told to stop.
+    loop {
+        match sfd.read_signal() {
+            Ok(Some(info)) if info.ssi_signo as i32 == libc::SIGHUP => continue,
+            Ok(Some(_)) => break,
+            Ok(None) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("shieldd daemon: signalfd: {e}");
+                break;
+            }
+        }
+    }
+    super::systemd::notify_stopping();
+    eprintln!("shieldd daemon: stopping; killing the sessions");
+    let _ = std::fs::remove_file(&cfg.control_socket);
+    for s in registry.sessions() {
+        if s.state != SessionState::Ended {
+            let _ = registry.kill(&s.id, "daemon stopping");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && registry
+            .sessions()
+            .iter()
+            .any(|s| s.state != SessionState::Ended)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = stop_pump.send(());
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), pump_task).await });
+    if let Ok(mut a) = audit.lock() {
+        let _ = a.flush();
+    }
+    rt.shutdown_timeout(Duration::from_millis(500));
+    0
+}
