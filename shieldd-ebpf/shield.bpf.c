@@ -152,7 +152,11 @@ struct {
 struct open_pending {
 	__u64 flags;
 	__u32 violation; /* already reported at entry */
-	__u32 slot;
+	__u32 deferred;  /* quiet: the path as given is checked at exit, on failure only */
+	__u64 upath;     /* deferred: the user pointer and dirfd of the call */
+	__s64 dfd;
+	__u32 slot;      /* the session whose rules apply at exit */
+	__u32 _pad;
 };
 
 struct {
@@ -466,63 +470,104 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 /* ---- open ---- */
 
-/* Entry: the path as given, joined to the cwd (or the dirfd's path) when it
- * is relative, checked against deny_paths. */
+/* The path as given to open, joined to the cwd (or the dirfd's path) when it
+ * is relative, into s->buf. Returns its length; *truncated is set when it did
+ * not fit or a directory could not be resolved. */
+static __always_inline long given_path(int dfd, const char *upath, struct scratch *s, int *truncated)
+{
+	char first = 0;
+	bpf_probe_read_user(&first, 1, upath);
+	long len = 0;
+	if (first == '/') {
+		len = bpf_probe_read_user_str(s->buf, SHIELD_PATH_LEN, upath);
+		return len > 0 ? len - 1 : 0;
+	}
+	if (dfd == AT_FDCWD) {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+		len = walk_path(BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), s);
+	} else {
+		struct file *f = fd_file(dfd);
+		len = f ? walk_file(f, s) : -1;
+	}
+	if (len < 0 || len >= SHIELD_PATH_LEN - 2) {
+		*truncated = 1;
+		return SHIELD_PATH_LEN - 1;
+	}
+	__u32 off = len;
+	if (off > 1) { /* "/" + "x" must not become "//x" */
+		s->buf[bound(off)] = '/';
+		off++;
+	}
+	long r = bpf_probe_read_user_str(&s->buf[bound(off)], SHIELD_PATH_LEN, upath);
+	if (r > 1)
+		off += r - 1;
+	if (off > SHIELD_PATH_LEN - 1) {
+		off = SHIELD_PATH_LEN - 1;
+		*truncated = 1;
+	}
+	s->buf[bound(off)] = 0;
+	return off;
+}
+
+/* Report an open (and kill per the response when it is a violation). */
+static __always_inline void open_event(struct scratch *s, long len, __u32 flags, __u64 oflags,
+				       __u32 slot)
+{
+	struct shield_open_event *e = reserve(sizeof(*e));
+	if (!e)
+		return;
+	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid(), slot);
+	e->path_len = len;
+	e->_pad = 0;
+	e->flags = oflags;
+	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Entry. Recording (not quiet): the path as given is built now, checked
+ * against deny_paths and sent. Quiet with deny rules: only the call's
+ * arguments are kept for the exit hook, which checks the file actually
+ * opened on success and the path as given only on failure (Landlock refuses
+ * denied paths, so that is where attempts show). Every violation the entry
+ * check would find is still found: a successful open of a denied path as
+ * given resolves into a denied tree too (rules are entered both as written
+ * and resolved), and a refused one is checked as given. This saves a
+ * dentry walk per successful open, the common case.
+ */
 static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id, slot = 0;
 	if (!slot_of(tgid, &slot))
 		return 0;
-	struct shield_config *qcfg = get_config(slot);
-	/* Nobody records opens and none can violate: skip the path walk. */
-	if (qcfg && qcfg->quiet && !qcfg->deny_enforce)
+	struct shield_config *cfg = get_config(slot);
+	if (!cfg)
 		return 0;
+	/* This session records no opens and none can violate: nothing to do. */
+	if (cfg->quiet && !cfg->deny_enforce)
+		return 0;
+	if (cfg->quiet) {
+		struct open_pending pend = {
+			.flags = oflags,
+			.deferred = 1,
+			.upath = (__u64)upath,
+			.dfd = dfd,
+			.slot = slot,
+		};
+		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
+		return 0;
+	}
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-
-	char first = 0;
-	bpf_probe_read_user(&first, 1, upath);
-	long len = 0;
 	int truncated = 0;
-	if (first == '/') {
-		len = bpf_probe_read_user_str(s->buf, SHIELD_PATH_LEN, upath);
-		len = len > 0 ? len - 1 : 0;
-	} else {
-		if (dfd == AT_FDCWD) {
-			struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-			len = walk_path(BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), s);
-		} else {
-			struct file *f = fd_file(dfd);
-			len = f ? walk_file(f, s) : -1;
-		}
-		if (len < 0 || len >= SHIELD_PATH_LEN - 2) {
-			truncated = 1;
-			len = SHIELD_PATH_LEN - 1;
-		} else {
-			__u32 off = len;
-			if (off > 1) { /* "/" + "x" must not become "//x" */
-				s->buf[bound(off)] = '/';
-				off++;
-			}
-			long r = bpf_probe_read_user_str(&s->buf[bound(off)], SHIELD_PATH_LEN, upath);
-			if (r > 1)
-				off += r - 1;
-			if (off > SHIELD_PATH_LEN - 1) {
-				off = SHIELD_PATH_LEN - 1;
-				truncated = 1;
-			}
-			s->buf[bound(off)] = 0;
-			len = off;
-		}
-	}
+	long len = given_path(dfd, upath, s, &truncated);
 	if (len < 0)
 		len = 0;
 
 	__u32 flags = truncated ? SHIELD_F_TRUNCATED : 0;
-	struct shield_config *cfg = get_config(slot);
-	if (cfg && cfg->deny_enforce) {
+	if (cfg->deny_enforce) {
 		if (path_in(&deny_paths, s, slot)) {
 			flags |= SHIELD_F_VIOLATION;
 			if (cfg->file_kill) {
@@ -535,24 +580,13 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 			.flags = oflags, .violation = flags & SHIELD_F_VIOLATION, .slot = slot};
 		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
 	}
-	if (cfg && cfg->quiet && !(flags & SHIELD_F_VIOLATION))
-		return 0;
-
-	struct shield_open_event *e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid(), slot);
-	e->path_len = len;
-	e->_pad = 0;
-	e->flags = oflags;
-	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
-	bpf_ringbuf_submit(e, 0);
+	open_event(s, len, flags, oflags, slot);
 	return 0;
 }
 
 /* Exit: on success, the path of the file actually opened (symlinks and ".."
- * resolved) is checked again; a match reported only here gets its own
- * violation record. */
+ * resolved) is checked; a match reported only here gets its own violation
+ * record. On failure, a deferred (quiet) call is checked as given. */
 static __always_inline int open_exit(long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -561,36 +595,41 @@ static __always_inline int open_exit(long ret)
 		return 0;
 	struct open_pending p = *pend;
 	bpf_map_delete_elem(&open_pending, &tid);
-	if (ret < 0 || p.violation)
+	if (p.violation)
 		return 0;
 	/* Resolving the opened file costs a dentry walk: only with rules. */
 	struct shield_config *cfg = get_config(p.slot);
 	if (!cfg || !cfg->deny_enforce)
 		return 0;
-	struct file *f = fd_file((int)ret);
-	if (!f)
-		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	long len = walk_file(f, s);
+	long len;
+	__u32 flags = SHIELD_F_VIOLATION;
+	if (ret < 0) {
+		if (!p.deferred)
+			return 0;
+		int truncated = 0;
+		len = given_path((int)p.dfd, (const char *)p.upath, s, &truncated);
+		if (truncated)
+			flags |= SHIELD_F_TRUNCATED;
+	} else {
+		struct file *f = fd_file((int)ret);
+		if (!f)
+			return 0;
+		len = walk_file(f, s);
+		if (len < 0) {
+			flags |= SHIELD_F_TRUNCATED;
+			len = SHIELD_PATH_LEN - 1;
+		}
+	}
 	if (!path_in(&deny_paths, s, p.slot))
 		return 0;
-
-	__u32 flags = SHIELD_F_VIOLATION | (len < 0 ? SHIELD_F_TRUNCATED : 0);
 	if (cfg->file_kill) {
 		bpf_send_signal(SIGKILL);
 		flags |= SHIELD_F_KILLED;
 	}
-	struct shield_open_event *e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid(), p.slot);
-	e->path_len = len < 0 ? SHIELD_PATH_LEN - 1 : len;
-	e->_pad = 0;
-	e->flags = p.flags;
-	bpf_probe_read_kernel(e->path, SHIELD_PATH_LEN, s->buf);
-	bpf_ringbuf_submit(e, 0);
+	open_event(s, len, flags, p.flags, p.slot);
 	return 0;
 }
 
@@ -605,14 +644,14 @@ static __always_inline int open_exit(long ret)
 #define NR_openat 257
 #define NR_openat2 437
 #define NR_socket 41
-#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_open -1 /* arm64 has only openat/openat2 */
 #define NR_creat -1
 #define NR_openat 56
 #define NR_openat2 437
 #define NR_socket 198
-#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+#define SYSCALL_NR(regs) ((regs)->syscallno)
 #else
 #error "shieldd-ebpf: add the open syscall numbers of this architecture"
 #endif
@@ -665,6 +704,8 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
+	/* A direct (BTF) load, not a probe-read helper call: this runs for
+	 * every system call on the host while attached. */
 	long id = SYSCALL_NR(regs);
 	if (id == NR_socket)
 		return socket_exit(regs, ret);

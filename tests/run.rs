@@ -973,8 +973,8 @@ fn double_forked_orphan_is_stopped_and_killed_with_the_tree() {
 import os, socket, time
 mid = os.fork()
 if mid == 0:
+    parent = os.getpid()
     if os.fork() == 0:
-        parent = os.getppid()
         while os.getppid() == parent:
             time.sleep(0.01)
         open("{pidfile}", "w").write(str(os.getpid()))

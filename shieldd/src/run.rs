@@ -232,7 +232,32 @@ pub fn launch_session(
         socket.to_string_lossy().into_owned(),
     ));
     let t0 = Instant::now();
-    let mut prepared = sandbox::prepare(policy, &req)?;
+    // The Landlock ruleset and the cgroup directories do not depend on each
+    // other (about a millisecond of kernel work each): side by side.
+    let make_cgroup = || -> Result<cgroup::SessionCgroup, SetupError> {
+        let layout = cgroup::Layout::discover()?;
+        Ok(cgroup::SessionCgroup::create(
+            &layout,
+            &req.session,
+            &policy.sandbox.limits,
+            req.degrade.contains(&sandbox::Degrade::CgroupLimits),
+        )?)
+    };
+    let (prepared, cg) = std::thread::scope(|s| {
+        let cg = std::thread::Builder::new()
+            .name("cgroup-create".into())
+            .spawn_scoped(s, make_cgroup);
+        let prepared = sandbox::prepare(policy, &req);
+        let cg = match cg {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(SetupError::Other("the cgroup setup thread panicked".into()))
+            }),
+            // No thread to spare: one after the other.
+            Err(_) => make_cgroup(),
+        };
+        (prepared, cg)
+    });
+    let mut prepared = prepared?;
     prepared.child.stdio = stdio;
     let tmp_guard = TmpGuard(prepared.private_tmp.clone());
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "prepared");
@@ -243,13 +268,7 @@ pub fn launch_session(
         tracing::info!("{n}");
     }
 
-    let layout = cgroup::Layout::discover()?;
-    let mut cg = cgroup::SessionCgroup::create(
-        &layout,
-        &req.session,
-        &policy.sandbox.limits,
-        req.degrade.contains(&sandbox::Degrade::CgroupLimits),
-    )?;
+    let mut cg = cg?;
     for m in &cg.missing_limits {
         warn(&format!(
             "degraded (allowed by --allow-degraded): cgroup-limits: limits.{m} not enforced"
@@ -339,6 +358,15 @@ fn launch_in(
     let policy = &opts.policy;
     let kill_fd = cg.open_kill_file().map_err(|e| (e.into(), None))?;
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
+    // Fork the agent now, gated, and place it in the v1 hierarchies (an RCU
+    // grace period) while the monitor, runtime and socket are set up. It
+    // runs nothing until released; dropped unreleased, it is killed.
+    let cg_dir = cg.open_dir().map_err(|e| (e.into(), None))?;
+    let gated = launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd()))
+        .map_err(|e| (e.into(), None))?;
+    let pid = gated.pid;
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent forked");
+    let placement = cg.add_in_background(pid, gated.in_cgroup);
 
     let quiet = env.audit.is_none();
     let monitor: MonitorSlot = if req.monitor {
@@ -467,25 +495,9 @@ fn launch_in(
         launch::reap(w.pid);
     };
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "watchdog started");
-    let cg_dir = match cg.open_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            stop_watchdog(watchdog);
-            return fail(e.into(), &monitor);
-        }
-    };
-    let gated = match launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd())) {
-        Ok(g) => g,
-        Err(e) => {
-            stop_watchdog(watchdog);
-            return fail(e.into(), &monitor);
-        }
-    };
-    let pid = gated.pid;
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent forked");
     deferred.start();
-    let placed = cg
-        .add(pid, gated.in_cgroup)
+    let placed = placement
+        .wait()
         .map_err(SetupError::from)
         .and_then(|_| match &monitor {
             Some((m, slot)) => m

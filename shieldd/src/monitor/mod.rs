@@ -20,7 +20,13 @@
 //!   user space), not refused: refusing needs BPF LSM. Landlock (issue 2)
 //!   is what makes a denied open fail.
 //! - packet sockets are not seen by cgroup/sock_create: a tracked process
-//!   that gets one from socket(2) is killed as the call returns.
+//!   that gets one from socket(2) is killed as the call returns (while the
+//!   syscall hooks are attached; shieldd's seccomp baseline refuses them
+//!   first in any case).
+//! - the raw syscall hooks are attached only while needed (some live
+//!   session records open events or has deny paths): attached, they cost
+//!   every system call on the host a program run and the kernel's slow
+//!   syscall path.
 //! - paths are cut at 255 bytes (flagged `truncated`; a truncated exec path
 //!   is never allowed).
 //!
@@ -53,6 +59,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tokio::io::unix::AsyncFd;
@@ -89,6 +96,9 @@ impl SessionSlot {
 #[derive(Default)]
 struct SlotState {
     active: bool,
+    /// Tasks may be tracked in this slot without [`Monitor::add_session`]
+    /// (the single-session methods): it counts as live for the syscall hooks.
+    tracking: bool,
     config: RawConfig,
     exec_keys: HashSet<(u32, PathData)>,
     deny_keys: HashSet<(u32, PathData)>,
@@ -116,14 +126,20 @@ const INERT: RawConfig = RawConfig {
 /// The compiled kernel programs.
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shield.bpf.o"));
 
-/// tp_btf programs: (program, tracepoint).
+/// tp_btf programs attached at load: (program, tracepoint).
 const BTF_TRACEPOINTS: &[(&str, &str)] = &[
     ("on_fork", "sched_process_fork"),
     ("on_exit", "sched_process_exit"),
     ("on_exec", "sched_process_exec"),
-    ("on_sys_enter", "sys_enter"),
-    ("on_sys_exit", "sys_exit"),
 ];
+
+/// The raw syscall hooks (opens, packet sockets). They run for every system
+/// call of every process on the host, and while any is attached every task
+/// takes the kernel's slow syscall path; so they are loaded (verified) at
+/// load time but attached only while something needs them: open events to
+/// record (not quiet) or deny paths to check. See [`Monitor::syscall_hooks_attached`].
+const SYSCALL_HOOKS: &[(&str, &str)] =
+    &[("on_sys_enter", "sys_enter"), ("on_sys_exit", "sys_exit")];
 
 /// cgroup sock_addr programs, attached per agent cgroup.
 const SOCK_ADDR_PROGRAMS: &[&str] = &[
@@ -427,6 +443,8 @@ pub struct Monitor {
     stream: Option<EventStream>,
     slots: std::collections::HashMap<u32, SlotState>,
     attached: Vec<PathBuf>,
+    /// Links of [`SYSCALL_HOOKS`] while attached.
+    sys_links: Vec<(&'static str, BtfTracePointLinkId)>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
@@ -440,9 +458,10 @@ where
 }
 
 impl Monitor {
-    /// Load and verify every program, attach the tracepoints (tree, exec,
-    /// open) and size the maps. The cgroup programs are loaded here and
-    /// attached by [`Monitor::attach_cgroup`]. Nothing is enforced until
+    /// Load and verify every program, attach the tracepoints (tree, exec)
+    /// and size the maps. The syscall hooks (open) are attached once a live
+    /// slot needs them; the cgroup programs are loaded here and attached by
+    /// [`Monitor::attach_cgroup`] or [`Monitor::add_session`]. Nothing is enforced until
     /// rules are set, except that an attached cgroup has no network until
     /// [`Monitor::set_connect_rules`] allows some.
     pub fn load(cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
@@ -483,7 +502,7 @@ impl Monitor {
                 MonitorError::Object { detail }
             })?;
 
-        for &(name, tp) in BTF_TRACEPOINTS {
+        for &(name, tp) in BTF_TRACEPOINTS.iter().chain(SYSCALL_HOOKS) {
             let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -492,8 +511,10 @@ impl Monitor {
                 .map_err(|e| program_error(name, "load", e, hint))?;
             prog.load(tp, &btf)
                 .map_err(|e| program_error(name, "load", e, hint))?;
-            prog.attach()
-                .map_err(|e| program_error(name, "attach", e, hint))?;
+            if !SYSCALL_HOOKS.iter().any(|&(n, _)| n == name) {
+                prog.attach()
+                    .map_err(|e| program_error(name, "attach", e, hint))?;
+            }
         }
         let hint = "cgroup sock_addr programs need CONFIG_CGROUP_BPF";
         for &name in SOCK_ADDR_PROGRAMS {
@@ -531,6 +552,7 @@ impl Monitor {
             }),
             slots: std::collections::HashMap::new(),
             attached: Vec::new(),
+            sys_links: Vec::new(),
         };
         mon.slot_mut(DEFAULT_SLOT)?.config = RawConfig {
             exec_kill: 1,
@@ -549,11 +571,84 @@ impl Monitor {
         Ok(self.slots.entry(slot).or_default())
     }
 
+    /// Write a slot's config to the kernel, attaching the syscall hooks
+    /// first when some live slot needs them (so a rule is never in force
+    /// without its hook) and detaching them after when none does.
     fn write_config(&mut self, slot: u32) -> Result<(), MonitorError> {
         let cfg = self.slot_mut(slot)?.config;
+        let need = self.syscall_hooks_needed();
+        if need {
+            self.attach_syscall_hooks()?;
+        }
         self.config_map
             .set(slot, cfg, 0)
-            .map_err(|e| map_error("shield_cfg", e))
+            .map_err(|e| map_error("shield_cfg", e))?;
+        if !need {
+            self.detach_syscall_hooks()?;
+        }
+        Ok(())
+    }
+
+    /// Whether any live slot (a registered session, or one whose tasks are
+    /// tracked through the single-session methods) records open events (not
+    /// quiet) or has deny paths. Slots nobody holds are inert (quiet, no
+    /// deny paths) and need nothing.
+    fn syscall_hooks_needed(&self) -> bool {
+        self.slots.values().any(|st| {
+            (st.active || st.tracking) && (st.config.quiet == 0 || st.config.deny_enforce != 0)
+        })
+    }
+
+    /// Mark a slot as having tasks (single-session use) and bring the
+    /// syscall hooks in line before any of its tasks is tracked.
+    fn start_tracking(&mut self, slot: u32) -> Result<(), MonitorError> {
+        self.slot_mut(slot)?.tracking = true;
+        if self.syscall_hooks_needed() {
+            self.attach_syscall_hooks()?;
+        }
+        Ok(())
+    }
+
+    fn attach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+        let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
+        for &(name, _) in SYSCALL_HOOKS {
+            if self.sys_links.iter().any(|&(n, _)| n == name) {
+                continue;
+            }
+            let prog: &mut BtfTracePoint = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            let link = prog
+                .attach()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            self.sys_links.push((name, link));
+        }
+        Ok(())
+    }
+
+    fn detach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+        while let Some((name, link)) = self.sys_links.pop() {
+            let prog: &mut BtfTracePoint = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
+                .try_into()
+                .map_err(|e| program_error(name, "detach", e, "a bug in shieldd"))?;
+            prog.detach(link)
+                .map_err(|e| program_error(name, "detach", e, "a bug in shieldd"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the raw syscall hooks (open checks and events, packet-socket
+    /// kill) are attached: only while some live session records open events
+    /// (not quiet) or has deny paths. When they are not, the agent's seccomp filter
+    /// and missing capabilities already refuse packet sockets.
+    pub fn syscall_hooks_attached(&self) -> bool {
+        !self.sys_links.is_empty()
     }
 
     /// The lowest slot no session holds, if any is left.
@@ -716,6 +811,7 @@ impl Monitor {
         };
         let file = File::open(cgroup_v2_dir).map_err(cg_err)?;
         let id = file.metadata().map_err(cg_err)?.ino();
+        self.start_tracking(slot)?;
         self.tracked_cgroups
             .insert(id, slot, 0)
             .map_err(|e| map_error("tracked_cgroups", e))?;
@@ -762,6 +858,7 @@ impl Monitor {
                 "session slot {slot} is out of range"
             )));
         }
+        self.start_tracking(slot)?;
         self.tracked_pids
             .insert(pid, slot, 0)
             .map_err(|e| map_error("tracked_pids", e))

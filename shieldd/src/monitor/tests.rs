@@ -741,6 +741,83 @@ fn policy_rules_apply_to_a_live_monitor() {
     killed_silently(st, &out);
 }
 
+#[tokio::test]
+async fn quiet_deny_checks_at_exit_and_hooks_follow_need() {
+    if !root_or_skip("quiet_deny_checks_at_exit_and_hooks_follow_need") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let cg = TestCgroup::new("quietdeny");
+    let base = PathBuf::from(format!("/tmp/shieldd-qdeny-{}", std::process::id()));
+    let dir = base.join("secrets");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("key"), "k").expect("file");
+    std::fs::write(base.join("secretsx"), "not denied").expect("sibling");
+    let link = base.join("innocent-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(dir.join("key"), &link).expect("symlink");
+
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    // Nothing tracked yet: no slot is live, the hooks stay detached.
+    assert!(!mon.syscall_hooks_attached());
+    mon.attach_cgroup(&cg.path).expect("attach");
+    // Recording (not quiet): the syscall hooks are needed for open events.
+    assert!(mon.syscall_hooks_attached());
+    mon.set_quiet(true).expect("quiet");
+    // Quiet with no deny paths: nothing to do per syscall, hooks detached.
+    assert!(!mon.syscall_hooks_attached());
+    mon.set_deny_paths(&[PathRule::Dir(dir.clone())])
+        .expect("deny");
+    assert!(mon.syscall_hooks_attached());
+    let b = base.display();
+    let code = format!(
+        "import os\nopen(\"{b}/secretsx\").close()\nopen(\"{b}/secrets/key\").close()\nos.chdir(\"{b}\")\nopen(\"secrets/key\").close()\nopen(\"innocent-link\").close()\ntry:\n    open(\"secrets/missing\")\nexcept OSError:\n    pass\ntry:\n    open(\"nothing-here\")\nexcept OSError:\n    pass\nprint(\"done\")"
+    );
+    let (st, out, err) = finish(gated(&py(&code), &cg, &mut mon));
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "done\n");
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let opens: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Open { path, .. } if path.starts_with(&*b.to_string()) => {
+                Some((path.clone(), e.meta.violation))
+            }
+            _ => None,
+        })
+        .collect();
+    let key = dir.join("key").display().to_string();
+    // Successful opens (absolute, relative, through a symlink): the file
+    // actually opened; the failed one: the path as given, joined to the cwd.
+    // Quiet: nothing but violations is sent.
+    assert_eq!(
+        opens.iter().filter(|o| o.0 == key && o.1).count(),
+        3,
+        "{opens:?}"
+    );
+    assert!(
+        opens.contains(&(format!("{b}/secrets/missing"), true)),
+        "{opens:?}"
+    );
+    assert_eq!(opens.len(), 4, "{opens:?}");
+
+    // The kill response still applies when the check runs at exit.
+    mon.set_response(KernelResponse {
+        exec_kill: true,
+        file_kill: true,
+    })
+    .expect("response");
+    let code = format!("open(\"{key}\").close()\nprint(\"after\")");
+    let (st, out, _) = finish(gated(&py(&code), &cg, &mut mon));
+    killed_silently(st, &out);
+
+    mon.set_deny_paths(&[]).expect("no deny");
+    assert!(!mon.syscall_hooks_attached());
+    mon.set_quiet(false).expect("recording");
+    assert!(mon.syscall_hooks_attached());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 fn exec_rules(allow: &[&str]) -> MonitorRules {
     MonitorRules {
         connect: Vec::new(),
@@ -808,4 +885,69 @@ async fn sessions_share_one_load_with_their_own_rules() {
     let (st, out, _) = finish(gated_in(&py("print(1)"), &cga, &mut mon, a));
     assert!(st.success(), "{st:?}");
     assert_eq!(out, "1\n");
+}
+
+#[tokio::test]
+async fn syscall_hooks_follow_every_live_session() {
+    if !root_or_skip("syscall_hooks_follow_every_live_session") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let (cga, cgb) = (TestCgroup::new("hooks-a"), TestCgroup::new("hooks-b"));
+    let base = PathBuf::from(format!("/tmp/shieldd-hooks-{}", std::process::id()));
+    let dir = base.join("secrets");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("key"), "k").expect("file");
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    assert!(!mon.syscall_hooks_attached());
+
+    // a: quiet, no deny paths; b: quiet with a deny path. Only b needs them.
+    let a = mon.free_slot().expect("slot");
+    let ha = mon
+        .add_session(a, Some(&cga.path), &exec_rules(&[PY]), true)
+        .expect("session a");
+    assert!(!mon.syscall_hooks_attached());
+    let b = mon.free_slot().expect("slot");
+    let mut rb = exec_rules(&[PY]);
+    rb.deny_paths = vec![PathRule::Dir(dir.clone())];
+    let hb = mon
+        .add_session(b, Some(&cgb.path), &rb, true)
+        .expect("session b");
+    assert!(mon.syscall_hooks_attached());
+
+    // The check reads the config of the opener's own slot: b's open of the
+    // denied file is a violation of b; the same open in a is nothing.
+    let key = dir.join("key").display().to_string();
+    let code = format!("open(\"{key}\").close()\nprint(\"ok\")");
+    let ca = gated_in(&py(&code), &cga, &mut mon, a);
+    let pa = ca.id();
+    let (st, out, err) = finish(ca);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    let cb = gated_in(&py(&code), &cgb, &mut mon, b);
+    let pb = cb.id();
+    let (st, out, err) = finish(cb);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    let opens_of = |pid: u32| {
+        events
+            .iter()
+            .filter(|e| {
+                e.meta.pid == pid && matches!(&e.kind, EventKind::Open { path, .. } if *path == key)
+            })
+            .map(|e| (e.meta.slot, e.meta.violation))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(opens_of(pa), Vec::<(u32, bool)>::new());
+    assert_eq!(opens_of(pb), vec![(b, true)]);
+
+    // b leaves: a alone needs nothing. a starts recording: needed again.
+    mon.remove_session(hb).expect("remove b");
+    assert!(!mon.syscall_hooks_attached());
+    mon.set_quiet_in(a, false).expect("recording");
+    assert!(mon.syscall_hooks_attached());
+    mon.remove_session(ha).expect("remove a");
+    assert!(!mon.syscall_hooks_attached());
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -266,6 +266,32 @@ impl SessionCgroup {
         Ok(())
     }
 
+    /// [`SessionCgroup::add`] on a thread of its own. Moving a process into
+    /// a v1 hierarchy waits for an RCU grace period (the threadgroup lock,
+    /// about 1.5 ms here); a gated child can be placed while the caller
+    /// prepares the rest. [`Placement::wait`] must succeed before the child
+    /// is released.
+    pub fn add_in_background(&self, pid: i32, skip_v2: bool) -> Placement {
+        let dirs: Vec<PathBuf> = self.dirs().skip(usize::from(skip_v2)).cloned().collect();
+        if dirs.is_empty() {
+            return Placement(None);
+        }
+        let placed = move || -> Result<(), CgroupError> {
+            for d in &dirs {
+                write(&d.join("cgroup.procs"), &pid.to_string())?;
+            }
+            Ok(())
+        };
+        match std::thread::Builder::new()
+            .name("cgroup-place".into())
+            .spawn(placed.clone())
+        {
+            Ok(h) => Placement(Some(PlacementState::Thread(h))),
+            // No thread: place it now.
+            Err(_) => Placement(Some(PlacementState::Done(placed()))),
+        }
+    }
+
     /// An fd of the v2 directory, for clone3's CLONE_INTO_CGROUP.
     pub fn open_dir(&self) -> Result<OwnedFd, CgroupError> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -365,6 +391,43 @@ impl SessionCgroup {
         }
         self.removed = true;
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// A placement started by [`SessionCgroup::add_in_background`]. Dropping
+/// it waits for the thread, so a child is never moved after its session
+/// gave up on it.
+#[derive(Debug)]
+pub struct Placement(Option<PlacementState>);
+
+#[derive(Debug)]
+enum PlacementState {
+    Thread(std::thread::JoinHandle<Result<(), CgroupError>>),
+    Done(Result<(), CgroupError>),
+}
+
+impl Placement {
+    /// Wait until the child is in every hierarchy of the session.
+    pub fn wait(mut self) -> Result<(), CgroupError> {
+        match self.0.take() {
+            None => Ok(()),
+            Some(PlacementState::Done(r)) => r,
+            Some(PlacementState::Thread(h)) => h.join().unwrap_or_else(|_| {
+                Err(io_err(
+                    "place the agent in",
+                    Path::new("cgroup.procs"),
+                    io::Error::other("the placing thread panicked"),
+                ))
+            }),
+        }
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        if let Some(PlacementState::Thread(h)) = self.0.take() {
+            let _ = h.join();
+        }
     }
 }
 

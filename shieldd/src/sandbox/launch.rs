@@ -216,12 +216,21 @@ impl GatedChild {
     }
 
     /// Abort: the child sees EOF on its gate and exits without running.
-    pub fn abort(mut self) {
-        self.gate.take();
-        // SAFETY: signalling and reaping our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+    pub fn abort(self) {
+        // Drop does it.
+    }
+}
+
+/// A child never released (the caller returned early) is killed and
+/// reaped, not left waiting at its gate or as a zombie.
+impl Drop for GatedChild {
+    fn drop(&mut self) {
+        if self.gate.take().is_some() {
+            // SAFETY: signalling and reaping our own child, still gated.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            }
         }
     }
 }

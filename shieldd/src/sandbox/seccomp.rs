@@ -253,6 +253,91 @@ fn x32_guard() -> BpfProgram {
 mod tests {
     use super::*;
 
+    /// The kernel's seccomp_is_const_allow (kernel/seccomp.c): run a filter
+    /// for one syscall number with only `nr` and `arch` known. Some(true):
+    /// the kernel caches "allow" for that number in its per-filter bitmap
+    /// and never runs the filter for it again; None: it must run each time.
+    fn const_allow(f: &[sock_filter], nr: u32, arch: u32) -> Option<bool> {
+        const LD_W_ABS: u16 = 0x20;
+        const RET_K: u16 = 0x06;
+        const JA: u16 = 0x05;
+        const JEQ_K: u16 = 0x15;
+        const JGE_K: u16 = 0x35;
+        const JGT_K: u16 = 0x25;
+        const JSET_K: u16 = 0x45;
+        const AND_K: u16 = 0x54;
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        for _ in 0..=f.len() {
+            let insn = f.get(pc)?;
+            match insn.code {
+                LD_W_ABS => match insn.k {
+                    0 => acc = nr,
+                    4 => acc = arch,
+                    _ => return None,
+                },
+                RET_K => return Some(insn.k == libc::SECCOMP_RET_ALLOW),
+                JA => pc += insn.k as usize,
+                JEQ_K | JGE_K | JGT_K | JSET_K => {
+                    let taken = match insn.code {
+                        JEQ_K => acc == insn.k,
+                        JGE_K => acc >= insn.k,
+                        JGT_K => acc > insn.k,
+                        _ => acc & insn.k != 0,
+                    };
+                    pc += usize::from(if taken { insn.jt } else { insn.jf });
+                }
+                AND_K => acc &= insn.k,
+                _ => return None,
+            }
+            pc += 1;
+        }
+        None
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn unconditionally_allowed_calls_hit_the_kernel_cache() {
+        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+        let filters = build_filters(SocketRules { deny_udp: false }).expect("compiles");
+        let hot = [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_close,
+            libc::SYS_connect,
+            libc::SYS_execve,
+            libc::SYS_wait4,
+            libc::SYS_mmap,
+            libc::SYS_futex,
+        ];
+        for nr in hot {
+            for f in &filters {
+                assert_eq!(
+                    const_allow(f, nr as u32, AUDIT_ARCH_X86_64),
+                    Some(true),
+                    "syscall {nr} is not a constant allow: the filter would run on every call"
+                );
+            }
+        }
+        // The look-alikes: argument-dependent and denied calls are not.
+        let eperm = &filters[0];
+        assert_eq!(
+            const_allow(eperm, libc::SYS_socket as u32, AUDIT_ARCH_X86_64),
+            None
+        );
+        assert_eq!(
+            const_allow(eperm, libc::SYS_ioctl as u32, AUDIT_ARCH_X86_64),
+            None
+        );
+        assert_eq!(
+            const_allow(eperm, libc::SYS_ptrace as u32, AUDIT_ARCH_X86_64),
+            Some(false)
+        );
+        // Another architecture never gets the cached allow.
+        assert_ne!(const_allow(eperm, 0, 0x4000_0003), Some(true));
+    }
+
     #[test]
     fn filters_compile_and_cover_the_baseline() {
         let f = build_filters(SocketRules { deny_udp: true }).expect("compiles");
