@@ -19,39 +19,13 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shieldd::scan::{exfil, pii, secrets};
 
+mod common;
+
 fn corpus() -> Vec<String> {
     let dir = std::env::var_os("SHIELDD_EVAL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/work/shared/eval"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let mut texts = Vec::new();
-    for f in files {
-        let Ok(data) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        for line in data.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if let Some(t) = v.get("text").and_then(|t| t.as_str()) {
-                    texts.push(t.to_string());
-                }
-            }
-        }
-    }
-    if texts.is_empty() {
-        eprintln!("no corpus in {}: using a synthetic one", dir.display());
-        let para = "The meeting moved to Tuesday at 10:30; call +1 202 555 0143 or mail \
-                    jane.roe@corp-mail.org. Order 4111111111111112 shipped (v1.2.3). \
-                    token = \"qZ3x9Kf0Lm2Pq8Rs7Tu6Vw5Xy\" and see https://docs.rs/regex.\n";
-        texts = (0..2000).map(|i| format!("{i}: {para}")).collect();
-    }
-    texts
+    common::corpus(&dir)
 }
 
 type Layer = fn(&str, &mut Vec<shield_client::wire::Finding>);

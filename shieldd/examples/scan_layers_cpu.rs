@@ -23,30 +23,9 @@ fn cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-fn corpus(dir: &PathBuf) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let mut texts = Vec::new();
-    for f in files {
-        let Ok(data) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        for line in data.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if let Some(t) = v.get("text").and_then(|t| t.as_str()) {
-                    texts.push(t.to_string());
-                }
-            }
-        }
-    }
-    texts
-}
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::corpus;
 
 type Layer = fn(&str, &mut Vec<Finding>);
 
