@@ -445,6 +445,10 @@ pub struct Monitor {
     attached: Vec<PathBuf>,
     /// Links of [`SYSCALL_HOOKS`] while attached.
     sys_links: Vec<(&'static str, BtfTracePointLinkId)>,
+    /// Keep the syscall hooks once attached (daemon mode): detaching a
+    /// tracepoint waits for an RCU grace period, milliseconds that every
+    /// short session would otherwise pay at its start.
+    sticky_hooks: bool,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
@@ -553,6 +557,7 @@ impl Monitor {
             slots: std::collections::HashMap::new(),
             attached: Vec::new(),
             sys_links: Vec::new(),
+            sticky_hooks: false,
         };
         mon.slot_mut(DEFAULT_SLOT)?.config = RawConfig {
             exec_kill: 1,
@@ -583,10 +588,18 @@ impl Monitor {
         self.config_map
             .set(slot, cfg, 0)
             .map_err(|e| map_error("shield_cfg", e))?;
-        if !need {
+        if !need && !self.sticky_hooks {
             self.detach_syscall_hooks()?;
         }
         Ok(())
+    }
+
+    /// Keep the syscall hooks attached once a session has needed them, for
+    /// a long-running daemon where sessions come and go: an idle host then
+    /// pays the hooks' early exit for untracked tasks on every system call,
+    /// and each session start saves the attach and detach.
+    pub fn keep_syscall_hooks(&mut self, keep: bool) {
+        self.sticky_hooks = keep;
     }
 
     /// Whether any live slot (a registered session, or one whose tasks are

@@ -951,3 +951,28 @@ async fn syscall_hooks_follow_every_live_session() {
     assert!(!mon.syscall_hooks_attached());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[tokio::test]
+async fn daemon_keeps_syscall_hooks_between_sessions() {
+    if !root_or_skip("daemon_keeps_syscall_hooks_between_sessions") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let cg = TestCgroup::new("sticky");
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    mon.keep_syscall_hooks(true);
+    // Nothing needs them yet: not attached just because they are sticky.
+    assert!(!mon.syscall_hooks_attached());
+    let slot = mon.free_slot().expect("slot");
+    let mut rules = exec_rules(&[PY]);
+    rules.deny_paths = vec![PathRule::Dir(PathBuf::from("/nonexistent-shieldd-sticky"))];
+    let h = mon
+        .add_session(slot, Some(&cg.path), &rules, true)
+        .expect("session");
+    assert!(mon.syscall_hooks_attached());
+    mon.remove_session(h).expect("remove");
+    assert!(
+        mon.syscall_hooks_attached(),
+        "sticky hooks stay attached when the last session that needed them leaves"
+    );
+}

@@ -201,6 +201,7 @@ pub fn run_daemon_with(
         ms = t0.elapsed().as_millis() as u64,
         "kernel programs loaded"
     );
+    monitor.keep_syscall_hooks(true);
     let Some(stream) = monitor.take_event_stream() else {
         return fail("the monitor's event stream is unavailable");
     };
