@@ -683,14 +683,20 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
                         .args(["--", "/bin/true"])
                         .current_dir(&work),
                 )?;
+                if i > 0 {
+                    bare.push(a);
+                    via.push(b);
+                }
+            }
+            // Apart: a standalone session loads and frees the eBPF programs,
+            // and the kernel's teardown would land on the next command.
+            for i in 0..rounds + 1 {
                 let c = time(
                     Command::new(shieldd)
                         .args(["run", "--standalone", "--", "/bin/true"])
                         .current_dir(&work),
                 )?;
                 if i > 0 {
-                    bare.push(a);
-                    via.push(b);
                     alone.push(c);
                 }
             }
@@ -717,7 +723,7 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
         us(percentile(&mut via, 0.9)),
         us(percentile(&mut alone, 0.9)),
     );
-    println!("daemon launch overhead, {rounds} interleaved rounds (microseconds)");
+    println!("daemon launch overhead, {rounds} interleaved rounds of bare and through the daemon, then {rounds} standalone rounds (microseconds)");
     println!("| command | median | p90 | minus bare (median) |");
     println!("|---|---:|---:|---:|");
     println!("| /bin/true | {mb:.0} | {pb:.0} | - |");
