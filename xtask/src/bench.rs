@@ -31,6 +31,10 @@ pub fn run(args: &[String]) -> Result<()> {
         daemon_overhead(&shieldd, rounds)?;
         println!();
     }
+    if want("daemon-scan") {
+        daemon_scan(&shieldd, 32, 3.0)?;
+        println!();
+    }
     if want("syscalls") {
         syscall_overhead(&shieldd, 5)?;
         println!();
@@ -628,49 +632,77 @@ pub fn event_throughput(shieldd: &Path) -> Result<()> {
 /// `shieldd run -- /bin/true` through a running daemon (kernel programs
 /// loaded once) against standalone `shieldd run` (loaded per session) and
 /// bare `/bin/true`, interleaved round by round.
-fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("shieldd-bench-daemon-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work)?;
-    let control = dir.join("control.sock");
-    let cfg = dir.join("config.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "audit_dir: {d}/log\ncontrol_socket: {c}\nsession_socket_dir: {d}/sessions\nkeep_ended: 10s\ndbus: {{enabled: false}}\n",
-            d = dir.display(),
-            c = control.display()
-        ),
-    )?;
-    let log = std::fs::File::create(dir.join("daemon.log"))?;
-    let mut daemon = Command::new(shieldd)
-        .args(["daemon", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("start shieldd daemon")?;
-    let ready = (|| {
+/// A `shieldd daemon` with a temporary config, stopped (SIGTERM) on drop.
+struct BenchDaemon {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    control: std::path::PathBuf,
+}
+
+impl BenchDaemon {
+    fn start(shieldd: &Path, tag: &str) -> Result<BenchDaemon> {
+        let dir = std::env::temp_dir().join(format!("shieldd-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("work"))?;
+        let control = dir.join("control.sock");
+        let cfg = dir.join("config.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "audit_dir: {d}/log\ncontrol_socket: {c}\nsession_socket_dir: {d}/sessions\nkeep_ended: 10s\ndbus: {{enabled: false}}\n",
+                d = dir.display(),
+                c = control.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("daemon.log"))?;
+        let child = Command::new(shieldd)
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("start shieldd daemon")?;
+        let d = BenchDaemon {
+            child,
+            dir,
+            control,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = Command::new(shieldd)
                 .args(["sessions", "--control"])
-                .arg(&control)
+                .arg(&d.control)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ok {
-                return true;
+                return Ok(d);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        false
-    })();
-    let result = if ready {
+        Err(anyhow::anyhow!(
+            "the daemon did not come up: {}",
+            std::fs::read_to_string(d.dir.join("daemon.log")).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling the daemon we started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
+    let daemon = BenchDaemon::start(shieldd, "daemon")?;
+    let (work, control) = (daemon.dir.join("work"), daemon.control.clone());
+    let result = {
         (|| -> Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
             let (mut bare, mut via, mut alone) = (Vec::new(), Vec::new(), Vec::new());
             for i in 0..rounds + 1 {
@@ -702,15 +734,8 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
             }
             Ok((bare, via, alone))
         })()
-    } else {
-        Err(anyhow::anyhow!(
-            "the daemon did not come up: {}",
-            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-        ))
     };
-    // SAFETY: signalling the daemon we started.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let _ = daemon.wait();
+    drop(daemon);
     let (mut bare, mut via, mut alone) = result?;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (mb, mv, ma) = (
@@ -739,7 +764,103 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
         "through daemon minus bare: {:.2} ms (target <= 5 ms)",
         (mv - mb) / 1000.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Scan API under load through the daemon: N sessions, each an agent
+/// (shield-client's `scan_load` example) scanning 1 KiB texts in a loop
+/// through its own session socket, all started at once; total scans/s and
+/// pooled latency, for 1 and for `sessions` concurrent sessions.
+fn daemon_scan(shieldd: &Path, sessions: usize, secs: f64) -> Result<()> {
+    super::sh(super::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "shield-client",
+        "--example",
+        "scan_load",
+    ]))?;
+    let agent = super::root().join("target/release/examples/scan_load");
+    let daemon = BenchDaemon::start(shieldd, "daemon-scan")?;
+    let work = daemon.dir.join("work");
+    let policy = daemon.dir.join("agent.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nname: scan-load\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, {bin}]\n    write: [./]\n  exec:\n    allow: [{agent}]\n",
+            bin = agent.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+            agent = agent.display()
+        ),
+    )?;
+    println!("scan API through the daemon, 1 KiB inbound scans, {secs} s per figure, every session its own agent and socket (release)");
+    println!("| sessions | scans/s (all sessions) | p50 µs | p99 µs | errors |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut single = (0.0, 0.0);
+    for n in [1, sessions] {
+        let go = work.join(format!("go-{n}"));
+        let mut children = Vec::new();
+        for i in 0..n {
+            let child = Command::new(shieldd)
+                .arg("run")
+                .arg("--control")
+                .arg(&daemon.control)
+                .args(["--session", &format!("load-{n}-{i}"), "--policy"])
+                .arg(&policy)
+                .arg("--")
+                .arg(&agent)
+                .arg(secs.to_string())
+                .arg(&go)
+                .current_dir(&work)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("shieldd run scan_load")?;
+            children.push(child);
+        }
+        // Every session up (its socket answering) before the start signal.
+        std::thread::sleep(Duration::from_millis(500 + 50 * n as u64));
+        std::fs::write(&go, "")?;
+        let (mut lat, mut scans, mut errors) = (Vec::new(), 0u64, 0u64);
+        for c in children {
+            let o = c.wait_with_output()?;
+            let line = String::from_utf8_lossy(&o.stdout);
+            let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| {
+                format!(
+                    "a scan_load session said: {line} / {}",
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })?;
+            scans += v["scans"].as_u64().unwrap_or(0);
+            errors += v["errors"].as_u64().unwrap_or(0);
+            if let Some(a) = v["latencies_us"].as_array() {
+                lat.extend(
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(Duration::from_micros),
+                );
+            }
+        }
+        if lat.is_empty() {
+            return Err(anyhow::anyhow!("no scan completed with {n} sessions"));
+        }
+        let rate = scans as f64 / secs;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let p99 = us(percentile(&mut lat, 0.99));
+        println!(
+            "| {n} | {rate:.0} | {:.0} | {p99:.0} | {errors} |",
+            us(percentile(&mut lat, 0.5)),
+        );
+        if n == 1 {
+            single = (rate, p99);
+        } else {
+            println!(
+                "{n} sessions / 1 session: throughput {:.2}, p99 {:.2}",
+                rate / single.0,
+                p99 / single.1
+            );
+        }
+    }
+    drop(daemon);
     Ok(())
 }
 

@@ -492,6 +492,9 @@ impl Monitor {
             .map_max_entries("tracked_pids", cfg.max_tracked_pids)
             .map_max_entries("exec_allow", cfg.max_path_rules)
             .map_max_entries("deny_paths", cfg.max_path_rules)
+            // The dynamic loaders, per session: sized like the other path
+            // maps so that every slot can hold its entries.
+            .map_max_entries("exec_deny", cfg.max_path_rules)
             .map_max_entries("net_allow", cfg.max_net_rules)
             .map_max_entries("bind_ports", cfg.max_bind_ports)
             .load(BPF_OBJECT)

@@ -976,3 +976,29 @@ async fn daemon_keeps_syscall_hooks_between_sessions() {
         "sticky hooks stay attached when the last session that needed them leaves"
     );
 }
+
+#[tokio::test]
+async fn many_sessions_each_get_their_loader_rules() {
+    if !root_or_skip("many_sessions_each_get_their_loader_rules") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+    let mut rules = exec_rules(&[PY]);
+    rules.exec_deny = (0..4)
+        .map(|i| PathRule::Exact(format!("/usr/lib/ld-shieldd-test-{i}.so").into()))
+        .collect();
+    // More sessions than the programs' built-in default of 64 loader
+    // entries allows: every map is sized for every slot.
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let slot = mon.free_slot().expect("slot");
+        handles.push(
+            mon.add_session(slot, None, &rules, true)
+                .unwrap_or_else(|e| panic!("session {slot}: {e}")),
+        );
+    }
+    for h in handles {
+        mon.remove_session(h).expect("remove");
+    }
+}
