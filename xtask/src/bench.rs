@@ -804,7 +804,11 @@ fn daemon_scan(shieldd: &Path, sessions: usize, secs: f64) -> Result<()> {
                 .arg("run")
                 .arg("--control")
                 .arg(&daemon.control)
-                .args(["--session", &format!("load-{n}-{i}"), "--policy"])
+                .args([
+                    "--session",
+                    &format!("load-{}-{n}-{i}", std::process::id()),
+                    "--policy",
+                ])
                 .arg(&policy)
                 .arg("--")
                 .arg(&agent)
