@@ -220,6 +220,22 @@ fn policy(dir: &TempDir, name: &str, extra: &str) -> PathBuf {
     )
 }
 
+/// Two policies that differ in one program: python only; python and echo.
+fn exec_policies(dir: &TempDir) -> (PathBuf, PathBuf) {
+    (
+        policy(
+            dir,
+            "only-python",
+            "  exec:\n    allow: [/usr/bin/python3.11]\n",
+        ),
+        policy(
+            dir,
+            "python-echo",
+            "  exec:\n    allow: [/usr/bin/python3.11, /usr/bin/echo]\n",
+        ),
+    )
+}
+
 /// A Python agent that prints `ready` and then waits.
 fn sleeper() -> Vec<&'static str> {
     vec![
@@ -238,16 +254,7 @@ fn concurrent_sessions_and_a_violation_in_one_leaves_the_others_running() {
     let d = TempDir::new("daemon-multi");
     let daemon = Daemon::start(d.path());
     // Three policies: exec of python only; the default; python and echo.
-    let only_py = policy(
-        &d,
-        "only-python",
-        "  exec:\n    allow: [/usr/bin/python3.11]\n",
-    );
-    let py_echo = policy(
-        &d,
-        "python-echo",
-        "  exec:\n    allow: [/usr/bin/python3.11, /usr/bin/echo]\n",
-    );
+    let (only_py, py_echo) = exec_policies(&d);
     let mut a = daemon.run("multi-a", Some(&only_py), &sleeper());
     let mut b = daemon.run("multi-b", None, &sleeper());
     a.wait_line("ready");
@@ -673,16 +680,7 @@ fn reload_policy_replaces_the_kernel_rules_of_a_running_session() {
     let _g = serial();
     let d = TempDir::new("daemon-reload");
     let daemon = Daemon::start(d.path());
-    let only_py = policy(
-        &d,
-        "only-python",
-        "  exec:\n    allow: [/usr/bin/python3.11]\n",
-    );
-    let py_echo = policy(
-        &d,
-        "python-echo",
-        "  exec:\n    allow: [/usr/bin/python3.11, /usr/bin/echo]\n",
-    );
+    let (only_py, py_echo) = exec_policies(&d);
     let go = d.path().join("go");
     let code = format!(
         "import os, time\nprint('ready', flush=True)\nwhile not os.path.exists({go:?}): time.sleep(0.02)\nos.execv('/usr/bin/echo', ['echo', 'allowed'])\n",
