@@ -460,17 +460,23 @@ fn launch_in(
         (MonitorSource::Own, Some((m, _))) => {
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
             let stream = m.lock().ok().and_then(|mut m| m.take_event_stream());
-            stream.map(|stream| {
-                (
-                    env.rt.spawn(pump::run(
-                        stream,
-                        containment.clone(),
-                        policy.response.clone(),
-                        stop_rx,
-                    )),
-                    stop_tx,
-                )
-            })
+            match stream.map(|stream| {
+                pump::spawn_dedicated(pump::run(
+                    stream,
+                    containment.clone(),
+                    policy.response.clone(),
+                    stop_rx,
+                ))
+            }) {
+                Some(Ok(handle)) => Some((handle, stop_tx)),
+                Some(Err(e)) => {
+                    return fail(
+                        SetupError::Other(format!("cannot start the event pump: {e}")),
+                        &monitor,
+                    )
+                }
+                None => None,
+            }
         }
         (MonitorSource::Shared { routes, .. }, Some((_, slot))) => {
             if let Ok(mut r) = routes.write() {

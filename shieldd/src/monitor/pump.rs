@@ -292,3 +292,41 @@ pub async fn run_routed(
         }
     }
 }
+
+/// Run a pump on a thread and runtime of its own. Containment must not
+/// wait for a runtime that is busy with the scan API: a scan can hold a
+/// worker (the scanner is built on first use, a large text takes a while),
+/// and a violation handled late is a kill that arrives after the agent has
+/// done what it wanted. The handle can be awaited from any runtime.
+pub fn spawn_dedicated<F>(fut: F) -> std::io::Result<tokio::task::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("shieldd-pump".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            let handle = rt.spawn(async move {
+                fut.await;
+                let _ = done_tx.send(());
+            });
+            if tx.send(Ok(handle)).is_err() {
+                return;
+            }
+            // A current-thread runtime runs its tasks only inside block_on.
+            let _ = rt.block_on(done_rx);
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the pump thread ended before it started"))?
+}

@@ -219,7 +219,11 @@ pub fn run_daemon_with(
     let routes: pump::Routes = Arc::default();
     let (stop_pump, stop_rx) = tokio::sync::oneshot::channel();
     let (drain, drains) = pump::Drain::new();
-    let pump_task = rt.spawn(pump::run_routed(stream, routes.clone(), drains, stop_rx));
+    let pump_task =
+        match pump::spawn_dedicated(pump::run_routed(stream, routes.clone(), drains, stop_rx)) {
+            Ok(t) => t,
+            Err(e) => return fail(&format!("cannot start the event pump: {e}")),
+        };
 
     let hooks = Arc::new(Hooks::new());
     // Lost events cannot be told apart by session (the ring was full):
