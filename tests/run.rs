@@ -1055,7 +1055,14 @@ print("SURVIVED", flush=True)
 "#,
         p = l.port
     );
-    let o = run_in(d.path(), None, &[], &[PY, "-c", &code]);
+    // Every open recorded (as in the demo): the pump has work to do.
+    let ev = d.path().join("events.jsonl");
+    let o = run_in(
+        d.path(),
+        None,
+        &["--events", ev.to_str().unwrap()],
+        &[PY, "-c", &code],
+    );
     let out = stdout(&o);
     // "refused" may or may not be printed: the kill can come first.
     assert!(out.contains("scan True"), "{out}\n{}", stderr(&o));
