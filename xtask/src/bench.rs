@@ -242,13 +242,15 @@ elif kind == "forkexec":
 print(time.perf_counter() - t, cpu() - c0)
 "#;
 
-/// Issue 3: syscall overhead on the supervised agent, bare against under
-/// `shieldd run` with the monitor, interleaved; the time is measured inside
-/// the agent, so launch cost is excluded.
-pub fn syscall_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
-    let work = std::env::temp_dir().join("shieldd-bench-syscalls");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
+/// An empty directory at `dir` (whatever was there is removed).
+fn fresh_dir(dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+/// A loopback TCP port that accepts and drops every connection.
+fn sink_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
@@ -256,6 +258,16 @@ pub fn syscall_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
             drop(s);
         }
     });
+    Ok(port)
+}
+
+/// Issue 3: syscall overhead on the supervised agent, bare against under
+/// `shieldd run` with the monitor, interleaved; the time is measured inside
+/// the agent, so launch cost is excluded.
+pub fn syscall_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
+    let work = std::env::temp_dir().join("shieldd-bench-syscalls");
+    fresh_dir(&work)?;
+    let port = sink_port()?;
     let policy = bench_policy(&work, port)?;
     let script = work.join("loops.py");
     std::fs::write(&script, SYSCALL_LOOPS)?;
@@ -339,15 +351,8 @@ pub fn syscall_layers(shieldd: &Path, rounds: usize) -> Result<()> {
     }
     let layers = root.join("target/release/examples/layers");
     let work = std::env::temp_dir().join("shieldd-bench-layers");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            drop(s);
-        }
-    });
+    fresh_dir(&work)?;
+    let port = sink_port()?;
     let plain = bench_policy(&work, port)?;
     let deny = work.join("bench-policy-deny.yaml");
     std::fs::write(

@@ -343,6 +343,12 @@ impl DeferredService {
 }
 
 fn unavailable(why: &str) -> Verdict {
+    blocked_unavailable(format!("the scanner could not be built: {why}"))
+}
+
+/// The verdict when no scanner can answer: blocked (fail closed), with one
+/// `service_unavailable` finding saying why.
+pub(crate) fn blocked_unavailable(detail: String) -> Verdict {
     Verdict {
         action: Action::Block,
         blocked: true,
@@ -352,7 +358,7 @@ fn unavailable(why: &str) -> Verdict {
             start: 0,
             end: 0,
             score: 1.0,
-            detail: format!("the scanner could not be built: {why}"),
+            detail,
         }],
         redacted: None,
         latency_us: 0,

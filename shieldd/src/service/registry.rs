@@ -92,21 +92,7 @@ impl Service for SwapService {
 }
 
 fn unavailable() -> shield_client::wire::Verdict {
-    use shield_client::wire::{Action, Finding, FindingKind, Verdict};
-    Verdict {
-        action: Action::Block,
-        blocked: true,
-        findings: vec![Finding {
-            kind: FindingKind::ToolPolicy,
-            ty: "service_unavailable".into(),
-            start: 0,
-            end: 0,
-            score: 1.0,
-            detail: "the session's service is unavailable".into(),
-        }],
-        redacted: None,
-        latency_us: 0,
-    }
+    crate::api::service::blocked_unavailable("the session's service is unavailable".into())
 }
 
 /// What an ended session's socket would answer (it is closed by then).
