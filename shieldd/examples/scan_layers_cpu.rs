@@ -1,5 +1,6 @@
-//! Per-layer throughput of the data detectors in thread CPU time (a shared,
-//! loaded machine inflates wall-clock figures; CPU time does not move much).
+//! Per-layer throughput of every scanner layer, and of the whole scanner, in
+//! thread CPU time (a shared, loaded machine inflates wall-clock figures;
+//! CPU time does not move much).
 //! Development aid beside the criterion bench `benches/scan_layers.rs`.
 //!
 //! ```text
@@ -8,7 +9,12 @@
 use std::path::PathBuf;
 
 use shield_client::wire::Finding;
-use shieldd::scan::{exfil, pii, secrets};
+use std::sync::OnceLock;
+
+use shield_client::wire::Direction;
+use shieldd::policy::ScanPolicy;
+use shieldd::scan::injection::InjectionRules;
+use shieldd::scan::{decode, exfil, learned, normalize, pii, secrets, Scanner};
 
 fn cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
@@ -33,10 +39,48 @@ fn exfil_layer(text: &str, out: &mut Vec<Finding>) {
     exfil::detect(text, &[], out);
 }
 
-const LAYERS: [(&str, Layer); 3] = [
+fn normalize_layer(text: &str, _out: &mut Vec<Finding>) {
+    std::hint::black_box(normalize::normalize(text));
+}
+
+/// Normalisation included: the rules only ever see normalised text.
+fn injection_layer(text: &str, out: &mut Vec<Finding>) {
+    if let Ok(rules) = InjectionRules::builtin() {
+        rules.scan_all(&normalize::normalize(text), out);
+    }
+}
+
+fn learned_layer(text: &str, _out: &mut Vec<Finding>) {
+    std::hint::black_box(learned::score(text));
+}
+
+fn decode_layer(text: &str, _out: &mut Vec<Finding>) {
+    let mut budget = decode::DEFAULT_BUDGET;
+    std::hint::black_box(decode::find_encoded(text, &mut budget));
+}
+
+fn scanner() -> Option<&'static Scanner> {
+    static S: OnceLock<Option<Scanner>> = OnceLock::new();
+    S.get_or_init(|| Scanner::new(&ScanPolicy::default(), Vec::new()).ok())
+        .as_ref()
+}
+
+/// The whole scanner, inbound (every layer on under the default policy).
+fn scanner_layer(text: &str, out: &mut Vec<Finding>) {
+    if let Some(s) = scanner() {
+        out.extend(s.scan(text, Direction::Inbound).findings);
+    }
+}
+
+const LAYERS: [(&str, Layer); 8] = [
+    ("normalize", normalize_layer),
+    ("inject", injection_layer),
+    ("learned", learned_layer),
+    ("decode", decode_layer),
     ("pii", pii::detect),
     ("secrets", secrets::detect),
     ("exfil", exfil_layer),
+    ("SCANNER", scanner_layer),
 ];
 
 fn measure(texts: &[String], layer: Layer, rounds: usize) -> (f64, usize) {
