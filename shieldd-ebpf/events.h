@@ -26,6 +26,8 @@
 #define SHIELD_KEY_PATH_LEN 252
 /* Session slots: one per supervised session of a loaded monitor. */
 #define SHIELD_MAX_SLOTS 1024
+/* Index of the lost-record counters for tasks in no session slot. */
+#define SHIELD_LOST_UNKNOWN SHIELD_MAX_SLOTS
 
 /* shield_hdr.kind */
 #define SHIELD_EV_EXEC 1

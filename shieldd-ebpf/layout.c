@@ -10,6 +10,8 @@
 
 int main(void)
 {
+	printf("pub const MAX_SLOTS: u32 = %d;\n", SHIELD_MAX_SLOTS);
+	printf("pub const LOST_UNKNOWN: u32 = %d;\n", SHIELD_LOST_UNKNOWN);
 	SIZE(shield_hdr);
 	OFF(shield_hdr, kind);
 	OFF(shield_hdr, flags);

@@ -49,10 +49,12 @@ struct {
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
-/* Records that did not fit in the ring buffer, counted per CPU. */
+/* Records that did not fit in the ring buffer, counted per CPU and per
+ * session slot, so that each session's loss is its own; the last entry
+ * (SHIELD_LOST_UNKNOWN) counts records of tasks in no slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, SHIELD_MAX_SLOTS + 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -132,12 +134,23 @@ struct {
 /* Path work area: too big for the 512-byte stack. `prefixlen`, `slot` and
  * `buf` have the layout of struct shield_path_key, so they are the lookup key.
  * buf is twice the path length so that a write at (off & (LEN-1)) of up to
- * LEN bytes stays inside it, which is what the verifier needs to see. */
+ * LEN bytes stays inside it, which is what the verifier needs to see.
+ *
+ * The state of a path walk lives here too, in map memory rather than on the
+ * stack: the verifier sees its fields as unknown values, so each bpf_loop
+ * body is checked once or twice, not once per value a counter can take
+ * (that was most of the load time). */
 struct scratch {
 	__u32 prefixlen;
 	__u32 slot;
 	char buf[2 * SHIELD_PATH_LEN];
 	__u64 names[MAX_DEPTH];
+	__u64 w_dentry; /* struct dentry *: the walk's current dentry */
+	__u64 w_vfsmnt; /* struct vfsmount *: its mount */
+	__u64 w_mount;  /* struct mount *: the same mount, outer struct */
+	__u64 w_off;    /* bytes written to buf */
+	__s32 w_n;      /* names collected */
+	__s32 w_trunc;  /* the path did not fit */
 };
 
 struct {
@@ -179,13 +192,14 @@ static __always_inline struct scratch *get_scratch(void)
 	return bpf_map_lookup_elem(&scratch_map, &zero);
 }
 
-/* Reserve a record; a failure is counted, never silent. */
-static __always_inline void *reserve(__u64 size)
+/* Reserve a record for a session's slot; a failure is counted against
+ * that session, never silent. */
+static __always_inline void *reserve(__u64 size, __u32 slot)
 {
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 	if (!rec) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+		__u32 idx = slot < SHIELD_MAX_SLOTS ? slot : SHIELD_LOST_UNKNOWN;
+		__u64 *n = bpf_map_lookup_elem(&lost, &idx);
 		if (n)
 			__sync_fetch_and_add(n, 1);
 	}
@@ -243,86 +257,84 @@ static __always_inline __u64 bound(__u64 off)
  * Absolute path of (dentry, vfsmount) into s->buf, NUL-terminated, the way
  * d_path builds it (bpf_d_path is not allowed in tracepoints): walk to the
  * root collecting names, crossing mount points, then write them root first.
- * Both loops run under bpf_loop, so the verifier checks each body once
- * instead of every unrolled path through it.
+ * Both loops run under bpf_loop, with their state in the scratch map (see
+ * struct scratch), so the verifier checks each body about once.
  */
-struct walk_ctx {
-	struct dentry *d;
-	struct vfsmount *vm;
-	struct mount *mnt;
-	__u64 off;
-	int n;
-	int truncated;
-};
-
 static long walk_step(__u64 i, void *data)
 {
-	struct walk_ctx *c = data;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 1;
-	/* Copy out first: a field of the local walk_ctx inside BPF_CORE_READ
-	 * would itself become a CO-RE relocation that no kernel type matches. */
-	struct dentry *d = c->d;
-	struct vfsmount *vm = c->vm;
-	struct mount *mnt = c->mnt;
+	struct dentry *d = (void *)s->w_dentry;
+	struct vfsmount *vm = (void *)s->w_vfsmnt;
+	struct mount *mnt = (void *)s->w_mount;
 	struct dentry *root = BPF_CORE_READ(vm, mnt_root);
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	if (d == root) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt)
 			return 1; /* root of the mount tree */
-		c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		c->mnt = up;
-		c->vm = (void *)up + bpf_core_field_offset(struct mount, mnt);
+		s->w_dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		s->w_mount = (__u64)up;
+		s->w_vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
-	int n = c->n;
+	int n = s->w_n;
 	if (n < 0 || n >= MAX_DEPTH) {
-		c->truncated = 1;
+		s->w_trunc = 1;
 		return 1;
 	}
 	s->names[n] = (__u64)BPF_CORE_READ(d, d_name.name);
-	c->n = n + 1;
+	s->w_n = n + 1;
 	if (parent == d)
 		return 1; /* disconnected dentry: memfd, pipe, deleted tree */
-	c->d = parent;
+	s->w_dentry = (__u64)parent;
 	return 0;
 }
 
 static long put_step(__u64 i, void *data)
 {
-	struct walk_ctx *c = data;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 1;
-	int j = c->n - 1 - (int)i;
+	int j = s->w_n - 1 - (int)i;
 	if (j < 0 || j >= MAX_DEPTH)
 		return 1;
-	if (c->off >= SHIELD_PATH_LEN - 1) {
-		c->truncated = 1;
+	__u64 off = s->w_off;
+	if (off >= SHIELD_PATH_LEN - 1) {
+		s->w_trunc = 1;
 		return 1;
 	}
-	s->buf[bound(c->off)] = '/';
-	c->off++;
-	long r = bpf_probe_read_kernel_str(&s->buf[bound(c->off)], SHIELD_PATH_LEN, (void *)s->names[j]);
+	s->buf[bound(off)] = '/';
+	off++;
+	long r = bpf_probe_read_kernel_str(&s->buf[bound(off)], SHIELD_PATH_LEN, (void *)s->names[j]);
 	if (r > 1)
-		c->off += r - 1;
+		off += r - 1;
+	s->w_off = off;
 	return 0;
 }
 
-/* Returns the length, or -1 when the path was truncated. */
-static __always_inline long walk_path(struct dentry *d, struct vfsmount *vm, struct scratch *s)
+/*
+ * A global (not static) function: the verifier checks it once, on its own,
+ * rather than again at every call site of every caller, as it does for
+ * inlined code and static subprograms. Returns the length, or -1 when the
+ * path was truncated (s->buf then holds its first SHIELD_PATH_LEN-1 bytes).
+ */
+__noinline long resolve_path(__u64 dentry, __u64 vfsmnt)
 {
-	struct walk_ctx c = {
-		.d = d,
-		.vm = vm,
-		.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt),
-	};
-	bpf_loop(MAX_WALK, walk_step, &c, 0);
-	bpf_loop(MAX_DEPTH, put_step, &c, 0);
-	__u64 off = c.off;
-	int truncated = c.truncated;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return -1;
+	s->w_dentry = dentry;
+	s->w_vfsmnt = vfsmnt;
+	s->w_mount = vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	s->w_off = 0;
+	s->w_n = 0;
+	s->w_trunc = 0;
+	bpf_loop(MAX_WALK, walk_step, NULL, 0);
+	bpf_loop(MAX_DEPTH, put_step, NULL, 0);
+	__u64 off = s->w_off;
+	int truncated = s->w_trunc;
 	if (off == 0) {
 		s->buf[0] = '/';
 		off = 1;
@@ -349,9 +361,9 @@ static __always_inline struct file *fd_file(int fd)
 	return f;
 }
 
-static __always_inline long walk_file(struct file *f, struct scratch *s)
+static __always_inline long walk_file(struct file *f)
 {
-	return walk_path(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), s);
+	return resolve_path((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt));
 }
 
 /* Exact-or-prefix match of s->buf in a path trie. Garbage after the NUL is
@@ -380,7 +392,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (bpf_map_update_elem(&tracked_pids, &ctgid, &slot, BPF_ANY))
 		flags |= SHIELD_F_TRUNCATED; /* map full: only the cgroup still tracks it */
 
-	struct shield_fork_event *e = reserve(sizeof(*e));
+	struct shield_fork_event *e = reserve(sizeof(*e), slot);
 	if (!e)
 		return 0;
 	fill_hdr(&e->hdr, SHIELD_EV_FORK, flags, BPF_CORE_READ(parent, real_parent, tgid), slot);
@@ -401,7 +413,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 		return 0;
 	bpf_map_delete_elem(&tracked_pids, &tgid);
 
-	struct shield_exit_event *e = reserve(sizeof(*e));
+	struct shield_exit_event *e = reserve(sizeof(*e), slot);
 	if (!e)
 		return 0;
 	fill_hdr(&e->hdr, SHIELD_EV_EXIT, 0, BPF_CORE_READ(p, real_parent, tgid), slot);
@@ -431,7 +443,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct shield_config *cfg = get_config(slot);
 
 	__u32 flags = 0;
-	long len = walk_file(BPF_CORE_READ(bprm, file), s);
+	long len = walk_file(BPF_CORE_READ(bprm, file));
 	int allowed = len >= 0 && path_in(&exec_allow, s, slot) && !path_in(&exec_deny, s, slot);
 	if (len < 0)
 		flags |= SHIELD_F_TRUNCATED;
@@ -443,7 +455,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		}
 	}
 
-	struct shield_exec_event *e = reserve(sizeof(*e));
+	struct shield_exec_event *e = reserve(sizeof(*e), slot);
 	if (!e)
 		return 0;
 	fill_hdr(&e->hdr, SHIELD_EV_EXEC, flags, BPF_CORE_READ(p, real_parent, tgid), slot);
@@ -471,10 +483,15 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 /* ---- open ---- */
 
 /* The path as given to open, joined to the cwd (or the dirfd's path) when it
- * is relative, into s->buf. Returns its length; *truncated is set when it did
- * not fit or a directory could not be resolved. */
-static __always_inline long given_path(int dfd, const char *upath, struct scratch *s, int *truncated)
+ * is relative, into the scratch buffer. Returns its length, or -1 when it
+ * did not fit or a directory could not be resolved (its length is then
+ * SHIELD_PATH_LEN - 1). Global, so verified once (see resolve_path). */
+__noinline long given_path(int dfd, __u64 upath_addr)
 {
+	const char *upath = (const char *)upath_addr;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return -1;
 	char first = 0;
 	bpf_probe_read_user(&first, 1, upath);
 	long len = 0;
@@ -482,17 +499,21 @@ static __always_inline long given_path(int dfd, const char *upath, struct scratc
 		len = bpf_probe_read_user_str(s->buf, SHIELD_PATH_LEN, upath);
 		return len > 0 ? len - 1 : 0;
 	}
+	__u64 dentry = 0, mnt = 0;
 	if (dfd == AT_FDCWD) {
 		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-		len = walk_path(BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), s);
+		dentry = (__u64)BPF_CORE_READ(t, fs, pwd.dentry);
+		mnt = (__u64)BPF_CORE_READ(t, fs, pwd.mnt);
 	} else {
 		struct file *f = fd_file(dfd);
-		len = f ? walk_file(f, s) : -1;
+		if (!f)
+			return -1;
+		dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
 	}
-	if (len < 0 || len >= SHIELD_PATH_LEN - 2) {
-		*truncated = 1;
-		return SHIELD_PATH_LEN - 1;
-	}
+	len = resolve_path(dentry, mnt);
+	if (len < 0 || len >= SHIELD_PATH_LEN - 2)
+		return -1;
 	__u32 off = len;
 	if (off > 1) { /* "/" + "x" must not become "//x" */
 		s->buf[bound(off)] = '/';
@@ -502,8 +523,8 @@ static __always_inline long given_path(int dfd, const char *upath, struct scratc
 	if (r > 1)
 		off += r - 1;
 	if (off > SHIELD_PATH_LEN - 1) {
-		off = SHIELD_PATH_LEN - 1;
-		*truncated = 1;
+		s->buf[SHIELD_PATH_LEN - 1] = 0;
+		return -1;
 	}
 	s->buf[bound(off)] = 0;
 	return off;
@@ -513,7 +534,7 @@ static __always_inline long given_path(int dfd, const char *upath, struct scratc
 static __always_inline void open_event(struct scratch *s, long len, __u32 flags, __u64 oflags,
 				       __u32 slot)
 {
-	struct shield_open_event *e = reserve(sizeof(*e));
+	struct shield_open_event *e = reserve(sizeof(*e), slot);
 	if (!e)
 		return;
 	fill_hdr(&e->hdr, SHIELD_EV_OPEN, flags, current_ppid(), slot);
@@ -535,7 +556,7 @@ static __always_inline void open_event(struct scratch *s, long len, __u32 flags,
  * and resolved), and a refused one is checked as given. This saves a
  * dentry walk per successful open, the common case.
  */
-static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
+__noinline int open_enter(int dfd, __u64 upath, __u64 oflags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id, slot = 0;
@@ -551,7 +572,7 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 		struct open_pending pend = {
 			.flags = oflags,
 			.deferred = 1,
-			.upath = (__u64)upath,
+			.upath = upath,
 			.dfd = dfd,
 			.slot = slot,
 		};
@@ -561,12 +582,12 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	int truncated = 0;
-	long len = given_path(dfd, upath, s, &truncated);
-	if (len < 0)
-		len = 0;
-
-	__u32 flags = truncated ? SHIELD_F_TRUNCATED : 0;
+	long len = given_path(dfd, upath);
+	__u32 flags = 0;
+	if (len < 0) {
+		len = SHIELD_PATH_LEN - 1;
+		flags |= SHIELD_F_TRUNCATED;
+	}
 	if (cfg->deny_enforce) {
 		if (path_in(&deny_paths, s, slot)) {
 			flags |= SHIELD_F_VIOLATION;
@@ -587,7 +608,7 @@ static __always_inline int open_enter(int dfd, const char *upath, __u64 oflags)
 /* Exit: on success, the path of the file actually opened (symlinks and ".."
  * resolved) is checked; a match reported only here gets its own violation
  * record. On failure, a deferred (quiet) call is checked as given. */
-static __always_inline int open_exit(long ret)
+__noinline int open_exit(long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct open_pending *pend = bpf_map_lookup_elem(&open_pending, &tid);
@@ -609,19 +630,16 @@ static __always_inline int open_exit(long ret)
 	if (ret < 0) {
 		if (!p.deferred)
 			return 0;
-		int truncated = 0;
-		len = given_path((int)p.dfd, (const char *)p.upath, s, &truncated);
-		if (truncated)
-			flags |= SHIELD_F_TRUNCATED;
+		len = given_path((int)p.dfd, p.upath);
 	} else {
 		struct file *f = fd_file((int)ret);
 		if (!f)
 			return 0;
-		len = walk_file(f, s);
-		if (len < 0) {
-			flags |= SHIELD_F_TRUNCATED;
-			len = SHIELD_PATH_LEN - 1;
-		}
+		len = walk_file(f);
+	}
+	if (len < 0) {
+		flags |= SHIELD_F_TRUNCATED;
+		len = SHIELD_PATH_LEN - 1;
 	}
 	if (!path_in(&deny_paths, s, p.slot))
 		return 0;
@@ -683,21 +701,19 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	if (id == NR_openat)
-		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs),
-				  (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+				  PT_REGS_PARM3_CORE_SYSCALL(regs));
 	if (id == NR_openat2) {
 		__u64 flags = 0;
 		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
 		bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
-		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs),
-				  (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), flags);
+		return open_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+				  flags);
 	}
 	if (id == NR_open)
-		return open_enter(AT_FDCWD, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
-				  PT_REGS_PARM2_CORE_SYSCALL(regs));
+		return open_enter(AT_FDCWD, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs));
 	if (id == NR_creat)
-		return open_enter(AT_FDCWD, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
-				  O_CREAT | O_WRONLY | O_TRUNC);
+		return open_enter(AT_FDCWD, PT_REGS_PARM1_CORE_SYSCALL(regs), O_CREAT | O_WRONLY | O_TRUNC);
 	return 0;
 }
 
@@ -723,7 +739,7 @@ static __always_inline void net_event(__u32 slot, __u32 kind, __u32 flags, __u32
 	struct shield_config *cfg = get_config(slot);
 	if (cfg && cfg->quiet && !(flags & SHIELD_F_VIOLATION))
 		return;
-	struct shield_net_event *e = reserve(sizeof(*e));
+	struct shield_net_event *e = reserve(sizeof(*e), slot);
 	if (!e)
 		return;
 	fill_hdr(&e->hdr, kind, flags, 0, slot);

@@ -76,7 +76,7 @@ fn real_main() -> Result<i32, String> {
     };
     let mut mon = if use_mon {
         let cgd = cg.as_ref().ok_or("monitor needs the cgroup")?;
-        let mut m = Monitor::load(&MonitorConfig::default()).map_err(|e| e.to_string())?;
+        let mut m = Monitor::load_lazy(&MonitorConfig::default()).map_err(|e| e.to_string())?;
         let rules =
             MonitorRules::from_policy(&policy.sandbox, &policy.response, &prepared.base, |_| {
                 Vec::new()

@@ -128,7 +128,7 @@ fn start_monitor(
     cgroup: &std::path::Path,
     quiet: bool,
 ) -> Result<Monitor, String> {
-    let mut m = Monitor::load(&MonitorConfig::default()).map_err(|e| e.to_string())?;
+    let mut m = Monitor::load_lazy(&MonitorConfig::default()).map_err(|e| e.to_string())?;
     let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, resolve_host)
         .map_err(|e| e.to_string())?;
     m.add_session(crate::monitor::DEFAULT_SLOT, Some(cgroup), &rules, quiet)
@@ -598,8 +598,16 @@ impl Launched {
                 if let Ok(mut r) = routes.write() {
                     r.remove(&slot.slot());
                 }
-                if let Ok(mut m) = m.lock() {
+                // This session's own kernel-counted loss (the daemon records
+                // only what no session can be charged with).
+                let lost = m.lock().ok().and_then(|mut m| {
+                    let n = m.lost_events_in(slot.slot()).ok();
                     let _ = m.remove_session(slot);
+                    n
+                });
+                if let Some(n) = lost.filter(|&n| n > 0) {
+                    self.containment
+                        .record("lost_events", json!({"count": n}), true);
                 }
             } else if let Ok(n) = m.lock().map(|m| m.lost_events().unwrap_or(0)) {
                 if n > 0 {

@@ -11,6 +11,9 @@ pub(crate) const KEY_PATH_LEN: usize = 252;
 /// Session slots of one loaded monitor (`SHIELD_MAX_SLOTS`).
 pub const MAX_SLOTS: u32 = 1024;
 
+/// Index of the lost-record counters for tasks in no slot (`SHIELD_LOST_UNKNOWN`).
+pub(crate) const LOST_UNKNOWN: u32 = MAX_SLOTS;
+
 const EV_EXEC: u32 = 1;
 const EV_OPEN: u32 = 2;
 const EV_CONNECT: u32 = 3;
@@ -428,6 +431,8 @@ mod tests {
 
     #[test]
     fn layout_matches_c() {
+        assert_eq!(MAX_SLOTS, c::MAX_SLOTS);
+        assert_eq!(LOST_UNKNOWN, c::LOST_UNKNOWN);
         assert_eq!(size_of::<RawHdr>(), c::SIZE_shield_hdr);
         assert_eq!(offset_of!(RawHdr, kind), c::OFF_shield_hdr_kind);
         assert_eq!(offset_of!(RawHdr, flags), c::OFF_shield_hdr_flags);

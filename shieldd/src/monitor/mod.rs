@@ -449,6 +449,122 @@ pub struct Monitor {
     /// tracepoint waits for an RCU grace period, milliseconds that every
     /// short session would otherwise pay at its start.
     sticky_hooks: bool,
+    /// Program groups loaded (verified) so far.
+    loaded: Vec<ProgramGroup>,
+    /// Kept for the groups a lazy load has not loaded yet.
+    btf: Option<Btf>,
+}
+
+/// Programs loaded together: the tree and exec tracepoints, the raw
+/// syscall hooks, the cgroup network programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProgramGroup {
+    Tree,
+    Syscalls,
+    Cgroup,
+}
+
+impl ProgramGroup {
+    fn programs(self) -> Vec<&'static str> {
+        match self {
+            ProgramGroup::Tree => BTF_TRACEPOINTS.iter().map(|&(n, _)| n).collect(),
+            ProgramGroup::Syscalls => SYSCALL_HOOKS.iter().map(|&(n, _)| n).collect(),
+            ProgramGroup::Cgroup => SOCK_ADDR_PROGRAMS
+                .iter()
+                .copied()
+                .chain(["sock_create"])
+                .collect(),
+        }
+    }
+}
+
+/// The tp_btf tracepoint of a program, if it is one.
+fn tracepoint_of(name: &str) -> Option<&'static str> {
+    BTF_TRACEPOINTS
+        .iter()
+        .chain(SYSCALL_HOOKS)
+        .find(|&&(n, _)| n == name)
+        .map(|&(_, tp)| tp)
+}
+
+/// Load (verify) one program.
+fn load_program(
+    name: &'static str,
+    prog: &mut aya::programs::Program,
+    btf: &Btf,
+) -> Result<(), MonitorError> {
+    use aya::programs::Program;
+    let t0 = std::time::Instant::now();
+    let (r, hint) = match (prog, tracepoint_of(name)) {
+        (Program::BtfTracePoint(p), Some(tp)) => (
+            p.load(tp, btf),
+            "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root",
+        ),
+        (Program::CgroupSockAddr(p), _) => {
+            (p.load(), "cgroup sock_addr programs need CONFIG_CGROUP_BPF")
+        }
+        (Program::CgroupSock(p), _) => (p.load(), "cgroup sock programs need CONFIG_CGROUP_BPF"),
+        _ => {
+            return Err(map_error(
+                "programs",
+                format!("{name} has an unexpected program type"),
+            ))
+        }
+    };
+    let r = r.map_err(|e| program_error(name, "load", e, hint));
+    tracing::debug!(
+        program = name,
+        us = t0.elapsed().as_micros() as u64,
+        "program loaded"
+    );
+    r
+}
+
+/// Load every program of `groups`, on as many threads as there are CPUs:
+/// the kernel verifies different programs concurrently.
+fn load_groups(ebpf: &mut Ebpf, btf: &Btf, groups: &[ProgramGroup]) -> Result<(), MonitorError> {
+    let names: Vec<&'static str> = groups.iter().flat_map(|g| g.programs()).collect();
+    let mut progs: Vec<(&'static str, &mut aya::programs::Program)> = Vec::new();
+    for (n, p) in ebpf.programs_mut() {
+        if let Some(&name) = names.iter().find(|&&x| x == n) {
+            progs.push((name, p));
+        }
+    }
+    if let Some(missing) = names.iter().find(|&&n| !progs.iter().any(|&(p, _)| p == n)) {
+        return Err(map_error("programs", format!("{missing} missing")));
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(progs.len());
+    if threads <= 1 {
+        return progs
+            .into_iter()
+            .try_for_each(|(n, p)| load_program(n, p, btf));
+    }
+    let mut chunks: Vec<Vec<(&'static str, &mut aya::programs::Program)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (i, p) in progs.into_iter().enumerate() {
+        if let Some(c) = chunks.get_mut(i % threads) {
+            c.push(p);
+        }
+    }
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                sc.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .try_for_each(|(n, p)| load_program(n, p, btf))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(map_error("programs", "a loader thread panicked")))
+        })
+    })
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
@@ -469,6 +585,22 @@ impl Monitor {
     /// rules are set, except that an attached cgroup has no network until
     /// [`Monitor::set_connect_rules`] allows some.
     pub fn load(cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
+        Monitor::load_with(cfg, true)
+    }
+
+    /// [`Monitor::load`], but only the process-tree and exec programs are
+    /// loaded now; the syscall hooks are loaded when a session first needs
+    /// them (it records opens or has deny paths) and the network programs
+    /// when a cgroup is first attached. For a one-session launcher this
+    /// saves verifying what its policy never uses. A program that fails to
+    /// load then fails the call that needed it ([`Monitor::add_session`],
+    /// [`Monitor::attach_cgroup`], a rule setter), so nothing runs without
+    /// the enforcement it asked for.
+    pub fn load_lazy(cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
+        Monitor::load_with(cfg, false)
+    }
+
+    fn load_with(cfg: &MonitorConfig, eager: bool) -> Result<Monitor, MonitorError> {
         if cfg.ring_bytes < 4096 || !cfg.ring_bytes.is_power_of_two() {
             return Err(MonitorError::Config(format!(
                 "ring_bytes {} must be a power of two of at least 4096",
@@ -509,37 +641,24 @@ impl Monitor {
                 MonitorError::Object { detail }
             })?;
 
-        for &(name, tp) in BTF_TRACEPOINTS.iter().chain(SYSCALL_HOOKS) {
+        // The tree programs always; the rest now (eager) or when first
+        // needed (lazy). Either way a program that fails to load fails the
+        // call that needed it: nothing runs without its enforcement.
+        let mut groups = vec![ProgramGroup::Tree];
+        if eager {
+            groups.extend([ProgramGroup::Syscalls, ProgramGroup::Cgroup]);
+        }
+        load_groups(&mut ebpf, &btf, &groups)?;
+        for &(name, _) in BTF_TRACEPOINTS {
             let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| map_error("programs", format!("{name} missing")))?
                 .try_into()
-                .map_err(|e| program_error(name, "load", e, hint))?;
-            prog.load(tp, &btf)
-                .map_err(|e| program_error(name, "load", e, hint))?;
-            if !SYSCALL_HOOKS.iter().any(|&(n, _)| n == name) {
-                prog.attach()
-                    .map_err(|e| program_error(name, "attach", e, hint))?;
-            }
+                .map_err(|e| program_error(name, "attach", e, hint))?;
+            prog.attach()
+                .map_err(|e| program_error(name, "attach", e, hint))?;
         }
-        let hint = "cgroup sock_addr programs need CONFIG_CGROUP_BPF";
-        for &name in SOCK_ADDR_PROGRAMS {
-            let prog: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or_else(|| map_error("programs", format!("{name} missing")))?
-                .try_into()
-                .map_err(|e| program_error(name, "load", e, hint))?;
-            prog.load()
-                .map_err(|e| program_error(name, "load", e, hint))?;
-        }
-        let prog: &mut CgroupSock = ebpf
-            .program_mut("sock_create")
-            .ok_or_else(|| map_error("programs", "sock_create missing"))?
-            .try_into()
-            .map_err(|e| program_error("sock_create", "load", e, hint))?;
-        prog.load()
-            .map_err(|e| program_error("sock_create", "load", e, hint))?;
 
         let ring: RingBuf<MapData> = take(&mut ebpf, "events")?;
         let mut mon = Monitor {
@@ -561,6 +680,8 @@ impl Monitor {
             attached: Vec::new(),
             sys_links: Vec::new(),
             sticky_hooks: false,
+            loaded: groups,
+            btf: if eager { None } else { Some(btf) },
         };
         mon.slot_mut(DEFAULT_SLOT)?.config = RawConfig {
             exec_kill: 1,
@@ -625,7 +746,28 @@ impl Monitor {
         Ok(())
     }
 
+    /// Load a program group a lazy load left out, once.
+    fn ensure_loaded(&mut self, group: ProgramGroup) -> Result<(), MonitorError> {
+        if self.loaded.contains(&group) {
+            return Ok(());
+        }
+        let Some(btf) = self.btf.as_ref() else {
+            return Err(map_error(
+                "programs",
+                "kernel BTF dropped before every program loaded",
+            ));
+        };
+        load_groups(&mut self._ebpf, btf, &[group])?;
+        self.loaded.push(group);
+        if self.loaded.len() == 3 {
+            // Everything is loaded: the parsed kernel BTF (megabytes) can go.
+            self.btf = None;
+        }
+        Ok(())
+    }
+
     fn attach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+        self.ensure_loaded(ProgramGroup::Syscalls)?;
         let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
         for &(name, _) in SYSCALL_HOOKS {
             if self.sys_links.iter().any(|&(n, _)| n == name) {
@@ -667,6 +809,13 @@ impl Monitor {
         !self.sys_links.is_empty()
     }
 
+    /// Whether a program of shield.bpf.c (by its C name) is loaded, i.e.
+    /// verified by the kernel: all of them after [`Monitor::load`], only
+    /// those needed so far after [`Monitor::load_lazy`].
+    pub fn program_loaded(&self, name: &str) -> bool {
+        self._ebpf.program(name).is_some_and(|p| p.fd().is_ok())
+    }
+
     /// The lowest slot no session holds, if any is left.
     pub fn free_slot(&self) -> Option<u32> {
         (0..MAX_SLOTS).find(|s| !self.slots.get(s).is_some_and(|st| st.active))
@@ -697,17 +846,20 @@ impl Monitor {
         };
         let handle = SessionSlot(slot);
         let t0 = std::time::Instant::now();
-        let r = self.write_config(slot).and_then(|_| {
-            self.apply_slot(slot, rules)?;
-            tracing::debug!(
-                us = t0.elapsed().as_micros() as u64,
-                "session rules in the maps"
-            );
-            match cgroup_v2_dir {
-                Some(dir) => self.attach_cgroup_slot(slot, dir),
-                None => Ok(()),
-            }
-        });
+        let r = self
+            .reset_lost(slot)
+            .and_then(|_| self.write_config(slot))
+            .and_then(|_| {
+                self.apply_slot(slot, rules)?;
+                tracing::debug!(
+                    us = t0.elapsed().as_micros() as u64,
+                    "session rules in the maps"
+                );
+                match cgroup_v2_dir {
+                    Some(dir) => self.attach_cgroup_slot(slot, dir),
+                    None => Ok(()),
+                }
+            });
         if let Err(e) = r {
             let _ = self.remove_session(handle);
             return Err(e);
@@ -827,6 +979,7 @@ impl Monitor {
         };
         let file = File::open(cgroup_v2_dir).map_err(cg_err)?;
         let id = file.metadata().map_err(cg_err)?.ino();
+        self.ensure_loaded(ProgramGroup::Cgroup)?;
         self.start_tracking(slot)?;
         self.tracked_cgroups
             .insert(id, slot, 0)
@@ -1048,10 +1201,47 @@ impl Monitor {
     }
 
     /// Records the kernel could not put in the ring buffer (it was full),
-    /// summed over CPUs since load.
+    /// summed over CPUs and every session slot since load.
     pub fn lost_events(&self) -> Result<u64, MonitorError> {
-        let per_cpu = self.lost.get(&0, 0).map_err(|e| map_error("lost", e))?;
+        let mut total = 0u64;
+        for per_cpu in self.lost.iter() {
+            let per_cpu = per_cpu.map_err(|e| map_error("lost", e))?;
+            total = per_cpu.iter().fold(total, |a, v| a.saturating_add(*v));
+        }
+        Ok(total)
+    }
+
+    /// Records of one session slot the kernel could not put in the ring
+    /// buffer, since the slot was last given to a session
+    /// ([`Monitor::add_session`] starts it at 0).
+    pub fn lost_events_in(&self, slot: u32) -> Result<u64, MonitorError> {
+        if slot >= MAX_SLOTS {
+            return Err(MonitorError::Config(format!(
+                "session slot {slot} is out of range (0..{MAX_SLOTS})"
+            )));
+        }
+        self.lost_at(slot)
+    }
+
+    /// Records lost for tasks in no session slot (a task of an attached
+    /// cgroup whose slot was not set up yet, or already removed).
+    pub fn lost_events_unattributed(&self) -> Result<u64, MonitorError> {
+        self.lost_at(events::LOST_UNKNOWN)
+    }
+
+    fn lost_at(&self, index: u32) -> Result<u64, MonitorError> {
+        let per_cpu = self.lost.get(&index, 0).map_err(|e| map_error("lost", e))?;
         Ok(per_cpu.iter().fold(0u64, |a, v| a.saturating_add(*v)))
+    }
+
+    /// Zero a slot's lost counters, so that a new session's count is its own.
+    fn reset_lost(&mut self, slot: u32) -> Result<(), MonitorError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| map_error("lost", e))?;
+        let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; cpus])
+            .map_err(|e| map_error("lost", e))?;
+        self.lost
+            .set(slot, zeros, 0)
+            .map_err(|e| map_error("lost", e))
     }
 
     /// The next event (see [`EventStream::next_event`]).

@@ -1002,3 +1002,135 @@ async fn many_sessions_each_get_their_loader_rules() {
         mon.remove_session(h).expect("remove");
     }
 }
+
+/// Events of one slot read from the ring until it is empty.
+fn count_slot_events(mon: &mut Monitor, slot: u32) -> u64 {
+    let mut n = 0u64;
+    while let Some(ev) = mon.try_next_event() {
+        if ev.meta.slot == slot {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn lost_events_are_charged_to_the_storming_session() {
+    if !root_or_skip("lost_events_are_charged_to_the_storming_session") {
+        return;
+    }
+    let _g = SERIAL.blocking_lock();
+    let (cga, cgb) = (TestCgroup::new("lost-a"), TestCgroup::new("lost-b"));
+    // A storm of 300 opens by the shell itself (a redirection, no fork):
+    // the same records every run.
+    let storm = "i=0; while [ $i -lt 300 ]; do : < /etc/hostname; i=$((i+1)); done";
+    let rules = exec_rules(&[]);
+    let mut rules = rules;
+    rules.response.exec_kill = false;
+
+    // What the storm emits, counted with a ring large enough to lose nothing.
+    let emitted = {
+        let mut mon = Monitor::load_lazy(&MonitorConfig::default()).expect("load");
+        let a = mon.free_slot().expect("slot");
+        mon.add_session(a, Some(&cga.path), &rules, false)
+            .expect("session");
+        let (st, _, _) = finish(gated_in(storm, &cga, &mut mon, a));
+        assert!(st.success());
+        std::thread::sleep(Duration::from_millis(100));
+        let n = count_slot_events(&mut mon, a);
+        assert_eq!(mon.lost_events_in(a).expect("lost"), 0);
+        n
+    };
+    assert!(emitted >= 300, "emitted {emitted}");
+
+    // One page of ring: a dozen records fit, the storm overflows it.
+    let mut mon = Monitor::load_lazy(&MonitorConfig {
+        ring_bytes: 4096,
+        ..MonitorConfig::default()
+    })
+    .expect("load");
+    let a = mon.free_slot().expect("slot");
+    mon.add_session(a, Some(&cga.path), &rules, false)
+        .expect("session a");
+    let b = mon.free_slot().expect("slot");
+    mon.add_session(b, Some(&cgb.path), &rules, false)
+        .expect("session b");
+    let (st, _, _) = finish(gated_in(storm, &cga, &mut mon, a));
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(100));
+    let received = count_slot_events(&mut mon, a);
+    let lost_a = mon.lost_events_in(a).expect("lost a");
+    assert!(
+        received > 0 && lost_a > 0,
+        "received {received}, lost {lost_a}"
+    );
+    assert_eq!(
+        received + lost_a,
+        emitted,
+        "received {received}, lost {lost_a}"
+    );
+
+    // The other session, run after the ring was drained, lost nothing and
+    // is charged nothing for a's storm.
+    // (No exec: the test's LD_LIBRARY_PATH would make the loader's
+    // searches alone overflow the page.)
+    let (st, _, _) = finish(gated_in(": < /etc/hostname", &cgb, &mut mon, b));
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(count_slot_events(&mut mon, b), 2, "an open and the exit");
+    assert_eq!(mon.lost_events_in(b).expect("lost b"), 0);
+    assert_eq!(mon.lost_events_unattributed().expect("unattributed"), 0);
+    assert_eq!(mon.lost_events().expect("total"), lost_a);
+
+    // A slot given to a new session starts from zero.
+    mon.remove_session(SessionSlot::from_raw(a))
+        .expect("remove a");
+    mon.add_session(a, Some(&cga.path), &rules, false)
+        .expect("session a again");
+    assert_eq!(mon.lost_events_in(a).expect("lost a"), 0);
+    assert!(mon.lost_events_in(MAX_SLOTS).is_err());
+}
+
+#[tokio::test]
+async fn lazy_load_verifies_programs_when_first_needed() {
+    if !root_or_skip("lazy_load_verifies_programs_when_first_needed") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let cg = TestCgroup::new("lazy");
+    let mut mon = Monitor::load_lazy(&MonitorConfig::default()).expect("load");
+    assert!(!mon.program_loaded("connect4") && !mon.program_loaded("on_sys_enter"));
+    assert!(mon.program_loaded("on_exec"));
+    // Quiet, no deny paths: the syscall hooks are never needed.
+    let slot = mon.free_slot().expect("slot");
+    mon.add_session(slot, Some(&cg.path), &exec_rules(&[PY]), true)
+        .expect("session");
+    assert!(mon.program_loaded("connect4") && mon.program_loaded("sock_create"));
+    assert!(!mon.program_loaded("on_sys_enter"));
+    // The network programs loaded this way enforce: no rule, no connect.
+    let listener = free_port_tcp();
+    let port = port_of(listener.local_addr());
+    let code = format!(
+        "import socket\ntry:\n    socket.create_connection((\"127.0.0.1\", {port}), timeout=2)\n    print(\"connected\")\nexcept OSError as e:\n    print(\"refused\", e.errno)"
+    );
+    let (st, out, _) = finish(gated_in(&py(&code), &cg, &mut mon, slot));
+    assert!(st.success());
+    assert_eq!(out.trim(), "refused 1");
+    // Recording opens needs the hooks: loaded and attached on demand.
+    mon.set_quiet_in(slot, false).expect("not quiet");
+    assert!(mon.program_loaded("on_sys_enter") && mon.syscall_hooks_attached());
+    let (st, _, _) = finish(gated_in(
+        &py("open(\"/etc/hostname\").close()"),
+        &cg,
+        &mut mon,
+        slot,
+    ));
+    assert!(st.success());
+    let events = drain(&mut mon, Duration::from_millis(300)).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Open { path, .. } if path == "/etc/hostname")),
+        "{events:?}"
+    );
+}

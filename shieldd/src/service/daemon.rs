@@ -226,8 +226,8 @@ pub fn run_daemon_with(
         };
 
     let hooks = Arc::new(Hooks::new());
-    // Lost events cannot be told apart by session (the ring was full):
-    // they are recorded as the daemon's own, as soon as they are counted.
+    // Lost events are counted per session slot in the kernel and recorded
+    // by each session; those of tasks in no slot are the daemon's own.
     {
         let (monitor, audit, hooks) = (monitor.clone(), audit.clone(), hooks.clone());
         rt.spawn(async move {
@@ -238,7 +238,7 @@ pub fn run_daemon_with(
                 let total = monitor
                     .lock()
                     .ok()
-                    .and_then(|m| m.lost_events().ok())
+                    .and_then(|m| m.lost_events_unattributed().ok())
                     .unwrap_or(seen);
                 if total > seen {
                     let fields = serde_json::json!({"count": total - seen, "total": total});
