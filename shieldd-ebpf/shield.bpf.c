@@ -146,8 +146,8 @@ struct scratch {
 	char buf[2 * SHIELD_PATH_LEN];
 	__u64 names[MAX_DEPTH];
 	__u64 w_dentry; /* struct dentry *: the walk's current dentry */
-	__u64 w_vfsmnt; /* struct vfsmount *: its mount */
 	__u64 w_mount;  /* struct mount *: the same mount, outer struct */
+	__u64 w_root;   /* struct dentry *: the root of that mount (read once per mount) */
 	__u64 w_off;    /* bytes written to buf */
 	__s32 w_n;      /* names collected */
 	__s32 w_trunc;  /* the path did not fit */
@@ -266,19 +266,18 @@ static long walk_step(__u64 i, void *data)
 	if (!s)
 		return 1;
 	struct dentry *d = (void *)s->w_dentry;
-	struct vfsmount *vm = (void *)s->w_vfsmnt;
 	struct mount *mnt = (void *)s->w_mount;
-	struct dentry *root = BPF_CORE_READ(vm, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (d == root) {
+	if (s->w_dentry == s->w_root) {
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt)
 			return 1; /* root of the mount tree */
+		struct vfsmount *vm = (void *)up + bpf_core_field_offset(struct mount, mnt);
 		s->w_dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
 		s->w_mount = (__u64)up;
-		s->w_vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
+		s->w_root = (__u64)BPF_CORE_READ(vm, mnt_root);
 		return 0;
 	}
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	int n = s->w_n;
 	if (n < 0 || n >= MAX_DEPTH) {
 		s->w_trunc = 1;
@@ -326,8 +325,8 @@ __noinline long resolve_path(__u64 dentry, __u64 vfsmnt)
 	if (!s)
 		return -1;
 	s->w_dentry = dentry;
-	s->w_vfsmnt = vfsmnt;
 	s->w_mount = vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	s->w_root = (__u64)BPF_CORE_READ((struct vfsmount *)vfsmnt, mnt_root);
 	s->w_off = 0;
 	s->w_n = 0;
 	s->w_trunc = 0;

@@ -617,7 +617,10 @@ impl Monitor {
                 return Err(MonitorError::Config(format!("{name} must be > 0")));
             }
         }
+        let t0 = std::time::Instant::now();
         let btf = Btf::from_sys_fs().map_err(|e| MonitorError::Btf(e.to_string()))?;
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "kernel BTF parsed");
+        let t0 = std::time::Instant::now();
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", cfg.ring_bytes)
@@ -644,6 +647,10 @@ impl Monitor {
         // The tree programs always; the rest now (eager) or when first
         // needed (lazy). Either way a program that fails to load fails the
         // call that needed it: nothing runs without its enforcement.
+        tracing::debug!(
+            us = t0.elapsed().as_micros() as u64,
+            "object relocated, maps created"
+        );
         let mut groups = vec![ProgramGroup::Tree];
         if eager {
             groups.extend([ProgramGroup::Syscalls, ProgramGroup::Cgroup]);
