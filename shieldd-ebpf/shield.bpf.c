@@ -567,17 +567,10 @@ __noinline int open_enter(int dfd, __u64 upath, __u64 oflags)
 	/* This session records no opens and none can violate: nothing to do. */
 	if (cfg->quiet && !cfg->deny_enforce)
 		return 0;
-	if (cfg->quiet) {
-		struct open_pending pend = {
-			.flags = oflags,
-			.deferred = 1,
-			.upath = upath,
-			.dfd = dfd,
-			.slot = slot,
-		};
-		bpf_map_update_elem(&open_pending, &tid, &pend, BPF_ANY);
+	/* Quiet: nothing here; the exit hook reads the call's arguments from
+	 * the saved registers (and user space may detach this hook). */
+	if (cfg->quiet)
 		return 0;
-	}
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
@@ -607,16 +600,32 @@ __noinline int open_enter(int dfd, __u64 upath, __u64 oflags)
 /* Exit: on success, the path of the file actually opened (symlinks and ".."
  * resolved) is checked; a match reported only here gets its own violation
  * record. On failure, a deferred (quiet) call is checked as given. */
-__noinline int open_exit(long ret)
+__noinline int open_exit(long ret, int dfd, __u64 upath, __u64 oflags)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, slot = 0;
+	struct open_pending p = {};
 	struct open_pending *pend = bpf_map_lookup_elem(&open_pending, &tid);
-	if (!pend)
-		return 0;
-	struct open_pending p = *pend;
-	bpf_map_delete_elem(&open_pending, &tid);
-	if (p.violation)
-		return 0;
+	if (pend) {
+		p = *pend;
+		bpf_map_delete_elem(&open_pending, &tid);
+		if (p.violation)
+			return 0;
+	} else {
+		/* A quiet session keeps no state between entry and exit (no map
+		 * update per open): the arguments are still in the saved
+		 * registers. Untracked tasks stop here. */
+		if (!slot_of(id >> 32, &slot))
+			return 0;
+		struct shield_config *qc = get_config(slot);
+		if (!qc || !qc->quiet || !qc->deny_enforce)
+			return 0;
+		p.flags = oflags;
+		p.deferred = 1;
+		p.upath = upath;
+		p.dfd = dfd;
+		p.slot = slot;
+	}
 	/* Resolving the opened file costs a dentry walk: only with rules. */
 	struct shield_config *cfg = get_config(p.slot);
 	if (!cfg || !cfg->deny_enforce)
@@ -724,9 +733,20 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	long id = SYSCALL_NR(regs);
 	if (id == NR_socket)
 		return socket_exit(regs, ret);
-	if (id != NR_openat && id != NR_openat2 && id != NR_open && id != NR_creat)
-		return 0;
-	return open_exit(ret);
+	if (id == NR_openat)
+		return open_exit(ret, (int)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+				 PT_REGS_PARM3_CORE_SYSCALL(regs));
+	if (id == NR_openat2) {
+		__u64 flags = 0;
+		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
+		return open_exit(ret, (int)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs), flags);
+	}
+	if (id == NR_open)
+		return open_exit(ret, AT_FDCWD, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs));
+	if (id == NR_creat)
+		return open_exit(ret, AT_FDCWD, PT_REGS_PARM1_CORE_SYSCALL(regs), O_CREAT | O_WRONLY | O_TRUNC);
+	return 0;
 }
 
 /* ---- network (cgroup programs: only the agent's cgroup runs them) ---- */

@@ -713,14 +713,12 @@ impl Monitor {
     fn write_config(&mut self, slot: u32) -> Result<(), MonitorError> {
         let cfg = self.slot_mut(slot)?.config;
         let need = self.syscall_hooks_needed();
-        if need {
-            self.attach_syscall_hooks()?;
-        }
+        self.attach_syscall_hooks(&need)?;
         self.config_map
             .set(slot, cfg, 0)
             .map_err(|e| map_error("shield_cfg", e))?;
-        if !need && !self.sticky_hooks {
-            self.detach_syscall_hooks()?;
+        if !self.sticky_hooks {
+            self.detach_syscall_hooks(&need)?;
         }
         Ok(())
     }
@@ -733,24 +731,31 @@ impl Monitor {
         self.sticky_hooks = keep;
     }
 
-    /// Whether any live slot (a registered session, or one whose tasks are
-    /// tracked through the single-session methods) records open events (not
-    /// quiet) or has deny paths. Slots nobody holds are inert (quiet, no
-    /// deny paths) and need nothing.
-    fn syscall_hooks_needed(&self) -> bool {
-        self.slots.values().any(|st| {
-            (st.active || st.tracking) && (st.config.quiet == 0 || st.config.deny_enforce != 0)
-        })
+    /// The syscall hooks some live slot (a registered session, or one whose
+    /// tasks are tracked through the single-session methods) needs: both
+    /// when it records open events (not quiet), only the exit hook when it
+    /// is quiet with deny paths (the exit hook reads the call's arguments
+    /// from the saved registers), none otherwise. Slots nobody holds are
+    /// inert (quiet, no deny paths) and need nothing.
+    fn syscall_hooks_needed(&self) -> Vec<&'static str> {
+        let (mut enter, mut exit) = (false, false);
+        for st in self.slots.values().filter(|st| st.active || st.tracking) {
+            enter |= st.config.quiet == 0;
+            exit |= st.config.quiet == 0 || st.config.deny_enforce != 0;
+        }
+        SYSCALL_HOOKS
+            .iter()
+            .map(|&(n, _)| n)
+            .filter(|&n| if n == "on_sys_enter" { enter } else { exit })
+            .collect()
     }
 
     /// Mark a slot as having tasks (single-session use) and bring the
     /// syscall hooks in line before any of its tasks is tracked.
     fn start_tracking(&mut self, slot: u32) -> Result<(), MonitorError> {
         self.slot_mut(slot)?.tracking = true;
-        if self.syscall_hooks_needed() {
-            self.attach_syscall_hooks()?;
-        }
-        Ok(())
+        let need = self.syscall_hooks_needed();
+        self.attach_syscall_hooks(&need)
     }
 
     /// Load a program group a lazy load left out, once.
@@ -773,10 +778,14 @@ impl Monitor {
         Ok(())
     }
 
-    fn attach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
+    /// Attach the hooks in `need` that are not attached yet.
+    fn attach_syscall_hooks(&mut self, need: &[&'static str]) -> Result<(), MonitorError> {
+        if need.is_empty() {
+            return Ok(());
+        }
         self.ensure_loaded(ProgramGroup::Syscalls)?;
         let hint = "the kernel needs BTF and tp_btf support (5.5+), and shieldd needs root";
-        for &(name, _) in SYSCALL_HOOKS {
+        for &name in need {
             if self.sys_links.iter().any(|&(n, _)| n == name) {
                 continue;
             }
@@ -794,8 +803,13 @@ impl Monitor {
         Ok(())
     }
 
-    fn detach_syscall_hooks(&mut self) -> Result<(), MonitorError> {
-        while let Some((name, link)) = self.sys_links.pop() {
+    /// Detach the attached hooks not in `need`.
+    fn detach_syscall_hooks(&mut self, need: &[&'static str]) -> Result<(), MonitorError> {
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sys_links)
+            .into_iter()
+            .partition(|(n, _)| need.contains(n));
+        self.sys_links = keep;
+        for (name, link) in drop {
             let prog: &mut BtfTracePoint = self
                 ._ebpf
                 .program_mut(name)
