@@ -35,6 +35,14 @@
 //! rule map is keyed by slot, so sessions with different policies share the
 //! programs. Every event carries its slot ([`EventMeta::slot`]).
 //!
+//! Load cost: the path walks are global BPF functions with their state in
+//! map memory, so the verifier checks each once per program (about 5,500
+//! instructions for all twelve programs, from 160,000), and programs are
+//! loaded on parallel threads. [`Monitor::load_lazy`] (one-session
+//! launcher) loads the syscall hooks and the cgroup programs only when
+//! first needed. Lost records are counted per slot
+//! ([`Monitor::lost_events_in`]).
+//!
 //! Typical use: [`Monitor::load`] once; per session [`Monitor::add_session`]
 //! (slot from [`Monitor::free_slot`], the agent's cgroup, its rules),
 //! [`Monitor::track_pid_in`] the gated child before it execs, and
@@ -135,9 +143,10 @@ const BTF_TRACEPOINTS: &[(&str, &str)] = &[
 
 /// The raw syscall hooks (opens, packet sockets). They run for every system
 /// call of every process on the host, and while any is attached every task
-/// takes the kernel's slow syscall path; so they are loaded (verified) at
-/// load time but attached only while something needs them: open events to
-/// record (not quiet) or deny paths to check. See [`Monitor::syscall_hooks_attached`].
+/// takes the kernel's slow syscall path; so they are attached only while
+/// something needs them: both to record open events (not quiet), the exit
+/// hook alone for deny paths of quiet sessions. See
+/// [`Monitor::syscall_hooks_attached`].
 const SYSCALL_HOOKS: &[(&str, &str)] =
     &[("on_sys_enter", "sys_enter"), ("on_sys_exit", "sys_exit")];
 
