@@ -316,16 +316,22 @@ fn exec_through_the_loader_is_killed_before_it_prints() {
     let policy = "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc, /bin]\n    write: [./]\n  exec:\n    allow: [/usr/bin/python3*]\nresponse:\n  exec: kill\n";
     // ld.so may be executed (Landlock grants it as python's PT_INTERP), so
     // only the monitor stands between `ld.so /usr/bin/id` and its output.
+    // The offender dies in the kernel; the rest of the tree is killed from
+    // user space a moment later, so the parent lingers rather than racing
+    // its own exit against that kill.
     let code = r#"
-import subprocess, glob
+import subprocess, glob, time
 ld = sorted(glob.glob("/lib64/ld-linux-*.so.*") + glob.glob("/lib/ld-linux-*.so.*"))[0]
 r = subprocess.run([ld, "/usr/bin/id"], capture_output=True)
-print("child", r.returncode, r.stdout)
+print("child", r.returncode, r.stdout, flush=True)
+time.sleep(2)
+print("SURVIVED", flush=True)
 "#;
     let o = py(&d, Some(policy), code);
     let out = stdout(&o);
     let err = stderr(&o);
     assert!(!out.contains("uid="), "the loader ran id: {out}");
+    assert!(!out.contains("SURVIVED"), "the tree outlived the kill: {out}");
     assert!(err.contains("shieldd: violation: exec"), "{out}\n{err}");
     assert_eq!(o.status.code(), Some(137), "{out}\n{err}");
 }
