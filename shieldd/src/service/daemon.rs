@@ -129,9 +129,6 @@ fn serve_forever<H: Send + 'static>(
         .map_err(|_| "a server task ended before it started".to_string())?
 }
 
-/// How often host names of running sessions are resolved again.
-const DNS_REFRESH: Duration = Duration::from_secs(30);
-
 fn fail(msg: &str) -> i32 {
     eprintln!("shieldd daemon: {msg}");
     1
@@ -164,6 +161,16 @@ pub fn run_daemon_with(
     let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) {
         Ok(s) => s,
         Err(e) => return fail(&format!("signalfd: {e}")),
+    };
+    // The one watchdog of all sessions, forked while this process still
+    // has a single thread (see service::watchdog). Without it each
+    // session forks its own.
+    let watchdog = match super::watchdog::SharedWatchdog::spawn() {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            eprintln!("shieldd daemon: cannot start the shared watchdog ({e}); each session gets one of its own");
+            None
+        }
     };
 
     if let Err(e) = std::fs::create_dir_all(&cfg.audit_dir) {
@@ -262,15 +269,16 @@ pub fn run_daemon_with(
         cfg.session_socket_dir.clone(),
         cfg.default_policy.clone(),
         cfg.keep_ended,
+        watchdog,
     );
 
     // Host names of running sessions' policies, resolved again.
-    {
-        let registry = registry.clone();
+    if !cfg.dns_refresh.is_zero() {
+        let (registry, period) = (registry.clone(), cfg.dns_refresh);
         let _ = std::thread::Builder::new()
             .name("dns-refresh".into())
             .spawn(move || loop {
-                std::thread::sleep(DNS_REFRESH);
+                std::thread::sleep(period);
                 registry.refresh_hosts();
             });
     }
