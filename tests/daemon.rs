@@ -1008,9 +1008,11 @@ fn the_daemon_resolves_host_names_again_on_its_period() {
         "hosts",
         &format!("{HOSTS_BASE}127.0.0.2 dnstest.shieldd.invalid\n"),
     );
-    let daemon = Daemon::start_cmd(d.path(), "dbus: {enabled: false}\ndns_refresh: 0.5\n", |c| {
-        with_hosts_file(c, &hosts)
-    });
+    let daemon = Daemon::start_cmd(
+        d.path(),
+        "dbus: {enabled: false}\ndns_refresh: 0.5\n",
+        |c| with_hosts_file(c, &hosts),
+    );
     let flip = policy(
         &d,
         "flip",
@@ -1021,7 +1023,10 @@ fn the_daemon_resolves_host_names_again_on_its_period() {
     let flip = {
         // Network refusals are denied, not killed, so the agent can watch.
         let text = std::fs::read_to_string(&flip).expect("policy");
-        d.write("flip.yaml", &text.replace("  default: kill\n", "  default: kill\n  network: deny\n"))
+        d.write(
+            "flip.yaml",
+            &text.replace("  default: kill\n", "  default: kill\n  network: deny\n"),
+        )
     };
     let agent = r#"
 import socket, sys, time
@@ -1061,7 +1066,10 @@ while time.time() < end:
     let (code, err) = run.finish();
     assert_eq!(code, 0, "{err}");
     let recs = daemon.records("it-d-dns");
-    let refresh: Vec<&Value> = recs.iter().filter(|r| r["event"] == "dns_refresh").collect();
+    let refresh: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["event"] == "dns_refresh")
+        .collect();
     assert_eq!(refresh.len(), 1, "{recs:?}");
     assert_eq!(refresh[0]["allowed"], json!(["127.0.0.3/32"]));
     assert!(!daemon

@@ -1077,8 +1077,7 @@ print("SURVIVED", flush=True)
 /// to be trusted): it is moved aside, and the new agent gets an empty one.
 #[test]
 fn a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside() {
-    if !privileged("a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside")
-    {
+    if !privileged("a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside") {
         return;
     }
     let d = TempDir::new("reuse");
@@ -1170,7 +1169,10 @@ fn a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside()
         0,
         "nothing was written through the planted link"
     );
-    for e in std::fs::read_dir(std::env::temp_dir()).expect("tmp").flatten() {
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+    {
         if e.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_file(e.path());
         }
@@ -1191,7 +1193,11 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
     let _ = std::fs::remove_dir_all(&private);
     let mut first = Command::new(shieldd())
         .args(["run", "--session", &session, "--"])
-        .args([PY, "-c", "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n"])
+        .args([
+            PY,
+            "-c",
+            "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n",
+        ])
         .current_dir(d.path())
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -1215,7 +1221,10 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
         assert!(!stdout(&o).contains("SECOND RAN"));
     }
     assert!(alive(pid), "the first agent was killed");
-    assert!(private.is_dir(), "the first session's private dir was moved");
+    assert!(
+        private.is_dir(),
+        "the first session's private dir was moved"
+    );
     assert!(cgroup2_mount()
         .join("shieldd")
         .join(&session)
@@ -1365,7 +1374,11 @@ fn host_names_are_resolved_again_while_a_standalone_agent_runs() {
     let changed = Instant::now();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let st = child.wait().expect("wait");
-    assert_eq!(rest.last().map(String::as_str), Some("A=err1 B=ok"), "{rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("A=err1 B=ok"),
+        "{rest:?}"
+    );
     assert!(changed.elapsed() < Duration::from_secs(30), "{rest:?}");
     assert_eq!(st.code(), Some(0));
     let trail = std::fs::read_to_string(&ev).expect("events");

@@ -450,12 +450,12 @@ fn launch_in(
     let mut connect = Vec::new();
     let monitor: MonitorSlot = if req.monitor {
         let started = match &env.monitor {
-            MonitorSource::Own => start_monitor(policy, &prepared.base, &cg.v2_dir, quiet).map(
-                |(m, rules)| {
+            MonitorSource::Own => {
+                start_monitor(policy, &prepared.base, &cg.v2_dir, quiet).map(|(m, rules)| {
                     connect = rules;
                     (Arc::new(Mutex::new(m)), crate::monitor::DEFAULT_SLOT)
-                },
-            ),
+                })
+            }
             MonitorSource::Shared { monitor, .. } => MonitorRules::from_policy(
                 &policy.sandbox,
                 &policy.response,
@@ -805,11 +805,7 @@ fn spawn_dns_refresh(opts: &RunOptions, l: &Launched) -> DnsRefresh {
         return DnsRefresh(None);
     };
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let (policy, c, period) = (
-        opts.policy.clone(),
-        l.containment.clone(),
-        opts.dns_refresh,
-    );
+    let (policy, c, period) = (opts.policy.clone(), l.containment.clone(), opts.dns_refresh);
     let mut current = l.connect.clone();
     let h = std::thread::Builder::new()
         .name("dns-refresh".into())

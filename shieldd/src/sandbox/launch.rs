@@ -398,10 +398,7 @@ unsafe fn fork_into(cgroup: Option<RawFd>) -> (libc::pid_t, bool) {
 /// wrapper: they would write errno into our thread's TLS) and runs with
 /// every signal blocked until it has reset all handlers to default (a
 /// handler of ours must not run on its stack). Elsewhere: fork.
-pub fn spawn_gated(
-    spec: &ChildSpec,
-    cgroup: Option<RawFd>,
-) -> Result<GatedChild<'_>, LaunchError> {
+pub fn spawn_gated(spec: &ChildSpec, cgroup: Option<RawFd>) -> Result<GatedChild<'_>, LaunchError> {
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
@@ -527,7 +524,10 @@ unsafe fn clone_vm_into(
 unsafe fn fail(err_fd: RawFd, stage: Stage, r: isize) -> ! {
     let e = (-r as i32).to_ne_bytes();
     let msg = [stage as u8, e[0], e[1], e[2], e[3]];
-    raw::sys(libc::SYS_write, &[err_fd as usize, msg.as_ptr() as usize, msg.len()]);
+    raw::sys(
+        libc::SYS_write,
+        &[err_fd as usize, msg.as_ptr() as usize, msg.len()],
+    );
     raw::exit(125)
 }
 
@@ -710,10 +710,7 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     }; 2];
     let r = raw::sys(
         libc::SYS_capset,
-        &[
-            &hdr as *const CapHeader as usize,
-            data.as_ptr() as usize,
-        ],
+        &[&hdr as *const CapHeader as usize, data.as_ptr() as usize],
     );
     if r != 0 {
         fail(err, Stage::Capabilities, r);
