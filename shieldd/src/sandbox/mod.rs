@@ -379,9 +379,7 @@ fn prepare_rest(
         Some(landlock::build_ruleset(&fs, abi)?)
     };
 
-    let filters = seccomp::build_filters(seccomp::SocketRules {
-        deny_udp: !req.monitor,
-    })?;
+    let filters = cached_filters(!req.monitor)?;
 
     let argv = req
         .command
@@ -389,10 +387,13 @@ fn prepare_rest(
         .map(|a| cstring(a.as_bytes(), "argument"))
         .collect::<Result<Vec<_>, _>>()?;
     let envp = build_env(policy, req, &private_tmp)?;
-    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63);
+    static CAP_LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let cap_last = *CAP_LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63)
+    });
 
     Ok(Prepared {
         child: launch::ChildSpec {
@@ -416,6 +417,21 @@ fn prepare_rest(
         credentials: sb.env.credentials.clone(),
         base,
     })
+}
+
+/// The seccomp filters depend on nothing but whether UDP is refused:
+/// compiled once per process (the daemon launches many sessions) and
+/// copied for each launch.
+fn cached_filters(deny_udp: bool) -> Result<Vec<seccompiler::BpfProgram>, SetupError> {
+    use std::sync::OnceLock;
+    static WITH_UDP: OnceLock<Vec<seccompiler::BpfProgram>> = OnceLock::new();
+    static WITHOUT_UDP: OnceLock<Vec<seccompiler::BpfProgram>> = OnceLock::new();
+    let cell = if deny_udp { &WITHOUT_UDP } else { &WITH_UDP };
+    if let Some(f) = cell.get() {
+        return Ok(f.clone());
+    }
+    let f = seccomp::build_filters(seccomp::SocketRules { deny_udp })?;
+    Ok(cell.get_or_init(|| f).clone())
 }
 
 fn cstring(b: &[u8], what: &str) -> Result<CString, SetupError> {
