@@ -35,6 +35,12 @@ impl Daemon {
 
     /// A daemon whose config ends with `extra` (dbus, metrics, alerts).
     fn start_with(dir: &Path, extra: &str) -> Daemon {
+        Daemon::start_cmd(dir, extra, |_| {})
+    }
+
+    /// [`Daemon::start_with`], with `prepare` applied to the daemon's
+    /// command before it is spawned.
+    fn start_cmd(dir: &Path, extra: &str, prepare: impl FnOnce(&mut Command)) -> Daemon {
         let control = dir.join("control.sock");
         let cfg = dir.join("config.yaml");
         std::fs::write(
@@ -47,14 +53,14 @@ impl Daemon {
         )
         .expect("config");
         let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
-        let child = Command::new(shieldd())
-            .args(["daemon", "--config"])
+        let mut cmd = Command::new(shieldd());
+        cmd.args(["daemon", "--config"])
             .arg(&cfg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn daemon");
+            .stderr(log);
+        prepare(&mut cmd);
+        let child = cmd.spawn().expect("spawn daemon");
         let d = Daemon {
             child: Some(child),
             dir: dir.to_path_buf(),
@@ -933,4 +939,144 @@ time.sleep(120)
     for e in ["isolate", "release", "kill", "session_end"] {
         assert!(events.iter().any(|x| x == e), "{e} missing: {events:?}");
     }
+}
+
+/// Bind-mount `hosts` over /etc/hosts for the spawned process, in a mount
+/// namespace of its own: the system resolver (nsswitch `files`) then
+/// answers from a file the test controls.
+fn with_hosts_file(c: &mut Command, hosts: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("path");
+    // SAFETY: the closure runs between fork and exec and makes only raw
+    // system calls on memory prepared before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    src.as_ptr(),
+                    c"/etc/hosts".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+const HOSTS_BASE: &str = "127.0.0.1 localhost\n::1 localhost\n";
+
+/// The daemon resolves its sessions' host names again on its configured
+/// period: a name that moves to a new address is reachable there and
+/// refused at the old one, while the agent runs; a second session whose
+/// policy names no host is not touched.
+#[test]
+fn the_daemon_resolves_host_names_again_on_its_period() {
+    if !privileged("the_daemon_resolves_host_names_again_on_its_period") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("d-dns");
+    // Two loopback listeners on one port.
+    let port = (0..50)
+        .find_map(|_| {
+            let a = std::net::TcpListener::bind("127.0.0.2:0").ok()?;
+            let port = a.local_addr().ok()?.port();
+            let b = std::net::TcpListener::bind(("127.0.0.3", port)).ok()?;
+            for l in [a, b] {
+                std::thread::spawn(move || {
+                    for s in l.incoming() {
+                        drop(s);
+                    }
+                });
+            }
+            Some(port)
+        })
+        .expect("a port free on 127.0.0.2 and 127.0.0.3");
+    let hosts = d.write(
+        "hosts",
+        &format!("{HOSTS_BASE}127.0.0.2 dnstest.shieldd.invalid\n"),
+    );
+    let daemon = Daemon::start_cmd(
+        d.path(),
+        "dbus: {enabled: false}\ndns_refresh: 0.5\n",
+        |c| with_hosts_file(c, &hosts),
+    );
+    let flip = policy(
+        &d,
+        "flip",
+        &format!(
+            "  network:\n    connect:\n      - {{ host: dnstest.shieldd.invalid, port: {port} }}\n"
+        ),
+    );
+    let flip = {
+        // Network refusals are denied, not killed, so the agent can watch.
+        let text = std::fs::read_to_string(&flip).expect("policy");
+        d.write(
+            "flip.yaml",
+            &text.replace("  default: kill\n", "  default: kill\n  network: deny\n"),
+        )
+    };
+    let agent = r#"
+import socket, sys, time
+port = int(sys.argv[1])
+def state(h):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((h, port))
+        return "ok"
+    except OSError as e:
+        return "err%d" % (e.errno or 0)
+    finally:
+        s.close()
+last = None
+end = time.time() + 40
+while time.time() < end:
+    cur = (state("127.0.0.2"), state("127.0.0.3"))
+    if cur != last:
+        print("A=%s B=%s" % cur, flush=True)
+        last = cur
+    if cur == ("err1", "ok"):
+        break
+    time.sleep(0.2)
+"#;
+    let port_s = port.to_string();
+    let mut run = daemon.run("it-d-dns", Some(&flip), &[PY, "-c", agent, &port_s]);
+    let mut bystander = daemon.run("it-d-dns-other", None, &sleeper());
+    bystander.wait_line("ready");
+    run.wait_line("A=ok B=err1");
+    std::fs::write(
+        &hosts,
+        format!("{HOSTS_BASE}127.0.0.3 dnstest.shieldd.invalid\n"),
+    )
+    .expect("rewrite hosts");
+    run.wait_line("A=err1 B=ok");
+    let (code, err) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    let recs = daemon.records("it-d-dns");
+    let refresh: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["event"] == "dns_refresh")
+        .collect();
+    assert_eq!(refresh.len(), 1, "{recs:?}");
+    assert_eq!(refresh[0]["allowed"], json!(["127.0.0.3/32"]));
+    assert!(!daemon
+        .records("it-d-dns-other")
+        .iter()
+        .any(|r| r["event"] == "dns_refresh"));
+    assert_eq!(daemon.session("it-d-dns-other")["state"], "running");
+    let _ = daemon.call(json!({"op": "kill", "session": "it-d-dns-other"}));
+    let _ = bystander.finish();
 }

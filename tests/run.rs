@@ -1076,3 +1076,356 @@ print("SURVIVED", flush=True)
     assert!(!out.contains("SURVIVED"), "{out}");
     assert!(l.received(Duration::from_millis(300)).is_empty());
 }
+
+/// The agent of a session whose shieldd was SIGKILLed leaves its private
+/// temp dir behind; a new session with the same id must neither fail on it
+/// nor hand it to the new agent (whatever the old agent left there is not
+/// to be trusted): it is moved aside, and the new agent gets an empty one.
+#[test]
+fn a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside() {
+    if !privileged("a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside") {
+        return;
+    }
+    let d = TempDir::new("reuse");
+    let session = format!("it-reuse-{}", std::process::id());
+    let private = std::env::temp_dir().join(format!("shieldd-{session}"));
+    let _ = std::fs::remove_dir_all(&private);
+    // A first session plants a file in its TMPDIR, then its shieldd dies.
+    let code = "import os, time\nopen(os.path.join(os.environ['TMPDIR'], 'planted'), 'w').write('x')\nprint('ready', flush=True)\ntime.sleep(300)\n";
+    let mut child = Command::new(shieldd())
+        .args(["run", "--session", &session, "--", PY, "-c", code])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut buf = [0u8; 6];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut buf)
+        .expect("agent ready");
+    // SAFETY: killing the shieldd process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let cg = cgroup2_mount().join("shieldd").join(&session);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cg.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(private.join("planted").exists(), "the leftover is there");
+
+    // The same id again: it runs, in an empty private dir.
+    let o = run_in(
+        d.path(),
+        None,
+        &["--session", &session],
+        &[
+            PY,
+            "-c",
+            "import os\nt = os.environ['TMPDIR']\nprint('tmp', t, sorted(os.listdir(t)))\n",
+        ],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains(&format!("tmp {} []", private.display())),
+        "{out}"
+    );
+    assert!(err.contains("was moved to"), "{err}");
+    // The leftover is kept aside for inspection, with what was planted.
+    let prefix = format!("shieldd-{session}.left-");
+    let kept: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].join("planted").exists(), "{kept:?}");
+    // The new session's own dir is gone after its normal end.
+    assert!(!private.exists());
+    for k in kept {
+        let _ = std::fs::remove_dir_all(k);
+    }
+
+    // A symlink planted at the private dir's name is moved aside as a
+    // link: its target is neither used nor changed.
+    let target = d.path().join("elsewhere");
+    std::fs::create_dir(&target).expect("target");
+    std::os::unix::fs::symlink(&target, &private).expect("symlink");
+    let o = run_in(
+        d.path(),
+        None,
+        &["--session", &session],
+        &[
+            PY,
+            "-c",
+            "import os\nt = os.environ['TMPDIR']\nopen(os.path.join(t, 'x'), 'w').write('y')\nprint('link', os.path.islink(t))\n",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("link False"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read_dir(&target).expect("target").count(),
+        0,
+        "nothing was written through the planted link"
+    );
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A second session with the id of a running one is refused with a clear
+/// message, and the running one is left alone (its cgroup is not shared,
+/// killed or removed, its private dir not moved).
+#[test]
+fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
+    if !privileged("a_session_id_in_use_is_refused_and_the_running_session_is_untouched") {
+        return;
+    }
+    let d = TempDir::new("inuse");
+    let session = format!("it-inuse-{}", std::process::id());
+    let private = std::env::temp_dir().join(format!("shieldd-{session}"));
+    let _ = std::fs::remove_dir_all(&private);
+    let mut first = Command::new(shieldd())
+        .args(["run", "--session", &session, "--"])
+        .args([
+            PY,
+            "-c",
+            "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n",
+        ])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(first.stdout.as_mut().expect("stdout"));
+        r.read_line(&mut line).expect("pid line");
+    }
+    let pid: i32 = line.trim().parse().expect("pid");
+    for cmd in [&["/bin/true"][..], &[PY, "-c", "print('SECOND RAN')"][..]] {
+        let o = run_in(d.path(), None, &["--session", &session], cmd);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("session {session} is running already")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("SECOND RAN"));
+    }
+    assert!(alive(pid), "the first agent was killed");
+    assert!(
+        private.is_dir(),
+        "the first session's private dir was moved"
+    );
+    assert!(cgroup2_mount()
+        .join("shieldd")
+        .join(&session)
+        .join("cgroup.procs")
+        .exists());
+    // SAFETY: ending the shieldd process this test started.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    let st = first.wait().expect("wait");
+    assert_eq!(st.code(), Some(128 + libc::SIGTERM), "{st:?}");
+    assert!(!private.exists());
+}
+
+/// Bind-mount `hosts` over /etc/hosts for the spawned process, in a mount
+/// namespace of its own: the system resolver (nsswitch `files`) then
+/// answers from a file the test controls.
+fn with_hosts_file(c: &mut Command, hosts: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("path");
+    // SAFETY: the closure runs between fork and exec and makes only raw
+    // system calls on memory prepared before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    src.as_ptr(),
+                    c"/etc/hosts".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Two loopback listeners on one port (127.0.0.2 and 127.0.0.3).
+fn two_loopback_listeners() -> u16 {
+    for _ in 0..50 {
+        let Ok(a) = TcpListener::bind("127.0.0.2:0") else {
+            continue;
+        };
+        let port = a.local_addr().expect("addr").port();
+        let Ok(b) = TcpListener::bind(("127.0.0.3", port)) else {
+            continue;
+        };
+        for l in [a, b] {
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    drop(s);
+                }
+            });
+        }
+        return port;
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3");
+}
+
+/// Connects to two addresses until the first is refused and the second
+/// accepted (or 40 s pass), printing each change of what happens.
+const FLIP_AGENT: &str = r#"
+import socket, sys, time
+a, b, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def state(h):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((h, port))
+        return "ok"
+    except OSError as e:
+        return "err%d" % (e.errno or 0)
+    finally:
+        s.close()
+last = None
+end = time.time() + 40
+while time.time() < end:
+    cur = (state(a), state(b))
+    if cur != last:
+        print("A=%s B=%s" % cur, flush=True)
+        last = cur
+    if cur == ("err1", "ok"):
+        break
+    time.sleep(0.2)
+"#;
+
+/// The policy allows `dnstest.shieldd.invalid:PORT` and denies (without
+/// killing) every other destination.
+fn flip_policy(dir: &TempDir, port: u16) -> std::path::PathBuf {
+    dir.write(
+        "flip.yaml",
+        &format!(
+            "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  network:\n    connect:\n      - {{ host: dnstest.shieldd.invalid, port: {port} }}\nresponse:\n  default: kill\n  network: deny\n"
+        ),
+    )
+}
+
+const HOSTS_BASE: &str = "127.0.0.1 localhost\n::1 localhost\n";
+
+/// A host name of `network.connect` that resolves to a new address while
+/// the agent runs: the new address becomes reachable and the old one is
+/// refused, within the refresh period (standalone `run`).
+#[test]
+fn host_names_are_resolved_again_while_a_standalone_agent_runs() {
+    if !privileged("host_names_are_resolved_again_while_a_standalone_agent_runs") {
+        return;
+    }
+    use std::io::BufRead;
+    let d = TempDir::new("dnsflip");
+    let port = two_loopback_listeners();
+    let hosts = d.write(
+        "hosts",
+        &format!("{HOSTS_BASE}127.0.0.2 dnstest.shieldd.invalid\n"),
+    );
+    let policy = flip_policy(&d, port);
+    let ev = d.path().join("events.jsonl");
+    let mut c = Command::new(shieldd());
+    c.args(["run", "--standalone", "--dns-refresh", "0.5", "--policy"])
+        .arg(&policy)
+        .arg("--events")
+        .arg(&ev)
+        .args(["--", PY, "-c", FLIP_AGENT, "127.0.0.2", "127.0.0.3"])
+        .arg(port.to_string())
+        .current_dir(d.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    with_hosts_file(&mut c, &hosts);
+    let mut child = c.spawn().expect("spawn");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a first line").expect("read");
+    assert_eq!(first, "A=ok B=err1", "before the change");
+    std::fs::write(
+        &hosts,
+        format!("{HOSTS_BASE}127.0.0.3 dnstest.shieldd.invalid\n"),
+    )
+    .expect("rewrite hosts");
+    let changed = Instant::now();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let st = child.wait().expect("wait");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("A=err1 B=ok"),
+        "{rest:?}"
+    );
+    assert!(changed.elapsed() < Duration::from_secs(30), "{rest:?}");
+    assert_eq!(st.code(), Some(0));
+    let trail = std::fs::read_to_string(&ev).expect("events");
+    let refresh: Vec<serde_json::Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["event"] == "dns_refresh")
+        .collect();
+    assert_eq!(refresh.len(), 1, "{trail}");
+    assert_eq!(refresh[0]["allowed"], serde_json::json!(["127.0.0.3/32"]));
+    shieldd::audit::verify(&ev).expect("chain verifies");
+
+    // Resolution at launch only (--dns-refresh 0): the change is not seen.
+    std::fs::write(
+        &hosts,
+        format!("{HOSTS_BASE}127.0.0.2 dnstest.shieldd.invalid\n"),
+    )
+    .expect("rewrite hosts");
+    let once = "import socket, sys, time\ns = socket.socket(); s.connect(('127.0.0.2', int(sys.argv[1]))); s.close()\nopen('go', 'w').close()\ntime.sleep(2.5)\nfor h in ('127.0.0.2', '127.0.0.3'):\n    s = socket.socket()\n    try:\n        s.connect((h, int(sys.argv[1]))); print(h, 'ok')\n    except OSError as e:\n        print(h, e.errno)\n";
+    let mut c = Command::new(shieldd());
+    c.args(["run", "--standalone", "--dns-refresh", "0", "--policy"])
+        .arg(&policy)
+        .args(["--", PY, "-c", once])
+        .arg(port.to_string())
+        .current_dir(d.path());
+    with_hosts_file(&mut c, &hosts);
+    let waiter = {
+        let (go, hosts) = (d.path().join("go"), hosts.clone());
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(20);
+            while !go.exists() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = std::fs::write(
+                &hosts,
+                format!("{HOSTS_BASE}127.0.0.3 dnstest.shieldd.invalid\n"),
+            );
+        })
+    };
+    let o = output_within(&mut c, Duration::from_secs(60));
+    let _ = waiter.join();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "127.0.0.2 ok\n127.0.0.3 1\n");
+}

@@ -50,6 +50,11 @@ pub enum Command {
         /// Run the agent here even when a daemon is running.
         #[arg(long)]
         standalone: bool,
+        /// Seconds between resolutions of the policy's host names while the
+        /// agent runs (standalone; the daemon's config has `dns_refresh`);
+        /// 0 = resolve at launch only.
+        #[arg(long, default_value_t = crate::run::DNS_REFRESH.as_secs_f64())]
+        dns_refresh: f64,
         /// The daemon's control socket (default: $SHIELDD_CONTROL, else
         /// /run/shieldd/control.sock). Without a daemon there, `run` works
         /// standalone.
@@ -197,6 +202,7 @@ pub fn main_with(cli: Cli) -> i32 {
             allow_degraded,
             grace,
             standalone,
+            dns_refresh,
             control,
             cmd,
         } => {
@@ -228,6 +234,10 @@ pub fn main_with(cli: Cli) -> i32 {
             };
             if !grace.is_finite() || grace < 0.0 {
                 eprintln!("shieldd: --grace must be a number of seconds");
+                return 125;
+            }
+            if !dns_refresh.is_finite() || dns_refresh < 0.0 {
+                eprintln!("shieldd: --dns-refresh must be a number of seconds");
                 return 125;
             }
             if !standalone {
@@ -299,6 +309,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 events,
                 socket,
                 grace: Duration::from_secs_f64(grace.min(86_400.0)),
+                dns_refresh: Duration::from_secs_f64(dns_refresh.min(86_400.0)),
             })
         }
         Command::Scan {

@@ -36,6 +36,9 @@ pub struct RunOptions {
     /// How long the agent has to exit after a forwarded SIGTERM/SIGINT
     /// before the tree is killed.
     pub grace: Duration,
+    /// How often the policy's host names are resolved again while the
+    /// agent runs (standalone; the daemon has its own period); zero = never.
+    pub dns_refresh: Duration,
 }
 
 /// How the session ended.
@@ -127,31 +130,92 @@ fn start_monitor(
     base: &crate::policy::ResolveBase,
     cgroup: &std::path::Path,
     quiet: bool,
-) -> Result<Monitor, String> {
+) -> Result<(Monitor, Vec<crate::monitor::ConnectRule>), String> {
     let mut m = Monitor::load_lazy(&MonitorConfig::default()).map_err(|e| e.to_string())?;
     let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, resolve_host)
         .map_err(|e| e.to_string())?;
     m.add_session(crate::monitor::DEFAULT_SLOT, Some(cgroup), &rules, quiet)
         .map_err(|e| e.to_string())?;
-    Ok(m)
+    Ok((m, rules.connect))
 }
 
-/// Every address of a host name, through the system resolver. Names are
-/// resolved once, at launch (re-resolution on TTL is not done yet).
+/// Every address of a host name, through the system resolver, at launch.
+/// Running sessions resolve their names again every
+/// [`RunOptions::dns_refresh`] (see [`refresh_connect`]).
 pub fn resolve_host(h: &str) -> Vec<std::net::IpAddr> {
-    use std::net::ToSocketAddrs;
-    match (h, 0u16).to_socket_addrs() {
-        Ok(it) => {
-            let mut v: Vec<_> = it.map(|a| a.ip()).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+    match lookup_host(h) {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("shieldd: cannot resolve {h}: {e}; nothing is allowed for it");
             Vec::new()
         }
     }
+}
+
+/// Every address of `h`, sorted and deduplicated (getaddrinfo: files, then
+/// DNS, as the host's nsswitch.conf says).
+fn lookup_host(h: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+    use std::net::ToSocketAddrs;
+    let mut v: Vec<_> = (h, 0u16).to_socket_addrs()?.map(|a| a.ip()).collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+/// How often a session's host names are resolved again by default. The
+/// system resolver gives no TTL, so the period stands in for it.
+pub const DNS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Resolve the host names of `policy` again and, when the addresses
+/// differ from `old`, put the new allowlist in the session's kernel maps
+/// (new addresses in before stale ones go, so a destination allowed in
+/// both is never refused) and record `dns_refresh`. A name that does not
+/// resolve now keeps the session's current rules (a resolver outage must
+/// not cut an agent off, nor open anything). Returns the rules now in
+/// force when they changed.
+pub fn refresh_connect(
+    policy: &Policy,
+    base: &crate::policy::ResolveBase,
+    c: &Containment,
+    old: &[crate::monitor::ConnectRule],
+) -> Option<Vec<crate::monitor::ConnectRule>> {
+    let m = c.monitor.as_ref()?;
+    let named = policy
+        .sandbox
+        .network
+        .connect
+        .iter()
+        .any(|r| matches!(r.target, crate::policy::ConnectTarget::Host(_)));
+    if !named {
+        return None;
+    }
+    let mut failed = Vec::new();
+    let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, |h| {
+        lookup_host(h).unwrap_or_else(|e| {
+            failed.push(format!("{h}: {e}"));
+            Vec::new()
+        })
+    })
+    .ok()?;
+    if !failed.is_empty() {
+        tracing::warn!(
+            session = %c.session,
+            "host names did not resolve ({}); the session keeps its current addresses",
+            failed.join("; ")
+        );
+        return None;
+    }
+    if rules.connect == old {
+        return None;
+    }
+    if let Err(e) = m.lock().ok()?.set_connect_rules_in(c.slot, &rules.connect) {
+        tracing::warn!(session = %c.session, "dns refresh: {e}");
+        return None;
+    }
+    let nets: Vec<String> = rules.connect.iter().map(|r| r.net.to_string()).collect();
+    c.record("dns_refresh", json!({"allowed": nets}), false);
+    c.flush();
+    Some(rules.connect)
 }
 
 /// Where a session's kernel monitor comes from.
@@ -181,6 +245,9 @@ pub struct LaunchEnv {
     pub hooks: Option<Arc<crate::service::hooks::Hooks>>,
     /// The runtime the scan API (and, standalone, the event pump) runs on.
     pub rt: tokio::runtime::Handle,
+    /// The daemon's one watchdog for all sessions; None: a watchdog of the
+    /// session's own is forked.
+    pub watchdog: Option<Arc<crate::service::watchdog::SharedWatchdog>>,
 }
 
 /// A launched session: the agent runs; [`Launched::finish`] cleans up.
@@ -199,6 +266,9 @@ pub struct Launched {
     pub service: Arc<crate::service::registry::SwapService>,
     /// Where the policy's `~` and `./` pointed.
     pub base: Option<crate::policy::ResolveBase>,
+    /// The outbound allowlist put in the kernel at launch (host names
+    /// resolved), for [`refresh_connect`].
+    pub connect: Vec<crate::monitor::ConnectRule>,
     monitor: Option<(Arc<Mutex<Monitor>>, crate::monitor::SessionSlot)>,
     shared: Option<(pump::Routes, pump::Drain)>,
     pump: Option<(
@@ -206,6 +276,7 @@ pub struct Launched {
         tokio::sync::oneshot::Sender<()>,
     )>,
     watchdog: Option<launch::Watchdog>,
+    shared_watchdog: Option<Arc<crate::service::watchdog::SharedWatchdog>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     _tmp: TmpGuard,
     _socket: SocketGuard,
@@ -289,6 +360,7 @@ pub fn launch_session(
             watchdog,
             sock_guard,
             server,
+            connect,
         )) => Ok(Launched {
             pid,
             cg,
@@ -297,6 +369,7 @@ pub fn launch_session(
             uid,
             service,
             base: Some(base),
+            connect,
             shared: match &env.monitor {
                 MonitorSource::Shared { routes, drain, .. } => {
                     Some((routes.clone(), drain.clone()))
@@ -305,7 +378,11 @@ pub fn launch_session(
             },
             monitor,
             pump,
-            watchdog: Some(watchdog),
+            shared_watchdog: match watchdog {
+                None => env.watchdog.clone(),
+                Some(_) => None,
+            },
+            watchdog,
             server,
             _tmp: tmp_guard,
             _socket: sock_guard,
@@ -340,9 +417,10 @@ type LaunchParts = (
     crate::policy::ResolveBase,
     MonitorSlot,
     PumpHandle,
-    launch::Watchdog,
+    Option<launch::Watchdog>,
     SocketGuard,
     tokio::task::JoinHandle<std::io::Result<()>>,
+    Vec<crate::monitor::ConnectRule>,
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -369,10 +447,15 @@ fn launch_in(
     let placement = cg.add_in_background(pid, gated.in_cgroup);
 
     let quiet = env.audit.is_none();
+    let mut connect = Vec::new();
     let monitor: MonitorSlot = if req.monitor {
         let started = match &env.monitor {
-            MonitorSource::Own => start_monitor(policy, &prepared.base, &cg.v2_dir, quiet)
-                .map(|m| (Arc::new(Mutex::new(m)), crate::monitor::DEFAULT_SLOT)),
+            MonitorSource::Own => {
+                start_monitor(policy, &prepared.base, &cg.v2_dir, quiet).map(|(m, rules)| {
+                    connect = rules;
+                    (Arc::new(Mutex::new(m)), crate::monitor::DEFAULT_SLOT)
+                })
+            }
             MonitorSource::Shared { monitor, .. } => MonitorRules::from_policy(
                 &policy.sandbox,
                 &policy.response,
@@ -390,6 +473,7 @@ fn launch_in(
                     .ok_or_else(|| "every session slot is in use".to_string())?;
                 m.add_session(slot, Some(&cg.v2_dir), &rules, quiet)
                     .map_err(|e| e.to_string())?;
+                connect = rules.connect;
                 Ok((monitor.clone(), slot))
             }),
         };
@@ -492,13 +576,38 @@ fn launch_in(
         .dirs()
         .filter_map(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
         .collect();
-    let watchdog = match launch::spawn_watchdog(&kill_fd, &dirs) {
-        Ok(w) => w,
-        Err(e) => return fail(e.into(), &monitor),
+    // The daemon's shared watchdog is told the session's cgroups (a
+    // write); without it (standalone, or it is gone) a watchdog of the
+    // session's own is forked.
+    let shared = env.watchdog.as_ref().and_then(|w| {
+        let dirs: Vec<PathBuf> = cg.dirs().cloned().collect();
+        match w.watch(&req.session, &dirs) {
+            Ok(()) => Some(()),
+            Err(e) => {
+                warn(&format!(
+                    "the daemon's watchdog is gone ({e}); this session gets one of its own"
+                ));
+                None
+            }
+        }
+    });
+    let watchdog = match shared {
+        Some(()) => None,
+        None => match launch::spawn_watchdog(&kill_fd, &dirs) {
+            Ok(w) => Some(w),
+            Err(e) => return fail(e.into(), &monitor),
+        },
     };
-    let stop_watchdog = |w: launch::Watchdog| {
-        drop(w.lifeline);
-        launch::reap(w.pid);
+    let stop_watchdog = |w: Option<launch::Watchdog>| {
+        if let Some(w) = w {
+            drop(w.lifeline);
+            launch::reap(w.pid);
+        }
+        if shared.is_some() {
+            if let Some(sw) = &env.watchdog {
+                sw.unwatch(&req.session);
+            }
+        }
     };
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "watchdog started");
     deferred.start();
@@ -574,6 +683,7 @@ fn launch_in(
         watchdog,
         socket_guard,
         server,
+        connect,
     ))
 }
 
@@ -621,6 +731,9 @@ impl Launched {
             drop(w.lifeline);
             launch::reap(w.pid);
         }
+        if let Some(w) = self.shared_watchdog.take() {
+            w.unwatch(&self.containment.session);
+        }
     }
 }
 
@@ -657,15 +770,69 @@ fn supervise(
         audit,
         hooks: None,
         rt: rt.handle().clone(),
+        watchdog: None,
     };
     let launched = launch_session(opts, &env, None)?;
+    let refresher = spawn_dns_refresh(opts, &launched);
     let outcome = wait_agent(launched.pid, &mut sfd, &launched.cg, opts.grace);
+    drop(refresher);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
     launched.finish(rt.handle());
     rt.shutdown_timeout(Duration::from_millis(500));
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "session done");
     let _ = mask.thread_unblock();
     Ok(outcome)
+}
+
+/// The standalone session's own resolver loop; dropping it stops the loop
+/// (and waits for a refresh in progress).
+struct DnsRefresh(Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>);
+
+impl Drop for DnsRefresh {
+    fn drop(&mut self) {
+        if let Some((stop, h)) = self.0.take() {
+            drop(stop);
+            let _ = h.join();
+        }
+    }
+}
+
+fn spawn_dns_refresh(opts: &RunOptions, l: &Launched) -> DnsRefresh {
+    let named = opts
+        .policy
+        .sandbox
+        .network
+        .connect
+        .iter()
+        .any(|r| matches!(r.target, crate::policy::ConnectTarget::Host(_)));
+    let (Some(base), true, false) = (
+        l.base.clone(),
+        named && l.containment.monitor.is_some(),
+        opts.dns_refresh.is_zero(),
+    ) else {
+        return DnsRefresh(None);
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (policy, c, period) = (opts.policy.clone(), l.containment.clone(), opts.dns_refresh);
+    let mut current = l.connect.clone();
+    let h = std::thread::Builder::new()
+        .name("dns-refresh".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(period) {
+                if let Some(new) = refresh_connect(&policy, &base, &c, &current) {
+                    current = new;
+                }
+            }
+        });
+    match h {
+        Ok(h) => DnsRefresh(Some((tx, h))),
+        Err(e) => {
+            warn(&format!(
+                "cannot start the DNS refresh ({e}); host names stay as resolved at launch"
+            ));
+            DnsRefresh(None)
+        }
+    }
 }
 
 /// Removes the socket file at the end of the session.

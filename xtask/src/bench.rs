@@ -704,9 +704,70 @@ impl Drop for BenchDaemon {
     }
 }
 
+/// CPU time of this process's reaped children, microseconds.
+fn children_cpu_us() -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+/// CPU time of a process and its reaped children (the daemon and the
+/// agents it waited for), microseconds, at clock-tick resolution.
+fn cpu_with_children_us(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14-17 (11-14 after the name).
+    let ticks: f64 = (11..=14)
+        .map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks * 1e6 / hz)
+}
+
+/// CPU per launch, which a loaded machine does not inflate the way it does
+/// wall time: `n` launches through the daemon, the `shieldd run` client's
+/// CPU and the daemon's (with the agents it started and reaped), against
+/// `n` bare `/bin/true`.
+/// Returns (bare, client, daemon) microseconds per launch.
+fn launch_cpu(
+    shieldd: &Path,
+    daemon: &BenchDaemon,
+    work: &Path,
+    n: usize,
+) -> Result<(f64, f64, f64)> {
+    let c0 = children_cpu_us();
+    for _ in 0..n {
+        time(&mut Command::new("/bin/true"))?;
+    }
+    let bare = (children_cpu_us() - c0) / n as f64;
+    let d0 = cpu_with_children_us(daemon.child.id())?;
+    let c0 = children_cpu_us();
+    for _ in 0..n {
+        time(
+            Command::new(shieldd)
+                .arg("run")
+                .arg("--control")
+                .arg(&daemon.control)
+                .args(["--", "/bin/true"])
+                .current_dir(work),
+        )?;
+    }
+    let client = (children_cpu_us() - c0) / n as f64;
+    // Ended sessions are cleaned up just after their caller is answered.
+    std::thread::sleep(Duration::from_millis(200));
+    let d = (cpu_with_children_us(daemon.child.id())? - d0) / n as f64;
+    Ok((bare, client, d))
+}
+
 fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
     let daemon = BenchDaemon::start(shieldd, "daemon")?;
     let (work, control) = (daemon.dir.join("work"), daemon.control.clone());
+    let mut cpu = None;
     let result = {
         (|| -> Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
             let (mut bare, mut via, mut alone) = (Vec::new(), Vec::new(), Vec::new());
@@ -725,6 +786,7 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
                     via.push(b);
                 }
             }
+            cpu = Some(launch_cpu(shieldd, &daemon, &work, rounds.max(100))?);
             // Apart: a standalone session loads and frees the eBPF programs,
             // and the kernel's teardown would land on the next command.
             for i in 0..rounds + 1 {
@@ -769,6 +831,14 @@ fn daemon_overhead(shieldd: &Path, rounds: usize) -> Result<()> {
         "through daemon minus bare: {:.2} ms (target <= 5 ms)",
         (mv - mb) / 1000.0
     );
+    if let Some((bare, client, d)) = cpu {
+        println!(
+            "CPU per launch (mean of {} runs; less sensitive to a loaded machine than wall time): /bin/true {bare:.0} us; through the daemon: client {client:.0} us + daemon and agent {d:.0} us = {:.0} us ({:.2} ms over bare)",
+            rounds.max(100),
+            client + d,
+            (client + d - bare) / 1000.0
+        );
+    }
     Ok(())
 }
 

@@ -23,6 +23,14 @@ pub enum CgroupError {
     /// A controller the policy's limits need is in no hierarchy.
     #[error("the `{0}` cgroup controller is not available (neither in cgroup v2 nor as a v1 hierarchy), so `limits.{0}` cannot be enforced; enable the controller, remove the limit, or pass --allow-degraded=cgroup-limits")]
     NoController(&'static str),
+    /// A session with this id is running: its cgroup has processes.
+    #[error("session {session} is running already (its cgroup {} has processes); choose another --session, or end that one first (`shieldd kill {session}` through the daemon)", .path.display())]
+    InUse {
+        /// The session id.
+        session: String,
+        /// Its cgroup directory.
+        path: PathBuf,
+    },
     /// A file operation failed.
     #[error("cgroup {what} {path}: {source}{hint}")]
     Io {
@@ -173,6 +181,47 @@ fn mkdir(path: &Path) -> Result<(), CgroupError> {
     }
 }
 
+/// Create a session's cgroup directory, which must not exist; a leftover
+/// of a dead session is removed first (rmdir succeeds only on a cgroup
+/// without processes or children), a live one is [`CgroupError::InUse`].
+fn claim_dir(dir: &Path, session: &str) -> Result<(), CgroupError> {
+    for _ in 0..3 {
+        match fs::create_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::remove_dir(dir) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "removed the empty cgroup of an earlier session");
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    return Err(CgroupError::InUse {
+                        session: session.to_string(),
+                        path: dir.to_path_buf(),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove the leftover", dir, e)),
+            },
+            Err(e) => return Err(io_err("create", dir, e)),
+        }
+    }
+    Err(CgroupError::InUse {
+        session: session.to_string(),
+        path: dir.to_path_buf(),
+    })
+}
+
+/// Whether the session `id` has a cgroup with processes in it (a running
+/// session of this host, standalone or the daemon's).
+pub fn session_running(id: &str) -> bool {
+    let Ok(layout) = Layout::discover() else {
+        return false;
+    };
+    let Some(v2) = layout.v2 else { return false };
+    fs::read_to_string(v2.join("shieldd").join(id).join("cgroup.events"))
+        .map(|s| s.lines().any(|l| l.trim() == "populated 1"))
+        .unwrap_or(false)
+}
+
 impl SessionCgroup {
     /// Create `shieldd/<session>` in each hierarchy the limits need and apply them.
     ///
@@ -188,8 +237,14 @@ impl SessionCgroup {
         let v2 = layout.v2.as_ref().ok_or(CgroupError::NoV2)?;
         let parent = v2.join("shieldd");
         mkdir(&parent)?;
+        // The session's own directory must be new: one left by a session
+        // that died (its watchdog could not remove it) is taken over only
+        // once it is empty, and a running session's is never shared (its
+        // cleanup would kill both).
+        let v2_dir = parent.join(session);
+        claim_dir(&v2_dir, session)?;
         let mut cg = SessionCgroup {
-            v2_dir: parent.join(session),
+            v2_dir,
             v1_dirs: Vec::new(),
             missing_limits: Vec::new(),
             removed: false,
@@ -210,7 +265,6 @@ impl SessionCgroup {
             write(&v2.join("cgroup.subtree_control"), spec.trim_end())?;
             write(&parent.join("cgroup.subtree_control"), spec.trim_end())?;
         }
-        mkdir(&cg.v2_dir)?;
         for (c, value) in wanted {
             if v2_ctrls.contains(&c) {
                 let file = if c == "pids" {
@@ -231,7 +285,7 @@ impl SessionCgroup {
                 if let Some(p) = dir.parent() {
                     mkdir(p)?;
                 }
-                mkdir(&dir)?;
+                claim_dir(&dir, session)?;
                 cg.v1_dirs.push(dir.clone());
                 if c == "pids" {
                     write(&dir.join("pids.max"), &value.to_string())?;

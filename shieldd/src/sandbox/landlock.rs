@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     make_bitflags, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort,
-    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
 
 /// Errors building the ruleset.
@@ -27,13 +27,13 @@ pub enum LandlockError {
     /// The crate or kernel refused the ruleset.
     #[error("Landlock ruleset: {0}")]
     Ruleset(#[from] landlock::RulesetError),
-    /// A path could not be opened for a rule.
+    /// A path could not be opened for a rule, or its rule was refused.
     #[error("Landlock rule for {path}: {source}")]
     Path {
         /// The path.
         path: PathBuf,
         /// Cause.
-        source: landlock::PathFdError,
+        source: std::io::Error,
     },
 }
 
@@ -290,13 +290,6 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
         ruleset = ruleset.scope(Scope::Signal | Scope::AbstractUnixSocket)?;
     }
     let mut created = ruleset.create()?;
-    for r in rules {
-        let fd = PathFd::new(&r.path).map_err(|e| LandlockError::Path {
-            path: r.path.clone(),
-            source: e,
-        })?;
-        created = created.add_rule(PathBeneath::new(fd, r.access))?;
-    }
     if spec.restrict_net && abi >= 4 {
         for p in spec.connect_ports.iter().flatten() {
             created = created.add_rule(NetPort::new(*p, AccessNet::ConnectTcp))?;
@@ -306,12 +299,95 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
         }
     }
     let fd: Option<OwnedFd> = created.into();
-    fd.ok_or_else(|| {
+    let fd = fd.ok_or_else(|| {
         LandlockError::Unsupported(
             "Landlock is not enabled in this kernel (add `landlock` to the lsm= boot parameter)"
                 .into(),
         )
-    })
+    })?;
+    // What the ruleset handles (best effort: the kernel's ABI, at most V5);
+    // a rule may grant only that.
+    let handled = (AccessFs::from_all(ABI::from(abi)) & AccessFs::from_all(ABI::V5)).bits();
+    add_path_rules(&fd, &rules, handled)?;
+    Ok(fd)
+}
+
+/// Add the path rules with raw system calls: each path is opened O_PATH
+/// relative to its parent's descriptor when the rule before it was in the
+/// same directory (carving /etc gives a hundred siblings in a row), and the
+/// rule's rights are already masked for files by [`fs_rules`], so neither
+/// a walk from `/` nor an fstat per rule is needed (the crate's
+/// `PathBeneath` does both). About a third of the ruleset's cost.
+fn add_path_rules(ruleset: &OwnedFd, rules: &[FsRule], handled: u64) -> Result<(), LandlockError> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let open_at = |dir: libc::c_int, p: &Path| -> std::io::Result<OwnedFd> {
+        let c = CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: openat on a valid NUL-terminated path; O_PATH opens
+        // nothing for reading and follows no final symlink (paths are
+        // canonical).
+        let fd = unsafe {
+            libc::openat(
+                dir,
+                c.as_ptr(),
+                libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor just opened and owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let path_err = |path: &Path, e: std::io::Error| LandlockError::Path {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut parent: Option<(PathBuf, OwnedFd)> = None;
+    for r in rules {
+        let dir = r.path.parent().map(Path::to_path_buf);
+        let same = matches!((&parent, &dir), (Some((p, _)), Some(d)) if p == d);
+        let fd = match (same, &parent, r.path.file_name()) {
+            (true, Some((_, pfd)), Some(name)) => open_at(pfd.as_raw_fd(), Path::new(name)),
+            _ => open_at(libc::AT_FDCWD, &r.path),
+        }
+        .map_err(|e| path_err(&r.path, e))?;
+        let attr = PathBeneathAttr {
+            allowed_access: r.access.bits() & handled,
+            parent_fd: fd.as_raw_fd(),
+        };
+        if attr.allowed_access != 0 {
+            // SAFETY: landlock_add_rule with a live ruleset fd and a packed
+            // attribute of the kernel's layout that outlives the call.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.as_raw_fd(),
+                    1u32, // LANDLOCK_RULE_PATH_BENEATH
+                    &attr as *const PathBeneathAttr,
+                    0u32,
+                )
+            };
+            if rc != 0 {
+                return Err(path_err(&r.path, std::io::Error::last_os_error()));
+            }
+        }
+        // The next rules are likely this one's siblings: keep the parent.
+        if !same {
+            if let Some(d) = dir {
+                parent = open_at(libc::AT_FDCWD, &d).ok().map(|f| (d, f));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -212,7 +212,7 @@ pub fn prepare(policy: &Policy, req: &Request) -> Result<Prepared, SetupError> {
     };
 
     let private_tmp = std::env::temp_dir().join(format!("shieldd-{}", req.session));
-    make_private_dir(&private_tmp, ids.as_ref())?;
+    make_private_dir(&private_tmp, &req.session, ids.as_ref())?;
     let r = prepare_rest(policy, req, base, ids, private_tmp.clone());
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&private_tmp);
@@ -379,9 +379,7 @@ fn prepare_rest(
         Some(landlock::build_ruleset(&fs, abi)?)
     };
 
-    let filters = seccomp::build_filters(seccomp::SocketRules {
-        deny_udp: !req.monitor,
-    })?;
+    let filters = cached_filters(!req.monitor)?;
 
     let argv = req
         .command
@@ -389,10 +387,13 @@ fn prepare_rest(
         .map(|a| cstring(a.as_bytes(), "argument"))
         .collect::<Result<Vec<_>, _>>()?;
     let envp = build_env(policy, req, &private_tmp)?;
-    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63);
+    static CAP_LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let cap_last = *CAP_LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63)
+    });
 
     Ok(Prepared {
         child: launch::ChildSpec {
@@ -416,6 +417,21 @@ fn prepare_rest(
         credentials: sb.env.credentials.clone(),
         base,
     })
+}
+
+/// The seccomp filters depend on nothing but whether UDP is refused:
+/// compiled once per process (the daemon launches many sessions) and
+/// copied for each launch.
+fn cached_filters(deny_udp: bool) -> Result<Vec<seccompiler::BpfProgram>, SetupError> {
+    use std::sync::OnceLock;
+    static WITH_UDP: OnceLock<Vec<seccompiler::BpfProgram>> = OnceLock::new();
+    static WITHOUT_UDP: OnceLock<Vec<seccompiler::BpfProgram>> = OnceLock::new();
+    let cell = if deny_udp { &WITHOUT_UDP } else { &WITH_UDP };
+    if let Some(f) = cell.get() {
+        return Ok(f.clone());
+    }
+    let f = seccomp::build_filters(seccomp::SocketRules { deny_udp })?;
+    Ok(cell.get_or_init(|| f).clone())
 }
 
 fn cstring(b: &[u8], what: &str) -> Result<CString, SetupError> {
@@ -442,7 +458,11 @@ fn resolve_user(u: &str) -> Result<launch::Ids, SetupError> {
     })
 }
 
-fn make_private_dir(dir: &Path, ids: Option<&launch::Ids>) -> Result<(), SetupError> {
+fn make_private_dir(
+    dir: &Path,
+    session: &str,
+    ids: Option<&launch::Ids>,
+) -> Result<(), SetupError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let err = |e: std::io::Error| {
         SetupError::Other(format!(
@@ -450,16 +470,83 @@ fn make_private_dir(dir: &Path, ids: Option<&launch::Ids>) -> Result<(), SetupEr
             dir.display()
         ))
     };
-    // A fresh directory only: an existing one could be a planted symlink.
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .map_err(err)?;
+    // A fresh directory only: an existing one could be a planted symlink,
+    // or hold what an earlier agent left for the next one to trust.
+    let mut moved = None;
+    let mut tries = 0;
+    loop {
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 3 => {
+                tries += 1;
+                if cgroup::session_running(session) {
+                    return Err(SetupError::Other(format!(
+                        "session {session} is running already (its cgroup has processes and {} is its private temp dir); choose another --session, or end that one first",
+                        dir.display()
+                    )));
+                }
+                moved = Some(move_aside(dir).map_err(|e| {
+                    SetupError::Other(format!(
+                        "{} is left over from an earlier session {session} and cannot be moved aside ({e}); remove it, or choose another --session",
+                        dir.display()
+                    ))
+                })?);
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    if let Some(old) = moved {
+        eprintln!(
+            "shieldd: the private temp dir of an earlier session {session} that did not end cleanly was moved to {} (kept for inspection; remove it when done); the agent gets a new, empty one",
+            old.display()
+        );
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
     if let Some(ids) = ids {
         std::os::unix::fs::chown(dir, Some(ids.uid), Some(ids.gid)).map_err(err)?;
     }
     Ok(())
+}
+
+/// Rename a leftover private dir (whatever it is: directory, symlink or
+/// file; rename never follows a symlink) to a new name beside it.
+fn move_aside(dir: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for n in 0..100u32 {
+        let to = dir.with_file_name(format!("{name}.left-{secs}-{n}"));
+        let Ok(to_c) = CString::new(to.as_os_str().as_bytes()) else {
+            break;
+        };
+        let Ok(from_c) = CString::new(dir.as_os_str().as_bytes()) else {
+            break;
+        };
+        // SAFETY: renameat2 on two valid NUL-terminated paths; NOREPLACE so
+        // nothing already at `to` (planted or an earlier leftover) is lost.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(to);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+    }
+    Err(std::io::Error::other("no free name to move it to"))
 }
 
 /// Find the program like execvp would, but before fork, so a missing

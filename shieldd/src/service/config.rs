@@ -49,6 +49,10 @@ pub struct DaemonConfig {
     /// How long an ended session stays listed, seconds.
     #[serde(deserialize_with = "duration")]
     pub keep_ended: Duration,
+    /// How often the host names of running sessions' policies are resolved
+    /// again (the system resolver gives no TTL); 0 = never.
+    #[serde(deserialize_with = "duration")]
+    pub dns_refresh: Duration,
     /// D-Bus service.
     pub dbus: DbusConfig,
     /// Prometheus metrics.
@@ -66,6 +70,7 @@ impl Default for DaemonConfig {
             admin_group: None,
             default_policy: None,
             keep_ended: Duration::from_secs(600),
+            dns_refresh: crate::run::DNS_REFRESH,
             dbus: DbusConfig::default(),
             metrics: MetricsConfig::default(),
             alerts: AlertsConfig::default(),

@@ -129,12 +129,48 @@ fn serve_forever<H: Send + 'static>(
         .map_err(|_| "a server task ended before it started".to_string())?
 }
 
-/// How often host names of running sessions are resolved again.
-const DNS_REFRESH: Duration = Duration::from_secs(30);
-
 fn fail(msg: &str) -> i32 {
     eprintln!("shieldd daemon: {msg}");
     1
+}
+
+/// The kernel runs cgroup BPF programs behind static keys that are on only
+/// while some cgroup has a program of that type attached. With nothing but
+/// sessions attached, every session's first attach turns them on and its
+/// last detach off again: code patched on every CPU with IPIs, measured as
+/// the daemon's largest CPU cost per launch (a tenth of it) and milliseconds
+/// of latency on a loaded host. The daemon keeps the programs attached to
+/// an empty cgroup of its own (`shieldd/.daemon`, a name no session id can
+/// take), in an inert slot of its own, so the keys stay on. Returns the
+/// slot and directory to release at the end; None (with a warning) if that
+/// cannot be done, which costs speed only.
+fn hold_cgroup_bpf_keys(m: &mut Monitor) -> Option<(crate::monitor::SessionSlot, PathBuf)> {
+    let v2 = crate::sandbox::cgroup::Layout::discover().ok()?.v2?;
+    let dir = v2.join("shieldd").join(".daemon");
+    let made = std::fs::create_dir_all(&dir);
+    let slot = m.free_slot();
+    let rules = crate::monitor::MonitorRules {
+        connect: Vec::new(),
+        bind: Vec::new(),
+        exec_allow: Vec::new(),
+        exec_deny: Vec::new(),
+        deny_paths: Vec::new(),
+        response: crate::monitor::KernelResponse::default(),
+    };
+    match (made, slot) {
+        (Ok(()), Some(slot)) => match m.add_session(slot, Some(&dir), &rules, true) {
+            Ok(h) => Some((h, dir)),
+            Err(e) => {
+                tracing::warn!("cannot keep the cgroup programs attached ({e}); each launch will switch the kernel's cgroup-BPF keys");
+                None
+            }
+        },
+        (Err(e), _) => {
+            tracing::warn!("cannot create {}: {e}", dir.display());
+            None
+        }
+        (_, None) => None,
+    }
 }
 
 /// Run the daemon until SIGTERM/SIGINT; the process exit status.
@@ -164,6 +200,16 @@ pub fn run_daemon_with(
     let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) {
         Ok(s) => s,
         Err(e) => return fail(&format!("signalfd: {e}")),
+    };
+    // The one watchdog of all sessions, forked while this process still
+    // has a single thread (see service::watchdog). Without it each
+    // session forks its own.
+    let watchdog = match super::watchdog::SharedWatchdog::spawn() {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            eprintln!("shieldd daemon: cannot start the shared watchdog ({e}); each session gets one of its own");
+            None
+        }
     };
 
     if let Err(e) = std::fs::create_dir_all(&cfg.audit_dir) {
@@ -202,6 +248,7 @@ pub fn run_daemon_with(
         "kernel programs loaded"
     );
     monitor.keep_syscall_hooks(true);
+    let keeper = hold_cgroup_bpf_keys(&mut monitor);
     let Some(stream) = monitor.take_event_stream() else {
         return fail("the monitor's event stream is unavailable");
     };
@@ -262,15 +309,16 @@ pub fn run_daemon_with(
         cfg.session_socket_dir.clone(),
         cfg.default_policy.clone(),
         cfg.keep_ended,
+        watchdog,
     );
 
     // Host names of running sessions' policies, resolved again.
-    {
-        let registry = registry.clone();
+    if !cfg.dns_refresh.is_zero() {
+        let (registry, period) = (registry.clone(), cfg.dns_refresh);
         let _ = std::thread::Builder::new()
             .name("dns-refresh".into())
             .spawn(move || loop {
-                std::thread::sleep(DNS_REFRESH);
+                std::thread::sleep(period);
                 registry.refresh_hosts();
             });
     }
@@ -349,6 +397,12 @@ pub fn run_daemon_with(
     }
     let _ = stop_pump.send(());
     let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), pump_task).await });
+    if let Some((slot, dir)) = keeper {
+        if let Ok(mut m) = monitor.lock() {
+            let _ = m.remove_session(slot);
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
     if let Ok(mut a) = audit.lock() {
         let _ = a.flush();
     }

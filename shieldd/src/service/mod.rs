@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod registry;
 pub mod systemd;
+pub mod watchdog;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

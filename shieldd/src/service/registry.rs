@@ -225,6 +225,7 @@ pub struct Registry {
     audit: Arc<Mutex<AuditLog>>,
     hooks: Arc<Hooks>,
     rt: tokio::runtime::Handle,
+    watchdog: Option<Arc<super::watchdog::SharedWatchdog>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -245,6 +246,7 @@ impl Registry {
         socket_dir: PathBuf,
         default_policy: Option<PathBuf>,
         keep_ended: Duration,
+        watchdog: Option<Arc<super::watchdog::SharedWatchdog>>,
     ) -> Arc<Registry> {
         let r = Arc::new(Registry {
             sessions: Mutex::new(HashMap::new()),
@@ -259,6 +261,7 @@ impl Registry {
             audit,
             hooks: hooks.clone(),
             rt,
+            watchdog,
         });
         hooks.add_observer(r.clone());
         r
@@ -427,6 +430,8 @@ impl Registry {
             events: None,
             socket: Some(self.socket_dir.join(format!("{session}.sock"))),
             grace,
+            // The daemon resolves every session's names on its own period.
+            dns_refresh: Duration::ZERO,
         };
 
         // The agent is forked by the thread that supervises it: the parent
@@ -463,6 +468,7 @@ impl Registry {
             audit: Some(self.audit.clone()),
             hooks: Some(self.hooks.clone()),
             rt: self.rt.clone(),
+            watchdog: self.watchdog.clone(),
         };
         let launched = match launch_session(&opts, &env, stdio) {
             Ok(l) => l,
@@ -518,7 +524,7 @@ impl Registry {
                 Entry {
                     info,
                     policy: opts.policy.clone(),
-                    connect: Vec::new(),
+                    connect: launched.connect.clone(),
                     containment: launched.containment.clone(),
                     service: launched.service.clone(),
                     base: launched.base.clone(),
@@ -715,6 +721,7 @@ impl Manager for Registry {
         };
         let svc = crate::api::service::DeferredService::new(&policy, Some(c.clone()))
             .map_err(|e| ControlError::Failed(format!("policy `tools:`: {e}")))?;
+        let mut connect = None;
         if let (Some(m), Some(base)) = (&c.monitor, &base) {
             let rules = MonitorRules::from_policy(
                 &policy.sandbox,
@@ -729,11 +736,15 @@ impl Manager for Registry {
             if let Ok(mut r) = self.routes.write() {
                 r.insert(c.slot, (c.clone(), policy.response.clone()));
             }
+            connect = Some(rules.connect);
         }
         svc.start();
         service.replace(Arc::new(svc));
         if let Some(e) = lock(&self.sessions).get_mut(id) {
             e.policy = policy.clone();
+            if let Some(connect) = connect {
+                e.connect = connect;
+            }
         }
         c.record(
             "policy_reload",
@@ -752,11 +763,12 @@ impl Manager for Registry {
 }
 
 impl Registry {
-    /// Resolve the host names of every running session's policy again and
-    /// bring its kernel allowlist to the current addresses (new ones in
-    /// before stale ones go, so a connection allowed in both is never
-    /// refused). A change is recorded as `dns_refresh`. The system
-    /// resolver gives no TTL, so the daemon calls this on a fixed period.
+    /// Resolve the host names of every running session's policy again
+    /// and bring its kernel allowlist to the current addresses (see
+    /// [`crate::run::refresh_connect`]: new ones in before stale ones go;
+    /// a change is recorded as `dns_refresh`). The system resolver gives
+    /// no TTL, so the daemon calls this on a fixed period (`dns_refresh`
+    /// in its config).
     pub fn refresh_hosts(&self) {
         let todo: Vec<(
             String,
@@ -767,14 +779,6 @@ impl Registry {
         )> = lock(&self.sessions)
             .iter()
             .filter(|(_, e)| e.info.state != SessionState::Ended)
-            .filter(|(_, e)| {
-                e.policy
-                    .sandbox
-                    .network
-                    .connect
-                    .iter()
-                    .any(|r| matches!(r.target, crate::policy::ConnectTarget::Host(_)))
-            })
             .filter_map(|(id, e)| {
                 Some((
                     id.clone(),
@@ -786,30 +790,10 @@ impl Registry {
             })
             .collect();
         for (id, policy, c, base, old) in todo {
-            let Some(m) = &c.monitor else { continue };
-            let Ok(rules) = MonitorRules::from_policy(
-                &policy.sandbox,
-                &policy.response,
-                &base,
-                crate::run::resolve_host,
-            ) else {
-                continue;
-            };
-            if rules.connect == old {
-                continue;
-            }
-            if lock(m)
-                .set_connect_rules_in(c.slot, &rules.connect)
-                .is_err()
-            {
-                continue;
-            }
-            if !old.is_empty() {
-                let nets: Vec<String> = rules.connect.iter().map(|r| r.net.to_string()).collect();
-                c.record("dns_refresh", json!({"allowed": nets}), false);
-            }
-            if let Some(e) = lock(&self.sessions).get_mut(&id) {
-                e.connect = rules.connect;
+            if let Some(new) = crate::run::refresh_connect(&policy, &base, &c, &old) {
+                if let Some(e) = lock(&self.sessions).get_mut(&id) {
+                    e.connect = new;
+                }
             }
         }
     }
