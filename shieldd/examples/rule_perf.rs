@@ -61,9 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rules = InjectionRules::builtin().map_err(|e| e.to_string())?;
     let m1 = memory();
     println!(
-        "{} rules, {} literals, unfiltered {:?}",
+        "{} rules, {} literals, {} gate literals, unfiltered {:?}",
         rules.len(),
         rules.literal_count(),
+        rules.gate_literal_count(),
         rules.unfiltered()
     );
     let mut best = f64::MAX;
@@ -77,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         best = best.min(cpu_seconds() - t);
         found = out.len();
     }
+
     let m2 = memory();
     println!(
         "scan_all: {:.3} s, {:.1} MB/s over {} texts, {bytes} bytes ({found} findings)",
