@@ -700,52 +700,106 @@ fn inner_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// Shortest literal a gate requires: shorter ones occur in nearly every
-/// text and would only cost automaton hits.
-const MIN_GATE: usize = 3;
+/// Shortest literal a gate set may hold when the set is small; larger
+/// sets need longer literals (short ones occur in nearly every text and
+/// would only cost automaton hits).
+const MIN_GATE: usize = 1;
+/// Shortest literal of a gate set with more than [`SMALL_SET`] literals.
+const MIN_GATE_LARGE: usize = 3;
+/// Largest gate set allowed literals shorter than [`MIN_GATE_LARGE`].
+const SMALL_SET: usize = 8;
 
 /// At most this many alternatives of a rule are gated one by one; a rule
 /// with more is gated as a whole.
 const MAX_GATE_ALTERNATIVES: usize = 32;
 
 /// The literal prefixes of `hir` (sorted, deduplicated) when every match
-/// of it starts with one of them and each is at least [`MIN_GATE`] bytes.
+/// of it starts with one of them and they are worth gating on.
 fn literal_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     let mut ex = Extractor::new();
     ex.kind(ExtractKind::Prefix).limit_total(400);
     let seq = ex.extract(hir);
     let lits = seq.literals()?;
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().len() < MIN_GATE) {
-        return None;
-    }
     let mut v: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
     v.sort_unstable();
     v.dedup();
-    Some(v)
+    usable(v)
 }
 
-/// Literal sets that every match of `hir` contains one of each: the
-/// prefixes of `hir` itself and of each part it cannot match without.
-fn conjunction(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<u8>>> {
+/// `set` if it is worth gating on.
+fn usable(set: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    let shortest = set.iter().map(Vec::len).min()?;
+    let min = if set.len() > SMALL_SET {
+        MIN_GATE_LARGE
+    } else {
+        MIN_GATE
+    };
+    (shortest >= min).then_some(set)
+}
+
+/// How rare a set's literals are likely to be: longer is rarer, and a set
+/// of few literals is hit less than a set of many.
+fn rarity(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        set.iter().map(Vec::len).min().unwrap_or(0),
+        std::cmp::Reverse(set.len()),
+    )
+}
+
+/// The rarest literal set one of which every match of `hir` contains: its
+/// own prefixes, a part's set (for a concatenation), or the union of every
+/// branch's set (for an alternation).
+fn best_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     use regex_syntax::hir::HirKind;
-    let mut sets: Vec<Vec<Vec<u8>>> = literal_set(hir).into_iter().collect();
+    let mut cands: Vec<Vec<Vec<u8>>> = literal_set(hir).into_iter().collect();
     match hir.kind() {
-        HirKind::Capture(c) => sets.extend(conjunction(&c.sub)),
-        HirKind::Repetition(r) if r.min >= 1 => sets.extend(conjunction(&r.sub)),
-        HirKind::Concat(parts) => {
-            for p in parts {
-                sets.extend(conjunction(p));
-            }
+        HirKind::Capture(c) => cands.extend(best_set(&c.sub)),
+        HirKind::Repetition(r) if r.min >= 1 => cands.extend(best_set(&r.sub)),
+        HirKind::Concat(parts) => cands.extend(parts.iter().filter_map(best_set)),
+        HirKind::Alternation(alts) => {
+            let union = alts
+                .iter()
+                .map(best_set)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|sets| {
+                    let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    usable(all)
+                });
+            cands.extend(union);
         }
         _ => {}
     }
+    cands.into_iter().max_by(|a, b| rarity(a).cmp(&rarity(b)))
+}
+
+/// Literal sets that every match of `hir` contains one of each (the
+/// rarest of those of its parts), at most [`GATE_SETS`] of them.
+fn conjunction(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<u8>>> {
+    use regex_syntax::hir::HirKind;
+    let mut sets: Vec<Vec<Vec<u8>>> = match hir.kind() {
+        HirKind::Capture(c) => conjunction(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => conjunction(&r.sub),
+        HirKind::Concat(parts) => parts.iter().filter_map(best_set).collect(),
+        _ => Vec::new(),
+    };
+    sets.extend(best_set(hir));
     sets.sort_unstable();
     sets.dedup();
-    // Gate on the rarest few: long literals are rare, and each set looked
-    // for costs automaton hits on every text.
-    sets.sort_by_key(|set| std::cmp::Reverse(set.iter().map(Vec::len).min().unwrap_or(0)));
-    sets.truncate(GATE_SETS);
-    sets
+    sets.sort_by(|a, b| rarity(b).cmp(&rarity(a)));
+    // The rarest set, and a second one only if it is rare too: each set
+    // looked for costs automaton hits on every text.
+    let mut kept = Vec::with_capacity(GATE_SETS);
+    for set in sets {
+        if kept.is_empty() || rarity(&set).0 >= MIN_GATE_LARGE {
+            kept.push(set);
+        }
+        if kept.len() >= GATE_SETS {
+            break;
+        }
+    }
+    kept
 }
 
 /// Literal sets gated on per rule alternative.
