@@ -794,7 +794,7 @@ fn conjunction(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<u8>>> {
     sets.extend(best_set(hir));
     sets.sort_unstable();
     sets.dedup();
-    sets.sort_by(|a, b| rarity(b).cmp(&rarity(a)));
+    sets.sort_by_key(|s| std::cmp::Reverse(rarity(s)));
     // The rarest set, and a second one only if it is rare too: each set
     // looked for costs automaton hits on every text.
     let mut kept = Vec::with_capacity(GATE_SETS);
