@@ -8,6 +8,12 @@
 //! PikeVM.) The few rules without a usable literal prefix run on every
 //! text; [`InjectionRules::unfiltered`] lists them and a test keeps them few.
 //!
+//! The same pass finds each rule's gate: for every branch of the rule, the
+//! rarest literal sets its matches cannot do without (a literal of each
+//! must occur in the text). A rule whose gate fails is not run, and the
+//! ROT13 and reversed views are built only when a strong rule's gate passes
+//! in them (looked for in the text as ROT13 and backwards literals).
+//!
 //! Rules are written against the output of [`crate::scan::normalize`]
 //! (lowercase, folded, whitespace collapsed) in a small notation expanded
 //! by [`expand`]:
