@@ -87,50 +87,60 @@ impl Normalized {
         out
     }
 
-    fn chars(&self) -> Vec<Ch> {
-        self.text
-            .char_indices()
-            .map(|(i, c)| Ch {
-                c,
-                s: self.starts.get(i).copied().unwrap_or(0),
-                e: self.ends.get(i).copied().unwrap_or(0),
-            })
-            .collect()
-    }
-
     /// The same text with ROT13 applied (ASCII letters only), same offsets.
     pub fn rot13(&self) -> Normalized {
-        let chars: Vec<Ch> = self
-            .chars()
-            .into_iter()
-            .map(|ch| Ch {
-                c: rot13(ch.c),
-                ..ch
-            })
-            .collect();
-        Normalized::from_chars(&chars)
+        // ROT13 maps ASCII letters to ASCII letters and leaves every other
+        // byte alone, so the bytes stay UTF-8 and the map stays valid.
+        let bytes: Vec<u8> = self.text.bytes().map(rot13_byte).collect();
+        Normalized {
+            text: String::from_utf8(bytes).unwrap_or_default(),
+            starts: self.starts.clone(),
+            ends: self.ends.clone(),
+        }
     }
 
     /// The text with its characters in reverse order (catches instructions
     /// written backwards), offsets still pointing at the original.
     pub fn reversed(&self) -> Normalized {
-        let mut chars = self.chars();
-        chars.reverse();
-        Normalized::from_chars(&chars)
+        let n = self.text.len();
+        let mut out = Normalized {
+            text: String::with_capacity(n),
+            starts: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+        };
+        for (i, c) in self.text.char_indices().rev() {
+            out.text.push(c);
+            let s = self.starts.get(i).copied().unwrap_or(0);
+            let e = self.ends.get(i).copied().unwrap_or(0);
+            for _ in 0..c.len_utf8() {
+                out.starts.push(s);
+                out.ends.push(e);
+            }
+        }
+        out
     }
 }
 
-fn rot13(c: char) -> char {
-    match c {
-        'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
-        'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
-        _ => c,
+fn rot13_byte(b: u8) -> u8 {
+    match b {
+        b'a'..=b'z' => (b - b'a' + 13) % 26 + b'a',
+        b'A'..=b'Z' => (b - b'A' + 13) % 26 + b'A',
+        _ => b,
     }
 }
 
 /// Normalise `input` (see the module docs).
 pub fn normalize(input: &str) -> Normalized {
     let input = truncate(input, MAX_INPUT);
+    match normalize_ascii(input) {
+        Some(n) => n,
+        None => normalize_general(input),
+    }
+}
+
+/// The full pipeline over chars; [`normalize_ascii`] gives the same result
+/// for the ASCII texts it accepts.
+fn normalize_general(input: &str) -> Normalized {
     let chars = markup(input);
     let chars = unicode_fold(chars);
     let chars = join_spaced(chars);
@@ -149,6 +159,288 @@ pub fn truncate(s: &str, max: usize) -> &str {
         cut -= 1;
     }
     s.get(..cut).unwrap_or("")
+}
+
+// ---------------------------------------------------------------- ASCII
+
+// Byte classes for the ASCII fast path, one table lookup per byte.
+const C_LL: u8 = 1; // letter-like: a letter or a leetspeak symbol
+const C_SPACER: u8 = 2; // separator of spaced-out letters
+const C_WS: u8 = 4; // whitespace as `char::is_whitespace` sees it
+const C_WORD: u8 = 8; // word character for the leetspeak fold
+const C_ALPHA: u8 = 16;
+const C_LEET: u8 = 32;
+const C_MD: u8 = 64; // '*', '`', '\\': Markdown the general path rewrites
+const C_HARD: u8 = 128; // '<', '&', '-': tags, entities, comment ends
+
+const fn ascii_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 128 {
+        let c = b as u8;
+        let mut k = 0;
+        if c.is_ascii_alphabetic() {
+            k |= C_LL | C_ALPHA | C_WORD;
+        }
+        if c.is_ascii_digit() {
+            k |= C_WORD;
+        }
+        if matches!(c, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$') {
+            k |= C_LL | C_LEET | C_WORD;
+        }
+        if matches!(
+            c,
+            b' ' | b'.' | b'-' | b'_' | b'|' | b',' | b'/' | b'+' | b'~' | b':' | b'\\' | b'='
+        ) {
+            k |= C_SPACER;
+        }
+        // U+0009..U+000D and U+0020: `u8::is_ascii_whitespace` leaves out
+        // the vertical tab, `char::is_whitespace` does not.
+        if matches!(c, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ') {
+            k |= C_WS;
+        }
+        if matches!(c, b'*' | b'`' | b'\\') {
+            k |= C_MD;
+        }
+        if matches!(c, b'<' | b'&' | b'-') {
+            k |= C_HARD;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = ascii_classes();
+
+#[inline]
+fn class(b: u8) -> u8 {
+    CLASS[b as usize]
+}
+
+#[inline]
+fn ll_at(buf: &[u8], k: usize) -> bool {
+    buf.get(k).is_some_and(|&b| class(b) & C_LL != 0)
+}
+
+fn leet_byte(b: u8) -> u8 {
+    match b {
+        b'0' => b'o',
+        b'1' => b'i',
+        b'3' => b'e',
+        b'4' | b'@' => b'a',
+        b'5' | b'$' => b's',
+        b'7' => b't',
+        _ => b,
+    }
+}
+
+/// The fast path of [`normalize`] for ASCII text without HTML tags,
+/// entities or comment ends (`None` for any other text): the same steps as
+/// the general path, on bytes, with no per-character records. Only
+/// lowercasing, Markdown markers, spaced letters, leetspeak and whitespace
+/// can apply to such text.
+fn normalize_ascii(input: &str) -> Option<Normalized> {
+    let src = input.as_bytes();
+    let mut seen = 0u8;
+    for &b in src {
+        if b >= 0x80 {
+            return None;
+        }
+        seen |= class(b);
+    }
+    if seen & C_HARD != 0 {
+        if memchr::memchr2(b'<', b'&', src).is_some() || memchr::memmem::find(src, b"-->").is_some()
+        {
+            return None;
+        }
+    }
+    // Stage 1: lowercase, Markdown markers dropped. `pos` (the original
+    // offset of each byte) stays `None` while it is the identity.
+    let mut pos: Option<Vec<u32>> = None;
+    let mut buf: Vec<u8>;
+    if seen & C_MD == 0 {
+        buf = src.to_ascii_lowercase();
+    } else {
+        buf = Vec::with_capacity(src.len());
+        let mut p = Vec::with_capacity(src.len());
+        let mut i = 0usize;
+        while let Some(&b) = src.get(i) {
+            let drop = match b {
+                b'*' | b'`' => true,
+                b'\\' => src.get(i + 1).is_some_and(|n| n.is_ascii_punctuation()),
+                _ => false,
+            };
+            if !drop {
+                buf.push(b.to_ascii_lowercase());
+                p.push(i as u32);
+            }
+            i += 1;
+        }
+        pos = Some(p);
+    }
+    if seen & C_SPACER != 0 {
+        join_spaced_ascii(&mut buf, &mut pos);
+    }
+    if seen & C_LEET != 0 {
+        fold_leet_ascii(&mut buf);
+    }
+    Some(collapse_ascii(&buf, pos.as_deref()))
+}
+
+/// If a run of spaced-out single letters starts at `i` (as in
+/// [`join_spaced`]), the index of its last letter.
+#[inline]
+fn spaced_run(buf: &[u8], i: usize) -> Option<usize> {
+    let single = ll_at(buf, i) && (i == 0 || !ll_at(buf, i - 1)) && !ll_at(buf, i + 1);
+    if !single {
+        return None;
+    }
+    let sep = buf
+        .get(i + 1)
+        .copied()
+        .filter(|&c| class(c) & C_SPACER != 0)?;
+    let mut j = i;
+    while buf.get(j + 1) == Some(&sep) && ll_at(buf, j + 2) && !ll_at(buf, j + 3) {
+        j += 2;
+    }
+    let letters = (j - i) / 2 + 1;
+    let alpha = (i..=j)
+        .step_by(2)
+        .filter(|&k| buf.get(k).is_some_and(|&b| class(b) & C_ALPHA != 0))
+        .count();
+    (letters >= 3 && alpha >= 2).then_some(j)
+}
+
+/// [`join_spaced`] on bytes, in place: every read is at or after the write
+/// position, except `i - 1`, which is either unwritten or holds its own
+/// byte (no join before it).
+fn join_spaced_ascii(buf: &mut Vec<u8>, pos: &mut Option<Vec<u32>>) {
+    let n = buf.len();
+    let mut i = 0usize;
+    let mut w = 0usize;
+    while i < n {
+        if let Some(j) = spaced_run(buf, i) {
+            let p = pos.get_or_insert_with(|| (0..n as u32).collect());
+            for k in (i..=j).step_by(2) {
+                if let (Some(&b), Some(&o)) = (buf.get(k), p.get(k)) {
+                    if let (Some(db), Some(dp)) = (buf.get_mut(w), p.get_mut(w)) {
+                        *db = b;
+                        *dp = o;
+                    }
+                }
+                w += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if w != i {
+            if let Some(&b) = buf.get(i) {
+                if let Some(d) = buf.get_mut(w) {
+                    *d = b;
+                }
+            }
+            if let Some(p) = pos.as_mut() {
+                if let Some(&o) = p.get(i) {
+                    if let Some(d) = p.get_mut(w) {
+                        *d = o;
+                    }
+                }
+            }
+        }
+        w += 1;
+        i += 1;
+    }
+    buf.truncate(w);
+    if let Some(p) = pos.as_mut() {
+        p.truncate(w);
+    }
+}
+
+/// The leetspeak part of [`fold_words`] on bytes (look-alikes are never
+/// ASCII): a word of letters and leet symbols only, with at least one of
+/// each, is read as letters.
+fn fold_leet_ascii(buf: &mut [u8]) {
+    let n = buf.len();
+    let mut i = 0usize;
+    while i < n {
+        let Some(&b) = buf.get(i) else { break };
+        if class(b) & C_WORD == 0 {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        let (mut letters, mut leets) = (0usize, 0usize);
+        while let Some(&c) = buf.get(i) {
+            let k = class(c);
+            if k & C_WORD == 0 {
+                break;
+            }
+            letters += usize::from(k & C_ALPHA != 0);
+            leets += usize::from(k & C_LEET != 0);
+            i += 1;
+        }
+        if letters > 0 && leets > 0 && letters + leets == i - s {
+            let mut prev = 0u8;
+            for k in s..i {
+                let next = buf.get(k + 1).copied().filter(|_| k + 1 < i);
+                if let Some(c) = buf.get_mut(k) {
+                    let orig = *c;
+                    *c = if orig == b'1' {
+                        // A doubled 1 is "ll" ("a11", "he11o"); a single one "i".
+                        if prev == b'1' || next == Some(b'1') {
+                            b'l'
+                        } else {
+                            b'i'
+                        }
+                    } else {
+                        leet_byte(orig)
+                    };
+                    prev = orig;
+                }
+            }
+        }
+    }
+}
+
+/// [`collapse_space`] on bytes, building the result with its offset map.
+fn collapse_ascii(buf: &[u8], pos: Option<&[u32]>) -> Normalized {
+    let n = buf.len();
+    let mut text = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    // Pending whitespace run: (newline seen, start, end).
+    let mut pending: Option<(bool, u32, u32)> = None;
+    for (k, &b) in buf.iter().enumerate() {
+        let at = match pos {
+            Some(p) => p.get(k).copied().unwrap_or(0),
+            None => k as u32,
+        };
+        if class(b) & C_WS != 0 {
+            let nl = b == b'\n';
+            pending = Some(match pending {
+                None => (nl, at, at + 1),
+                Some((pn, s, e)) => (pn || nl, s, e.max(at + 1)),
+            });
+            continue;
+        }
+        if let Some((nl, s, e)) = pending.take() {
+            if !text.is_empty() {
+                text.push(if nl { b'\n' } else { b' ' });
+                starts.push(s);
+                ends.push(e);
+            }
+        }
+        text.push(b);
+        starts.push(at);
+        ends.push(at + 1);
+    }
+    Normalized {
+        // Every byte came from an ASCII `str` or is an ASCII literal.
+        text: String::from_utf8(text).unwrap_or_default(),
+        starts,
+        ends,
+    }
 }
 
 // ---------------------------------------------------------------- markup
@@ -896,5 +1188,52 @@ mod tests {
         let r = normalize("snoitcurtsni erongi").reversed();
         assert_eq!(r.text(), "ignore instructions");
         assert_eq!(normalize("vtaber").rot13().text(), "ignore");
+    }
+
+    /// The general path's text and per-byte map, for comparison.
+    fn parts(n: &Normalized) -> (String, Vec<u32>, Vec<u32>) {
+        (n.text.clone(), n.starts.clone(), n.ends.clone())
+    }
+
+    #[test]
+    fn ascii_fast_path_taken_only_for_plain_ascii() {
+        for t in [
+            "Hello   World\n\tfoo",
+            "**bold** and `code` \\[x]",
+            "i g n o r e  p r e v i o u s",
+            "1gn0r3 a11 rules, user@example.com at 10am",
+            "a-b -> c - d",
+        ] {
+            let fast = normalize_ascii(t).map(|n| parts(&n));
+            let general = parts(&normalize_general(t));
+            assert_eq!(fast.as_ref(), Some(&general), "{t:?}");
+        }
+        // Tags, comments, entities and non-ASCII text take the general path.
+        for t in ["a <b>b</b>", "x --> y", "&amp;", "caf\u{e9}", "a\u{200B}b"] {
+            assert!(normalize_ascii(t).is_none(), "{t:?}");
+        }
+        assert_eq!(
+            n("**Ignore**   ALL\r\n\x0bprevious"),
+            "ignore all\nprevious"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn ascii_fast_path_equals_general_path(
+            t in r"[a-eA-E013457@$28 .\\\-_|,/+~:=*`!?\t\n\r\x0b\x0c\x00]{0,60}"
+        ) {
+            if let Some(fast) = normalize_ascii(&t) {
+                proptest::prop_assert_eq!(parts(&fast), parts(&normalize_general(&t)));
+            }
+        }
+
+        #[test]
+        fn ascii_fast_path_equals_general_path_on_any_ascii(t in r"[\x00-\x7f]{0,200}") {
+            if let Some(fast) = normalize_ascii(&t) {
+                proptest::prop_assert_eq!(parts(&fast), parts(&normalize_general(&t)));
+            }
+        }
     }
 }
