@@ -15,7 +15,7 @@
 //! Written here rather than taken from a crate: no crate keeps an offset map
 //! through all of these folds.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 /// Longest input handled; offsets are stored as `u32` to halve the map.
 /// Text past this is left unscanned by the normaliser (the scanner caps input
@@ -835,24 +835,36 @@ fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
             out.push(Ch { c: l, ..ch });
             continue;
         }
-        for k in std::iter::once(c).nfkc() {
-            if ('\u{0300}'..='\u{036F}').contains(&k) || arabic_mark(k) || invisible(k) {
-                continue;
-            }
-            let latin_ext =
-                ('\u{00C0}'..='\u{024F}').contains(&k) || ('\u{1E00}'..='\u{1EFF}').contains(&k);
-            if latin_ext {
-                for d in std::iter::once(k).nfd() {
-                    if !('\u{0300}'..='\u{036F}').contains(&d) {
-                        push_lower(&mut out, d, ch);
-                    }
-                }
-            } else {
-                push_lower(&mut out, k, ch);
+        // Most characters are their own NFKC form; the quick check says so
+        // without running the (much slower) normalising iterator.
+        if is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes {
+            fold_nfkc_char(&mut out, c, ch);
+        } else {
+            for k in std::iter::once(c).nfkc() {
+                fold_nfkc_char(&mut out, k, ch);
             }
         }
     }
     out
+}
+
+/// One character of NFKC output: combining and Arabic marks and invisibles
+/// dropped, Latin letters stripped of diacritics, lowercased.
+fn fold_nfkc_char(out: &mut Vec<Ch>, k: char, ch: Ch) {
+    if ('\u{0300}'..='\u{036F}').contains(&k) || arabic_mark(k) || invisible(k) {
+        return;
+    }
+    let latin_ext =
+        ('\u{00C0}'..='\u{024F}').contains(&k) || ('\u{1E00}'..='\u{1EFF}').contains(&k);
+    if latin_ext {
+        for d in std::iter::once(k).nfd() {
+            if !('\u{0300}'..='\u{036F}').contains(&d) {
+                push_lower(out, d, ch);
+            }
+        }
+    } else {
+        push_lower(out, k, ch);
+    }
 }
 
 /// The Latin letter an emoji letter stands for.
