@@ -927,12 +927,14 @@ fn join_spaced(chars: Vec<Ch>) -> Vec<Ch> {
     // Where the first joined run can start: a single letter-like char
     // followed by a separator and another letter-like char. Text without
     // one (nearly all text) is returned as it is, without a copy.
+    // The separator test first: it is a cheap match, the letter tests are
+    // Unicode table look-ups.
     let first = (0..n).find(|&i| {
-        ll(i)
+        chars.get(i + 1).is_some_and(|c| spacer(c.c))
+            && ll(i)
+            && ll(i + 2)
             && (i == 0 || !ll(i - 1))
             && !ll(i + 1)
-            && chars.get(i + 1).is_some_and(|c| spacer(c.c))
-            && ll(i + 2)
     });
     let Some(first) = first else {
         return chars;
@@ -942,7 +944,10 @@ fn join_spaced(chars: Vec<Ch>) -> Vec<Ch> {
     let mut i = first;
     while i < n {
         let Some(&cur) = chars.get(i) else { break };
-        let single = ll(i) && (i == 0 || !ll(i - 1)) && !ll(i + 1);
+        let single = chars.get(i + 1).is_some_and(|c| spacer(c.c))
+            && ll(i)
+            && (i == 0 || !ll(i - 1))
+            && !ll(i + 1);
         if single {
             if let Some(sep) = chars.get(i + 1).map(|c| c.c).filter(|&c| spacer(c)) {
                 let mut j = i;
@@ -1039,7 +1044,7 @@ fn fold_words(mut chars: Vec<Ch>) -> Vec<Ch> {
             continue;
         }
         let s = i;
-        let (mut letters, mut conf, mut leets, mut other) = (0usize, 0usize, 0usize, false);
+        let (mut letters, mut conf, mut leets) = (0usize, 0usize, 0usize);
         while let Some(c) = chars.get(i).map(|c| c.c).filter(|&c| word_char(c)) {
             if c.is_ascii_alphabetic() {
                 letters += 1;
@@ -1047,11 +1052,18 @@ fn fold_words(mut chars: Vec<Ch>) -> Vec<Ch> {
                 leets += usize::from(leet(c).is_some());
             } else if confusable(c).is_some() {
                 conf += 1;
-            } else if c.is_alphabetic() {
-                other = true;
             }
             i += 1;
         }
+        // Letters of other scripts only matter next to look-alikes: without
+        // any, the word is Latin or (Other or None, which fold the same), so
+        // the Unicode look-up is skipped.
+        let other = conf > 0
+            && chars
+                .get(s..i)
+                .unwrap_or(&[])
+                .iter()
+                .any(|c| !c.c.is_ascii() && confusable(c.c).is_none() && c.c.is_alphabetic());
         let latin = letters > 0;
         let script = if latin && conf > 0 && !other {
             Script::Confusable // mixed: fold
