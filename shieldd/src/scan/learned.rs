@@ -458,55 +458,6 @@ impl WindowSink for ScoreSink<'_> {
     }
 }
 
-/// Bytes of a text [`warm_weights`] reads ahead.
-const WARM_BYTES: usize = 2048;
-
-/// Touch the weights of the character n-grams at the start of `text`
-/// before scoring it. The scan proper needs each weight right after it
-/// computes the bucket, so with a cold table (the rule automata of a scan
-/// evict it) every feature waits for its own cache miss; here the loads do
-/// not depend on each other, so dozens are in flight at once. Only reads:
-/// scores are unchanged. The buckets are the extractor's for ASCII text
-/// (others are skipped); past the first [`WARM_BYTES`] the scan itself has
-/// warmed the table.
-fn warm_weights(weights: &[u8], text: &str) {
-    let head = text.as_bytes().get(..WARM_BYTES).unwrap_or(text.as_bytes());
-    let mut ring = [0u32; NGRAM_MAX];
-    let mut n = 0usize;
-    let mut pending_space = false;
-    let mut acc = 0u8;
-    let mut step = |c: u8| {
-        ring.rotate_right(1);
-        ring[0] = u32::from(c);
-        n += 1;
-        let mut h = SEED_CHAR;
-        for (k, &r) in ring.iter().take(n.min(NGRAM_MAX)).enumerate() {
-            h = mix(h, u64::from(r));
-            if k + 1 >= NGRAM_MIN {
-                let bucket = (fmix64(h) >> (64 - BUCKET_BITS)) as usize;
-                acc ^= weights.get(bucket).copied().unwrap_or(0);
-            }
-        }
-        n
-    };
-    let mut seen = 0usize;
-    for &b in head {
-        if b >= 0x80 {
-            continue;
-        }
-        if matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ') {
-            pending_space = seen > 0;
-            continue;
-        }
-        if pending_space {
-            pending_space = false;
-            step(b' ');
-        }
-        seen = step(b.to_ascii_lowercase());
-    }
-    std::hint::black_box(acc);
-}
-
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while i > 0 && !s.is_char_boundary(i) {
@@ -644,7 +595,6 @@ impl<'a> Model<'a> {
     /// Highest window logit of `text` (no cap) and that window, or `None`
     /// if the text has no characters besides whitespace.
     pub fn best_window_uncapped(&self, text: &str) -> Option<(f32, Window)> {
-        warm_weights(self.weights, text);
         let mut sink = ScoreSink {
             weights: self.weights,
             acc: [0.0; 2],

@@ -241,11 +241,11 @@ fn normalize_ascii(input: &str) -> Option<Normalized> {
         }
         seen |= class(b);
     }
-    if seen & C_HARD != 0 {
-        if memchr::memchr2(b'<', b'&', src).is_some() || memchr::memmem::find(src, b"-->").is_some()
-        {
-            return None;
-        }
+    let markup = seen & C_HARD != 0
+        && (memchr::memchr2(b'<', b'&', src).is_some()
+            || memchr::memmem::find(src, b"-->").is_some());
+    if markup {
+        return None;
     }
     // Stage 1: lowercase, Markdown markers dropped. `pos` (the original
     // offset of each byte) stays `None` while it is the identity.
