@@ -7,8 +7,6 @@
 //! than the overlap), and nothing is scanned more than a bounded number of
 //! times.
 
-use std::collections::HashSet;
-
 use shield_client::wire::{Direction, Finding};
 
 use super::Scanner;
@@ -31,8 +29,9 @@ pub struct StreamScanner {
     /// Bytes at the end of `buf` not yet scanned.
     pending: usize,
     /// `(type, start)` of findings already reported, for those that can
-    /// still be seen again (start inside the kept tail).
-    reported: HashSet<(String, usize)>,
+    /// still be seen again (start inside the kept tail). A handful at most,
+    /// so a list beats hashing.
+    reported: Vec<(String, usize)>,
 }
 
 impl StreamScanner {
@@ -44,7 +43,7 @@ impl StreamScanner {
             buf: String::new(),
             buf_offset: 0,
             pending: 0,
-            reported: HashSet::new(),
+            reported: Vec::new(),
         }
     }
 
@@ -82,7 +81,12 @@ impl StreamScanner {
             }
             f.start += self.buf_offset;
             f.end += self.buf_offset;
-            if self.reported.insert((f.ty.clone(), f.start)) {
+            let seen = self
+                .reported
+                .iter()
+                .any(|(ty, start)| *start == f.start && *ty == f.ty);
+            if !seen {
+                self.reported.push((f.ty.clone(), f.start));
                 new.push(f);
             }
         }
