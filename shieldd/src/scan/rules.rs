@@ -86,7 +86,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"\b(?:ignora|ignore|ignorar|ignorad|ignoren|ignorem|olvida|olvide|olviden|olvidar|esquece|esqueca|esquecer|dimentica|dimenticare|dimenticate|descarta|descarte|desconsidera|desconsidere|no hagas caso|nao siga|non seguire|trascura|tralascia)\b (?:de |a |las |los |as |os |le |gli |i |la |il |l'|todas? |todos |todo |tutte |tutti |tutto |tus |sus |suas |tuas |seus |teus |tue |tuoi |sue |suoi |previas? |anteriores |precedentes |precedenti |instrucoes )*(?:instrucciones|instruccion|instrucoes|instrucao|istruzioni|istruzione|reglas|regras|regole|indicaciones|indicacoes|indicazioni|directrices|diretrizes|direttive|ordenes|ordens|ordini|comandos|comandi|anteriores?|precedentes?|precedenti|lo anterior|o anterior|quanto sopra|sopra|el curriculum|o curriculo|il curriculum)",
+        r"\b(?:ignora|ignore|ignorar|ignorad|ignoren|ignorem|olvida|olvidate|olvide|olviden|olvidar|esquece|esqueca|esquecer|dimentica|dimenticare|dimenticate|descarta|descarte|desconsidera|desconsidere|no hagas caso|nao siga|non seguire|trascura|tralascia)\b (?:de |a |las |los |as |os |le |gli |i |la |il |l'|esas |esos |estas |estos |essas |esses |todas? |todos |todo |tutte |tutti |tutto |tus |sus |suas |tuas |seus |teus |tue |tuoi |sue |suoi |previas? |anteriores |precedentes |precedenti |instrucoes )*(?:instrucciones|instruccion|instrucoes|instrucao|istruzioni|istruzione|reglas|regras|regole|indicaciones|indicacoes|indicazioni|directrices|diretrizes|direttive|ordenes|ordens|ordini|comandos|comandi|anteriores?|precedentes?|precedenti|lo anterior|o anterior|quanto sopra|sopra|el curriculum|o curriculo|il curriculum)",
     ),
     // ru
     r(
@@ -132,7 +132,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"(?:पिछले|पिछली|पिछला|पहले|पूर्व|ऊपर|ऊपर के|ऊपर दिए|उपरोक्त|सभी|सारे|सारी|मूल|पुराने)\s?(?:के\s?|दिए गए\s?|गए\s?|सभी\s?)*(?:निर्देशों|निर्देश|नियमों|नियम|आदेशों|आदेश|अनुदेशों|बातों|बात|कथनों|सिस्टम प्रॉम्प्ट)\s?(?:को|की)?\s?(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल|भूलो|भूल जाओ|भूल जाएं|उपेक्षा|अनदेखी|ध्यान न|न मानें|अवहेलना)",
+        r"(?:पिछले|पिछली|पिछला|पहले|पूर्व|ऊपर|ऊपर के|ऊपर दिए|उपरोक्त|सभी|सारे|सारी|मूल|पुराने|अपने)\s?(?:के\s?|की\s?|दिए गए\s?|गए\s?|सभी\s?)*(?:निर्देशों|निर्देश|नियमों|नियम|आदेशों|आदेश|अनुदेशों|बातों|बात|कथनों|सिस्टम प्रॉम्प्ट)\s?(?:को|की)?\s?(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल|भूलो|भूल जाओ|भूल जाएं|उपेक्षा|अनदेखी|ध्यान न|न मानें|अवहेलना)",
     ),
     r(
         "direct_injection",
@@ -482,12 +482,12 @@ pub static RULES: &[Rule] = &[
     r(
         "prompt_extraction",
         0.75,
-        r"\b(?:password|passcode|passphrase|secret key|secret code|access code|confidential string|secret word)\b.{0,30}\b(?:for|to|of|that (?:grants|unlocks|opens)) (?:our|the|this|your|my) (?:system|account|database|server|network|computer|vault|service)\b|\b(?:grants|unlocks) access to (?:our|the|this) system\b",
+        r"\b(?:passwords?|passcodes?|passphrases?|secret keys?|secret codes?|access codes?|confidential string|secret words?)\b.{0,30}\b(?:for|to|of|that (?:grants|unlocks|opens)) (?:our|the|this|your|my) (?:system|account|database|server|network|computer|vault|service)\b|\b(?:grants|unlocks) access to (?:our|the|this) system\b",
     ),
     r(
         "prompt_extraction",
         0.7,
-        r"\b(?:the )?user'?s (?:full )?(?:name|initials|birth ?(?:date|day|year)|date of birth|email(?: address)?|phone(?: number)?|home address|address|city|location|residence|favou?rite (?:color|colour|food|animal|movie|book|song)|password|social security|ssn|credit card|bank|account|salary|age|zip|postal|medical|secret)\b",
+        r"\b(?:the )?user'?s (?:full )?(?:name|initials|birth ?(?:date|day|year|month)|date of birth|email(?: address)?|phone(?: number)?|home address|address|city|location|residence|favou?rite (?:color|colour|food|animal|movie|book|song)|password|social security|ssn|credit card|bank|account|salary|age|zip|postal|medical|secret)\b",
     ),
     r(
         "prompt_extraction",
@@ -668,6 +668,106 @@ pub static RULES: &[Rule] = &[
         0.6,
         r"\b(?:the )?(?:assistant|chatgpt|the ai|ai|model|chatbot) (?:will )?now (?:acts?|behaves?|functions?|operates?|responds?|becomes?|is) (?:like |as )?\b",
     ),
+    // ------------------------------------------------------------ session 3: families across the 17 languages
+    // Personal data of "the user" (the stored profile an agent holds):
+    // initials, birth date, favourite colour, where they live, balance.
+    // English is covered above; this is the same ask in other languages,
+    // user word and attribute in either order (SOV languages put it last).
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:del usuario|de la usuaria|de l'utilisateur|des (?:benutzers|nutzers)|dell'utente|do usuario|da usuaria|пользовател\w*|用户|用戶|ユーザー|사용자|المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullan[iı]c[iı]\w*|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!?\n。？]{0,60}(?:iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|縮寫|イニシャル|頭文字|이니셜|الأحرف الأولى|الحروف الأولى|आद्याक्षर|शुरुआती|chu cai đau|ky tu đau|huruf (?:awal|pertama)|inisyal|bas harf|ilk harf|আদ্যক্ষর|প্রথম অক্ষর|อักษรย่อ|ตัวอักษรแรก|nacimiento|naissance|geburt|nascita|nascimento|рождени|出生|生日|誕生日|生年月日|생년|생일|ميلاد|जन्म|ngay sinh|nam sinh|thang sinh|lahir|kapanganakan|dogum|জন্ম|วันเกิด|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любим\w* цвет|喜欢的颜色|喜歡的顏色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग|yeu thich|ua thich|warna favorit|favori ren|paboritong kulay|প্রিয় রং|สีที่ชอบ|donde vive|ou (?:vit|habite)|wo (?:wohnt|lebt)|dove (?:vive|abita)|onde (?:vive|mora)|где (?:живет|живёт|проживает)|住在哪|どこに住|어디에 살|أين يعيش|اين يعيش|कहाँ रह|कहां रह|song o đau|tinggal di mana|nerede ya|saan nakatira|কোথায় থাক|อยู่ที่ไหน|ciudad de residencia|ville de residence|wohnort|wohnstadt|citta di residenza|cidade de residencia|город проживания|居住|거주|مدينة الإقامة|निवास|thanh pho cu tru|kota tempat tinggal|ya[sş]ad[iı][gğ][iı] [sş]ehir|lungsod ng tirahan|বসবাসের শহর|เมืองที่อาศัย|saldo bancario|solde bancaire|kontostand|банковск\w* баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank|banka bakiye)|(?:iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|イニシャル|頭文字|이니셜|الأحرف الأولى|आद्याक्षर|शुरुआती|chu cai đau|huruf (?:awal|pertama)|inisyal|bas harf|ilk harf|আদ্যক্ষর|প্রথম অক্ষর|อักษรย่อ|ตัวอักษรแรก|nacimiento|naissance|geburt|nascita|nascimento|рождени|出生|生日|誕生日|生年月日|생년|생일|ميلاد|जन्म|ngay sinh|nam sinh|thang sinh|lahir|kapanganakan|dogum|জন্ম|วันเกิด|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любим\w* цвет|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग|yeu thich|warna favorit|favori ren|paboritong kulay|প্রিয় রং|สีที่ชอบ|ciudad de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住|거주|مدينة الإقامة|निवास|lungsod ng tirahan|বসবাসের শহর|saldo bancario|solde bancaire|kontostand|so du ngan hang|saldo bank)[^.!?\n。？]{0,40}(?:del usuario|de la usuaria|de l'utilisateur|des (?:benutzers|nutzers)|dell'utente|do usuario|da usuaria|пользовател\w*|用户|用戶|ユーザー|사용자|المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullan[iı]c[iı]\w*|gumagamit|ব্যবহারকারী|ผู้ใช้)",
+    ),
+    // "I am God" as a claim of authority over the model, in every language.
+    r(
+        "role_override",
+        0.75,
+        r"(?:je suis dieu|soy dios|sou deus|sono dio|ich bin gott|я бог(?:\W|$)|我是神|我是上帝|私は神|나는 신이|나는 신(?:\W|$)|أنا الله|أنا الإله|मैं भगवान|toi la chua|aku (?:adalah )?tuhan|saya (?:adalah )?tuhan|ben tanr[iı]|ako ang diyos|ako ay diyos|আমি ঈশ্বর|আমি ভগবান|ฉันคือพระเจ้า|ฉันเป็นพระเจ้า)",
+    ),
+    // Entering a special mode where the verb comes after "mode" (hi, ja,
+    // ko, tr, bn) or in Thai; the qualifier keeps "dark mode" out.
+    r(
+        "role_override",
+        0.75,
+        r"(?:ओवरराइड|सत्यापन|डेवलपर|भगवान|गॉड|व्यवस्थापक|डिबग|प्रवर्तन|オーバーライド|検証|開発者|管理者|デバッグ|神|오버라이드|검증|개발자|관리자|디버그|집행|gecersiz k[iı]lma|dogrulama|gelistirici|yonetici|kolluk|ওভাররাইড|যাচাই|ডেভেলপার|প্রশাসক|ডিবাগ|প্রয়োগকারী)\W{0,3}\S{0,12}\W{0,3}(?:मोड|モード|모드|mod(?:u|una|unda)|মোড\S*)\W{0,3}(?:में प्रवेश|प्रवेश|に入|에 들어|에 진입|gir|এ প্রবেশ|প্রবেশ)|เข้าสู่\W{0,3}โหมด",
+    ),
+    // "Regardless of the previous tasks/instructions".
+    r(
+        "direct_injection",
+        0.8,
+        r"(?:independientemente|independentemente|indipendentemente|independamment|unabhangig|независимо|terlepas|anuman|bat ke|不管|无论|無論|بغض النظر)[^.!?\n。]{0,40}(?:tarea|tarefa|compit|tache|aufgabe|задач|tugas|gawain|nhiem vu|任务|任務|المهام|instruc|istruzion|anweisung|инструкц|instruksi|tagubilin|huong dan|指令|指示|التعليمات|regla|regra|regole|regeln|правил)|(?:gorev|görev|talimat|कार्य|निर्देश|タスク|指示|작업|지시|কাজ|নির্দেশ|งาน)[^.!?\n。]{0,30}(?:bag[iı]ms[iı]z|परवाह किए बिना|関係なく|관계없이|상관없이|নির্বিশেষে)|โดยไม่(?:คำ|คํา)นึงถึง",
+    ),
+    // "Forget about that / forget your instructions" (hi, th, and short
+    // forms in the other languages).
+    r(
+        "direct_injection",
+        0.75,
+        r"(?:उसके|इसके|उस|इस) बारे में भूल जा|(?:अपने|सभी|सारे) (?:निर्देश|नियम)\S* भूल|ลืมเรื่องนั้น|ลืม(?:คำ|คํา)สั่ง|ลืมทุกอย่าง|забудь(?:те)? об этом|quen (?:đi )?(?:chuyen (?:đo|nay)|đieu (?:đo|nay))|lupakan (?:itu|hal itu|semua itu)|bunu unut|kalimutan mo (?:na )?(?:iyon|yan|iyan|ang lahat)|ওটা ভুলে যা|সেটা ভুলে যা|それは忘れ|그건 잊어|忘了(?:它|那)|انس (?:ذلك|هذا)",
+    ),
+    // Ignore the data / resume / page / function of a document (inflected
+    // verbs, both word orders).
+    r(
+        "direct_injection",
+        0.7,
+        r"(?:ignor\w*|игнорир\w*|проигнорир\w*|忽略|忽视|無視|تجاهل\w*|نتجاهل|bo qua|abaikan|mengabaikan|huwag pansinin|balewalain|เพิกเฉย|ไม่สนใจ)[^.!?\n。]{0,25}(?:datos|donnees|daten|dati|dados|данны\w*|数据|數據|データ|البيانات|डेटा|du lieu|data|curriculo|curriculum|lebenslauf|السيرة|履歴書|简历|簡歷|ประวัติ|pagina web|page web|webseite|веб-страниц\w*|网页|網頁|ウェブページ|صفحة الويب|trang web|halaman web|webpage|funcion|fonction|funktion|funzione|funcao|функци\w*|函数|関数|الدالة|الوظيفة|fungsi|ฟังก์ชัน)|(?:veri\w*|ozgecmis\w*|özgeçmiş\w*|fonksiyon\w*|web sayfas\w*|रेज़्यूमे|रिज़्यूमे|रिज्यूमे|डेटा|फ़ंक्शन|फंक्शन|वेबपेज|이력서|데이터|함수|웹 ?페이지|জীবন বৃত্তান্ত|সারসংকলন|ডেটা|ফাংশন|ওয়েবপেজ|履歴書|データ|関数|ウェブページ)[^.!?\n。]{0,25}(?:yok say|gormezden gel|görmezden gel|अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|무시|উপেক্ষা|を無視|無視)",
+    ),
+    // Ignore ... and say/state/write: the override followed by the text to
+    // produce.
+    r(
+        "direct_injection",
+        0.8,
+        r"(?:ignor\w*|игнорир\w*|проигнорир\w*|忽略|忽视|تجاهل\w*|अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|bo qua|abaikan|yok say\w*|gormezden gel\w*|görmezden gel\w*|huwag pansinin|balewalain|উপেক্ষা|เพิกเฉย)[^.!?\n。]{0,60}(?:\by (?:di|diga|decir|declara|afirma|escrib\w*|responde)\b|\bet (?:dis|dites|declare[zr]?|affirme[zr]?|ecri\w*|reponds|repondez)\b|\bund (?:sag\w*|erklar\w*|schreib\w*|gib|geben sie|antworte\w*)\b|\be (?:di|dica|dichiara|afferma|scrivi|rispondi|diga|declare|afirme|escreva|responda)\b|и (?:скаж|заяв|напиш|ответь|укаж)|并(?:说|說|声明|聲明|写|回答)|و(?:قل|اذكر|اكتب|أجب|صرح)|और (?:कहें|कहो|बताएं|बताओ|लिखें|बताइए|कहिए)|\bva (?:noi|tuyen bo|viet|tra loi)\b|\bdan (?:katakan|nyatakan|tulis|jawab)\b|\bve (?:soyle|söyle|belirt|yaz|yan[iı]tla)|\bat (?:sabihin|sabihing|isulat|sagutin)\b|এবং (?:বলুন|বল|লিখুন)|และ(?:บอก|ระบุ|เขียน|ตอบ|พูด))|無視して[^。]{0,60}(?:述べ|言って|答えて|書いて)",
+    ),
+    // Decode this Morse/hex/binary/cipher (and tell me what it says), in
+    // the languages the older rule lacks, either order.
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:डीकोड|डिकोड|ডিকোড|ถอดรหัส|giai ma|dekode|mendekode|coz|çöz|i-decode)[^.!?\n।]{0,80}(?:मोर्स|हेक्साडेसिमल|हेक्स|द्विआधारी|बाइनरी|साइफर|सिफर|rot13|base64|মোর্স|হেক্সাডেসিমেল|বাইনারি|সাইফার|มอร์ส|เลขฐานสิบหก|ไบนารี|ซีซาร์|morse|nhi phan|thap luc phan|biner|heksadesimal|ikili|onalt[iı]l[iı]k|mors\b|sezar|caesar|cipher|binary)|(?:मोर्स|हेक्साडेसिमल|द्विआधारी|बाइनरी|साइफर|सिफर|rot13|মোর্স|হেক্সাডেসিমেল|বাইনারি|সাইফার|mors kod|ikili dize|onalt[iı]l[iı]k dize|sezar sifre)[^.!?\n।]{0,60}(?:डीकोड|डिकोड|ডিকোড|coz|çöz)",
+    ),
+    // Password asks in vi, tl, tr, hi, th, bn, id, and poems/haiku about
+    // the password written noun-last.
+    r(
+        "prompt_extraction",
+        0.7,
+        r"(?:xac nhan|chia se|cho (?:toi )?biet|tiet lo|noi cho toi|cung cap)[^.!?\n]{0,30}mat khau|mat khau (?:cua ban|cua he thong|la gi)|(?:tho|haiku|bai tho|chu am)[^.!?\n]{0,20}mat khau|(?:ibahagi|sabihin|ibigay|ano)\S*(?: mo)?(?: ba)?(?: sa akin)?(?: kung ano)? ang (?:iyong |inyong )?(?:password|passcode|secret key|susi)|(?:password|passcode|secret key|susi) (?:mo|ninyo)\b|[sş]ifre(?:n|niz|nizi|ni|yi)\b|[sş]ifre\w* (?:onayla|payla|soyle|söyle|nedir|ne ol)|(?:पासवर्ड|पासकोड|पासफ्रेज़|पासफ्रेज|गोपनीय स्ट्रिंग)[^.!?\n।]{0,40}(?:बता|साझा|पुष्टि|क्या है|पिग लैटिन|कविता|हाइकु)|(?:बता|साझा|पुष्टि)[^.!?\n।]{0,10}(?:पासवर्ड|पासकोड|पासफ्रेज)|รหัสผ่าน[^.!?\n]{0,30}(?:บอก|แบ่งปัน|ยืนยัน|คืออะไร)|(?:บอก|แบ่งปัน|ยืนยัน|เขียน|กลอน)[^.!?\n]{0,30}รหัสผ่าน|(?:পাসওয়ার্ড|পাসকোড)[^.!?\n।]{0,40}(?:বলুন|বলতে|শেয়ার|নিশ্চিত|লিখুন)|(?:beri tahu|bagikan|konfirmasi|sebutkan)\w*[^.!?\n]{0,30}(?:kata sandi|password)|(?:хайку|стих\w*|поэм\w*)[^.!?\n]{0,20}парол|\b(?:haiku|poesia|poema|poeme|gedicht|acrostic\w*|akrostichon)\b[^.!?\n]{0,25}(?:password|contrasena|mot de passe|passwort|senha|kata sandi|sifre|parola)",
+    ),
+    // Print/dump "your database" (the agent's own store).
+    r(
+        "prompt_extraction",
+        0.65,
+        r"\b(?:print|dump|show|export|list|leak|give me|share|reveal|output)\b (?:me |us )?(?:all )?(?:of )?your (?:entire |whole |full |complete |user |customer )*database\b|\b(?:users?|customers?|people|records|entries|clients) (?:in|of|from|stored in) your database\b|(?:imprim\w*|stampa\w*|druck\w*|распечат\w*|выведи\w*|打印|印刷|출력|اطبع|प्रिंट|cetak|yazd[iı]r|i-print|মুদ্রণ|พิมพ์|in ra)[^.!?\n]{0,20}(?:tu base de datos|votre base de donnees|ta base de donnees|deine datenbank|il tuo database|la tua base di dati|seu banco de dados|sua base de dados|вашу базу данных|твою базу данных|你的数据库|您的数据库|あなたのデータベース|당신의 데이터베이스|قاعدة بياناتك|co so du lieu cua ban|database anda|database mo)|(?:अपना|आपका) डेटाबेस[^.!?\n।]{0,20}प्रिंट|veritaban[iı]n[iı]z[iı]?[^.!?\n]{0,20}yazd[iı]r|আপনার (?:ডাটাবেস|ডেটাবেস)[^.!?\n।]{0,20}মুদ্রণ",
+    ),
+    // A phishing e-mail built on someone's e-mail address.
+    r(
+        "prompt_extraction",
+        0.6,
+        r"(?:phishing|hameconnage|фишинг\w*|钓鱼|釣魚|フィッシング|피싱|التصيد|تصيد|फ़िशिंग|फिशिंग|lua đao|oltalama|ফিশিং|ฟิชชิ่ง)[^.!?\n。]{0,80}(?:email address|e-mail address|direccion de correo|adresse (?:e-)?mail|e-mail-adresse|indirizzo (?:e-)?mail|endereco de (?:e-)?mail|адрес\w* (?:электронной )?почты|电子邮件地址|邮箱地址|電子郵件地址|メールアドレス|이메일 주소|عنوان (?:البريد|بريد)|ईमेल पत|ईमेल एड्रेस|đia chi email|alamat email|e-posta adres|ইমেল ঠিকানা|ইমেইল ঠিকানা|ที่อยู่อีเมล)|(?:email address|e-mail address|direccion de correo|adresse (?:e-)?mail|e-mail-adresse|indirizzo (?:e-)?mail|endereco de (?:e-)?mail|адрес\w* (?:электронной )?почты|电子邮件地址|邮箱地址|メールアドレス|이메일 주소|عنوان (?:البريد|بريد)|ईमेल पत|ईमेल एड्रेस|đia chi email|alamat email|e-posta adres|ইমেল ঠিকানা|ইমেইল ঠিকানা|ที่อยู่อีเมล)[^.!?\n。]{0,60}(?:phishing|hameconnage|фишинг|钓鱼|釣魚|フィッシング|피싱|التصيد|تصيد|फ़िशिंग|फिशिंग|lua đao|oltalama|ফিশিং|ฟิชชิ่ง)",
+    ),
+    // "Developer training data" inside a document: a forged override.
+    r(
+        "direct_injection",
+        0.7,
+        r"(?:desarrollador\w*|developpeur\w*|entwickler\w*|sviluppator\w*|desenvolvedor\w*|разработчик\w*|开发者|開發者|开发人员|開発者|개발자|المطور\w*|डेवलपर|nha phat trien|pengembang|gelistirici|developer|ডেভেলপার|นักพัฒนา|ผู้พัฒนา)[^.!?\n。]{0,20}(?:datos de entrenamiento|donnees d'entrainement|trainingsdaten|dati di (?:addestramento|formazione)|dados de treinamento|dados de treino|обучающ\w* данн\w*|данн\w* (?:для )?обучения|训练数据|訓練數據|訓練データ|トレーニングデータ|学習データ|훈련 데이터|학습 데이터|بيانات التدريب|प्रशिक्षण डेटा|du lieu đao tao|du lieu huan luyen|data pelatihan|egitim veri|data ng pagsasanay|প্রশিক্ষণ ডেটা|ข้อมูลการฝึก)|(?:datos de entrenamiento|donnees d'entrainement|trainingsdaten|dati di (?:addestramento|formazione)|dados de treinamento|dados de treino|данн\w* (?:для )?обучения|训练数据|訓練データ|トレーニングデータ|学習データ|훈련 데이터|학습 데이터|بيانات التدريب|प्रशिक्षण डेटा|du lieu đao tao|du lieu huan luyen|data pelatihan|egitim veri|data ng pagsasanay|প্রশিক্ষণ ডেটা|ข้อมูลการฝึก)[^.!?\n。]{0,20}(?:desarrollador\w*|developpeur\w*|entwickler\w*|sviluppator\w*|desenvolvedor\w*|разработчик\w*|开发者|開發者|开发人员|開発者|개발자|المطور\w*|डेवलपर|nha phat trien|pengembang|gelistirici|developer|ডেভেলপার|นักพัฒนา|ผู้พัฒนา)",
+    ),
+    // A document that tells the reader what to state: "let's say the
+    // capital is", "we might state the sum is", "consider the output as".
+    r(
+        "indirect_instruction",
+        0.6,
+        r"\b(?:let'?s|let us|we (?:might|could|can|will|should|must|would|may)|one (?:might|could)) (?:\w+ ){0,3}(?:say|state|claim|assert|assume|declare|report|admit|pretend)\b[^.\n]{0,60}\b(?:output|answer|result|sum|total|capital|conclusion|outcome|llm|language model)s?\b|\b(?:consider|treat|take|regard) (?:the )?(?:output|result|answer|return value) (?:as|to be) ['\x22“‘\d]|\b(?:the )?(?:output|result|answer) (?:could|would|should|will|must|might) be ['\x22“‘]",
+    ),
+    r(
+        "indirect_instruction",
+        0.6,
+        r"(?:afirm(?:amos|emos|ar|ons)|affermare|affermiamo|diciamo|digamos|disons|sagen wir|nehmen wir an|konnte man sagen|podemos (?:afirmar|dizer|decir)|potremmo (?:affermare|dire)|pourrions (?:dire|affirmer)|давайте скажем|можем (?:сказать|заявить|утверждать)|我们(?:可以)?说|と言おう|としよう|라고 하자|لنقل|ونذكر|मान लेते|कहते हैं कि|कह सकते हैं|hay noi|hay neu|anggap(?:lah)? saja|katakanlah|diyelim|varsayal[iı]m|belirtebiliriz|ipagpalagay|sabihin natin|ধরা যাক|বলা যাক|বলতে পারি|สมมติ|สมมุติ)[^.!?\n。]{0,40}(?:soma|suma|somma|somme|summe|сумм|总和|總和|合計|합계|مجموع|योग|tong|jumlah|toplam|kabuuan|যোগফল|ผลรวม|capital|hauptstadt|столиц|首都|수도|عاصمة|العاصمة|राजधानी|thu đo|ibu kota|baskent|kabisera|রাজধানী|เมืองหลวง|conclus|schlussfolgerung|вывод|结论|結論|결론|استنتاج|निष्कर्ष|ket luan|kesimpulan|sonuc|konklusyon|উপসংহার|ข้อสรุป|salida|sortie|ausgabe|uscita|saida|output|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|llm)",
+    ),
+    // Payload splitting: the parts a, b, c joined into one string.
+    r(
+        "encoded_instruction",
+        0.55,
+        r"\b[a-z]\s?=\s?a\s?\+\s?b\s?\+\s?c\b",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
@@ -730,3 +830,7 @@ pub static RULES: &[Rule] = &[
         r"\b(?:rules|guidelines|policies|ethics|morals|restrictions) (?:don'?t|do not|no longer) apply\b|\b(?:free|freedom|liberated|unlocked|unleashed)\b",
     ),
 ];
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;
