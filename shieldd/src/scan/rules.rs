@@ -787,6 +787,14 @@ pub static RULES: &[Rule] = &[
         0.65,
         r"(?:طباعة|اطبع)[^.!?\n]{0,10}قاعدة بياناتك|(?:তোমার|আপনার) (?:ডাটাবেস|ডেটাবেস)[^.!?\n।]{0,20}(?:প্রিন্ট|মুদ্রণ)|(?:अपने|आपके) डेटाबेस में[^.!?\n।]{0,30}उपयोगकर्ता|pengguna[^.!?\n]{0,40}(?:basis data|database) anda|пользовател\w*[^.!?\n]{0,30}в (?:вашей|твоей) базе данных|(?:你的|您的)数据库中[^。？?]{0,10}用户",
     ),
+    // A task for an assistant on a line of its own in the middle of a
+    // document (between two lines of prose, not in a table): retrieved
+    // e-mails and pages do not carry such lines, an injected task does.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"[^|\n]\n\n?\s?(?:explain|describe|summari[sz]e|translate|analy[sz]e|paraphrase|break down|determine the sentiment|classify|compose an?|draft an?|write an? (?:script|short story|story|poem|essay|function|program|speech|haiku|song|paragraph)|develop an? (?:speech|essay|plan|outline)|provide (?:an? |the )?(?:list|insights?|example|poem|summary|overview|command|spanish|french|german|translation|equivalent)|recommend (?:an? |some )|suggest (?:an? |some )|help me (?:with|write|plan|find)|show me how|who (?:wrote|invented|discovered|painted|composed) |is this (?:feedback|review|sentence|statement|text)|replace (?:all |the )?(?:vowels|letters|words|characters))[^\n|]{6,200}?[.?!]['\x22”’]?\s?\n\n?\s?[^|\s]",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
