@@ -795,6 +795,26 @@ pub static RULES: &[Rule] = &[
         0.6,
         r"[^|\n]\n\n?\s?(?:explain|describe|summari[sz]e|translate|analy[sz]e|paraphrase|break down|determine the sentiment|classify|compose an?|draft an?|write an? (?:script|short story|story|poem|essay|function|program|speech|haiku|song|paragraph)|develop an? (?:speech|essay|plan|outline)|provide (?:an? |the )?(?:list|insights?|example|poem|summary|overview|command|spanish|french|german|translation|equivalent)|recommend (?:an? |some )|suggest (?:an? |some )|help me (?:with|write|plan|find)|show me how|who (?:wrote|invented|discovered|painted|composed) |is this (?:feedback|review|sentence|statement|text)|replace (?:all |the )?(?:vowels|letters|words|characters))[^\n|]{6,200}?[.?!]['\x22”’]?\s?\n\n?\s?[^|\s]",
     ),
+    // Few-shot turns (question, answer, question) with the labels of every
+    // language mixed, including one-letter ones (tr S/C, id T/J, hi ए).
+    r(
+        "fake_turn",
+        0.6,
+        r"(?:^|\s)(?:q|p|d|f|s|t|в|вопрос|pregunta|pergunta|frage|domanda|question|问|問|问题|質問|질문|سؤال|س|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?[:ঃ：].{1,400}?\s(?:a|r|c|j|о|ответ|respuesta|resposta|reponse|risposta|antwort|answer|答|回答|답|답변|جواب|ج|उ|उत्तर|ए|cevap|sagot|tra loi|jawaban|উত্তর|ตอบ)\s?[:ঃ：].{1,400}?\s(?:q|p|d|f|s|t|в|вопрос|pregunta|pergunta|frage|domanda|question|问|問|问题|質問|질문|سؤال|س|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?[:ঃ：]",
+    ),
+    // A question split into parts A, B and C (or part 1 and part 2) given
+    // as quoted strings, in any language.
+    r(
+        "encoded_instruction",
+        0.6,
+        r"\ba,? b,? (?:\S{1,6} )?c\b[^\n]{0,80}\ba\s?(?:\S{1,8}\s?)?[\x22“«„「]|(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:1|১|one|一)\W{0,3}(?:\S{1,8}\s)?[\x22“«„「].{0,150}(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:2|২|two|二)|1부\S{0,2}\s?[\x22“«].{0,150}2부",
+    ),
+    // "Ignore the above" with no noun (hi), and Thai's plain form.
+    r(
+        "direct_injection",
+        0.85,
+        r"(?:ऊपर|उपरोक्त) की (?:बात\S* )?(?:को )?(?:अनदेखी|अनदेखा)|ไม่สนใจ(?:ต่อ)?(?:ข้อความ|สิ่งที่อยู่)?ข้างต้น",
+    ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
         "jailbreak",
