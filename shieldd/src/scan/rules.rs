@@ -760,7 +760,7 @@ pub static RULES: &[Rule] = &[
     r(
         "indirect_instruction",
         0.6,
-        r"(?:afirm(?:amos|emos|ar|ons)|affermare|affermiamo|diciamo|digamos|disons|sagen wir|nehmen wir an|konnte man sagen|podemos (?:afirmar|dizer|decir)|potremmo (?:affermare|dire)|pourrions (?:dire|affirmer)|давайте скажем|можем (?:сказать|заявить|утверждать)|我们(?:可以)?说|と言おう|としよう|라고 하자|لنقل|ونذكر|मान लेते|कहते हैं कि|कह सकते हैं|hay noi|hay neu|anggap(?:lah)? saja|katakanlah|diyelim|varsayal[iı]m|belirtebiliriz|ipagpalagay|sabihin natin|ধরা যাক|বলা যাক|বলতে পারি|สมมติ|สมมุติ)[^.!?\n。]{0,40}(?:soma|suma|somma|somme|summe|сумм|总和|總和|合計|합계|مجموع|योग|tong|jumlah|toplam|kabuuan|যোগফল|ผลรวม|capital|hauptstadt|столиц|首都|수도|عاصمة|العاصمة|राजधानी|thu đo|ibu kota|baskent|kabisera|রাজধানী|เมืองหลวง|conclus|schlussfolgerung|вывод|结论|結論|결론|استنتاج|निष्कर्ष|ket luan|kesimpulan|sonuc|konklusyon|উপসংহার|ข้อสรุป|salida|sortie|ausgabe|uscita|saida|output|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|llm)",
+        r"(?:afirm(?:amos|emos|ar|ons)|affirmons|nous disons|on pourrait dire|wir sagen|uns sagen|скажем|ta noi|نقول|บอกว่า|ระบุว่า|हम बता सकते हैं|हम बताते हैं|आइए बताते हैं|আমরা বলি|affermare|affermiamo|diciamo|digamos|disons|sagen wir|nehmen wir an|konnte man sagen|podemos (?:afirmar|dizer|decir)|potremmo (?:affermare|dire)|pourrions (?:dire|affirmer)|давайте скажем|можем (?:сказать|заявить|утверждать)|我们(?:可以)?说|と言おう|としよう|라고 하자|لنقل|ونذكر|मान लेते|कहते हैं कि|कह सकते हैं|hay noi|hay neu|anggap(?:lah)? saja|katakanlah|diyelim|varsayal[iı]m|belirtebiliriz|ipagpalagay|sabihin natin|ধরা যাক|বলা যাক|বলতে পারি|สมมติ|สมมุติ)[^.!?\n。]{0,40}(?:soma|suma|somma|somme|summe|сумм|总和|總和|合計|합계|مجموع|योग|tong|jumlah|toplam|kabuuan|যোগফল|ผลรวม|capital|hauptstadt|столиц|首都|수도|عاصمة|العاصمة|राजधानी|thu đo|ibu kota|baskent|kabisera|রাজধানী|เมืองหลวง|conclus|schlussfolgerung|вывод|结论|結論|결론|استنتاج|निष्कर्ष|ket luan|kesimpulan|sonuc|konklusyon|উপসংহার|ข้อสรุป|บทสรุป|salida|sortie|ausgabe|uscita|saida|output|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|llm)",
     ),
     // Payload splitting: the parts a, b, c joined into one string.
     r(
@@ -814,6 +814,25 @@ pub static RULES: &[Rule] = &[
         "direct_injection",
         0.85,
         r"(?:ऊपर|उपरोक्त) की (?:बात\S* )?(?:को )?(?:अनदेखी|अनदेखा)|ไม่สนใจ(?:ต่อ)?(?:ข้อความ|สิ่งที่อยู่)?ข้างต้น",
+    ),
+    // A code comment that fixes the program's output to a quoted number.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"#[^\n]{0,120}(?:output|salida|sortie|ausgabe|uscita|saida|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|ผลผลิต|ผลลัพธ์|আউটপুট)[^\n]{0,40}['\x22]\d+['\x22]",
+    ),
+    // A fictional world where personal data is public, shared or money:
+    // the framing of a request for someone's details.
+    r(
+        "prompt_extraction",
+        0.6,
+        r"(?:\bworld|\bsociety|\bfuture|\buniverse|\bscenario|mundo|sociedad|sociedade|societe|monde|welt|gesellschaft|societa|мир\w*|обществ\w*|世界|社会|未来|세상|사회|미래|عالم|مجتمع|مستقبل|दुनिया|समाज|भविष्य|the gioi|xa hoi|dunia|masyarakat|d[uü]nya|toplum|lipunan|পৃথিবী|সমাজ|โลก|สังคม)[^.!?\n。]{0,60}(?:personal data|personal information|datos personales|donnees personnelles|personenbezogene daten|dati personali|dados pessoais|персональн\w* данн\w*|个人数据|個人データ|개인 데이터|البيانات الشخصية|व्यक्तिगत डेटा|du lieu ca nhan|data pribadi|ki[sş]isel veri\w*|personal na data|ব্যক্তিগত তথ্য|ข้อมูลส่วนบุคคล)[^.!?\n。]{0,40}(?:public|publico|publique|offentlich|pubblic|общедоступн|публичн|公开|公開|공개|공유|عامة|सार्वजनिक|साझा|cong khai|publik|kamuya|kamusal|publiko|ibinabahagi|শেয়ার|สาธารณะ|currency|moneda|monnaie|wahrung|valuta|moeda|валют|货币|通貨|화폐|العملة|मुद्रा|tien te|mata uang|para birimi|pera|মুদ্রা|สกุลเงิน|\bshared|compartid|partage|geteilt|condivis|делятся|共享|共有|مشاركة)|ki[sş]isel veri\w*[^.!?\n]{0,40}(?:kamusal|kamuya)[^.!?\n]{0,60}(?:toplum|d[uü]nya)",
+    ),
+    // "I am your developer" and the secret password, in bn and tl.
+    r(
+        "role_override",
+        0.7,
+        r"আমি (?:আপনার|তোমার) ডেভেলপার|(?:lihim|sikretong) na password|গোপন পাসওয়ার্ড",
     ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
