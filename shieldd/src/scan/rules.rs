@@ -572,11 +572,6 @@ pub static RULES: &[Rule] = &[
         r"(?:αγνοη|αγνοή|ξεχα|παραβλ)\w* (?:\w+ ){0,3}(?:οδηγ|εντολ|κανον|προηγουμ|προηγούμ)\w*",
     ),
     r(
-        "fake_turn",
-        0.6,
-        r"(?:^|\s)(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:.{1,400}?\s(?:a|answer|respuesta|antwort|risposta|ответ|答|回答|답변|ج)\s?:.{1,400}?\s(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:",
-    ),
-    r(
         "prompt_extraction",
         0.7,
         r"(?:contrasena|frase de contrasena|phrase de passe|passphrase|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:haiku|хайку|俳句|ハイク|하이쿠|هايكو|हाइकु|กลอน|lam tho|mot bai tho|acrostic\w*|akrostichon|leetspeak|pig latin|latin cochon|latim porco|tulis|viet|yaz\w*|dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)",
@@ -640,11 +635,6 @@ pub static RULES: &[Rule] = &[
         "prompt_extraction",
         0.65,
         r"(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|подскаж\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)[^.!\n]{0,60}(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|निवास शहर|thanh pho cu tru|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)|(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|निवास शहर|thanh pho cu tru|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|подскаж\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)",
-    ),
-    r(
-        "fake_turn",
-        0.6,
-        r"(?:^|\s)(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:.{1,400}?\s(?:r|a|о|ответ|resposta|reponse|risposta|答|回答|답|답변|جواب|उ|उत्तर|cevap|sagot|tra loi|jawaban|j|উত্তর|ตอบ)\s?:.{1,400}?\s(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:",
     ),
     r(
         "encoded_instruction",
@@ -766,7 +756,7 @@ pub static RULES: &[Rule] = &[
     r(
         "encoded_instruction",
         0.55,
-        r"\b[a-z]\s?=\s?a\s?\+\s?b\s?\+\s?c\b.{0,200}?\w\(\s?[a-z]\s?\)",
+        r"a\x20?\+\x20?b\x20?\+\x20?c\b.{0,200}?\w\(\s?[a-z]\s?\)",
     ),
     // "Ignore the above" in the languages the older rules lack.
     r(
@@ -807,7 +797,7 @@ pub static RULES: &[Rule] = &[
     r(
         "encoded_instruction",
         0.6,
-        r"\ba,? b,? (?:\S{1,6} )?c\b[^\n]{0,80}\ba\s?(?:\S{1,8}\s?)?[\x22“«„「]|(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:1|১|one|一)\W{0,3}(?:\S{1,8}\s)?[\x22“«„「].{0,150}(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:2|২|two|二)|1부\S{0,2}\s?[\x22“«].{0,150}2부",
+        r"\ba,\x20?b,?\x20(?:\S{1,6}\x20)?c\b[^\n]{0,80}\ba\s?(?:\S{1,8}\s?)?[\x22“«„「]|(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:1|১|one|一)\W{0,3}(?:\S{1,8}\s)?[\x22“«„「].{0,150}(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:2|২|two|二)|1부\S{0,2}\s?[\x22“«].{0,150}2부",
     ),
     // "Ignore the above" with no noun (hi), and Thai's plain form.
     r(
@@ -819,7 +809,7 @@ pub static RULES: &[Rule] = &[
     r(
         "indirect_instruction",
         0.6,
-        r"#[^\n]{0,120}(?:output|salida|sortie|ausgabe|uscita|saida|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|ผลผลิต|ผลลัพธ์|আউটপুট)[^\n]{0,40}['\x22]\d+['\x22]",
+        r"#\x20[^\n]{0,120}(?:output|salida|sortie|ausgabe|uscita|saida|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|ผลผลิต|ผลลัพธ์|আউটপুট)[^\n]{0,40}['\x22]\d+['\x22]",
     ),
     // A fictional world where personal data is public, shared or money:
     // the framing of a request for someone's details.
