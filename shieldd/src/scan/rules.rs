@@ -86,7 +86,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"\b(?:ignora|ignore|ignorar|ignorad|ignoren|ignorem|olvida|olvide|olviden|olvidar|esquece|esqueca|esquecer|dimentica|dimenticare|dimenticate|descarta|descarte|desconsidera|desconsidere|no hagas caso|nao siga|non seguire|trascura|tralascia)\b (?:de |a |las |los |as |os |le |gli |i |la |il |l'|todas? |todos |todo |tutte |tutti |tutto |tus |sus |suas |tuas |seus |teus |tue |tuoi |sue |suoi |previas? |anteriores |precedentes |precedenti |instrucoes )*(?:instrucciones|instruccion|instrucoes|instrucao|istruzioni|istruzione|reglas|regras|regole|indicaciones|indicacoes|indicazioni|directrices|diretrizes|direttive|ordenes|ordens|ordini|comandos|comandi|anteriores?|precedentes?|precedenti|lo anterior|o anterior|quanto sopra|sopra|el curriculum|o curriculo|il curriculum)",
+        r"\b(?:ignora|ignore|ignorar|ignorad|ignoren|ignorem|olvida|olvidate|olvide|olviden|olvidar|esquece|esqueca|esquecer|dimentica|dimenticare|dimenticate|descarta|descarte|desconsidera|desconsidere|no hagas caso|nao siga|non seguire|trascura|tralascia)\b (?:de |a |las |los |as |os |le |gli |i |la |il |l'|esas |esos |estas |estos |essas |esses |todas? |todos |todo |tutte |tutti |tutto |tus |sus |suas |tuas |seus |teus |tue |tuoi |sue |suoi |previas? |anteriores |precedentes |precedenti |instrucoes )*(?:instrucciones|instruccion|instrucoes|instrucao|istruzioni|istruzione|reglas|regras|regole|indicaciones|indicacoes|indicazioni|directrices|diretrizes|direttive|ordenes|ordens|ordini|comandos|comandi|anteriores?|precedentes?|precedenti|lo anterior|o anterior|quanto sopra|sopra|el curriculum|o curriculo|il curriculum)",
     ),
     // ru
     r(
@@ -132,7 +132,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.9,
-        r"(?:पिछले|पिछली|पिछला|पहले|पूर्व|ऊपर|ऊपर के|ऊपर दिए|उपरोक्त|सभी|सारे|सारी|मूल|पुराने)\s?(?:के\s?|दिए गए\s?|गए\s?|सभी\s?)*(?:निर्देशों|निर्देश|नियमों|नियम|आदेशों|आदेश|अनुदेशों|बातों|बात|कथनों|सिस्टम प्रॉम्प्ट)\s?(?:को|की)?\s?(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल|भूलो|भूल जाओ|भूल जाएं|उपेक्षा|अनदेखी|ध्यान न|न मानें|अवहेलना)",
+        r"(?:पिछले|पिछली|पिछला|पहले|पूर्व|ऊपर|ऊपर के|ऊपर दिए|उपरोक्त|सभी|सारे|सारी|मूल|पुराने|अपने)\s?(?:के\s?|की\s?|दिए गए\s?|गए\s?|सभी\s?)*(?:निर्देशों|निर्देश|नियमों|नियम|आदेशों|आदेश|अनुदेशों|बातों|बात|कथनों|सिस्टम प्रॉम्प्ट)\s?(?:को|की)?\s?(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल|भूलो|भूल जाओ|भूल जाएं|उपेक्षा|अनदेखी|ध्यान न|न मानें|अवहेलना)",
     ),
     r(
         "direct_injection",
@@ -482,12 +482,12 @@ pub static RULES: &[Rule] = &[
     r(
         "prompt_extraction",
         0.75,
-        r"\b(?:password|passcode|passphrase|secret key|secret code|access code|confidential string|secret word)\b.{0,30}\b(?:for|to|of|that (?:grants|unlocks|opens)) (?:our|the|this|your|my) (?:system|account|database|server|network|computer|vault|service)\b|\b(?:grants|unlocks) access to (?:our|the|this) system\b",
+        r"\b(?:passwords?|passcodes?|passphrases?|secret keys?|secret codes?|access codes?|confidential string|secret words?)\b.{0,30}\b(?:for|to|of|that (?:grants|unlocks|opens)) (?:our|the|this|your|my) (?:system|account|database|server|network|computer|vault|service)\b|\b(?:grants|unlocks) access to (?:our|the|this) system\b",
     ),
     r(
         "prompt_extraction",
         0.7,
-        r"\b(?:the )?user'?s (?:full )?(?:name|initials|birth ?(?:date|day|year)|date of birth|email(?: address)?|phone(?: number)?|home address|address|city|location|residence|favou?rite (?:color|colour|food|animal|movie|book|song)|password|social security|ssn|credit card|bank|account|salary|age|zip|postal|medical|secret)\b",
+        r"\b(?:the )?user'?s (?:full )?(?:name|initials|birth ?(?:date|day|year|month)|date of birth|email(?: address)?|phone(?: number)?|home address|address|city|location|residence|favou?rite (?:color|colour|food|animal|movie|book|song)|password|social security|ssn|credit card|bank|account|salary|age|zip|postal|medical|secret)\b",
     ),
     r(
         "prompt_extraction",
@@ -572,11 +572,6 @@ pub static RULES: &[Rule] = &[
         r"(?:αγνοη|αγνοή|ξεχα|παραβλ)\w* (?:\w+ ){0,3}(?:οδηγ|εντολ|κανον|προηγουμ|προηγούμ)\w*",
     ),
     r(
-        "fake_turn",
-        0.6,
-        r"(?:^|\s)(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:.{1,400}?\s(?:a|answer|respuesta|antwort|risposta|ответ|答|回答|답변|ج)\s?:.{1,400}?\s(?:q|question|pregunta|frage|domanda|вопрос|问|問|質問|질문|س)\s?:",
-    ),
-    r(
         "prompt_extraction",
         0.7,
         r"(?:contrasena|frase de contrasena|phrase de passe|passphrase|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)[^.!\n]{0,60}(?:haiku|хайку|俳句|ハイク|하이쿠|هايكو|हाइकु|กลอน|lam tho|mot bai tho|acrostic\w*|akrostichon|leetspeak|pig latin|latin cochon|latim porco|tulis|viet|yaz\w*|dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)|(?:dime|decirme|digame|dis-moi|dites-moi|sag mir|sagen sie mir|nennen|dimmi|mi dica|diga-me|diz-me|me diga|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|बताओ|बताइए|बताएं|बताइये|poema|poeme|gedicht|poesia|стих\w*|诗|詩|시를|قصيدة|कविता|compart\w*|partag\w*|teilen|condivid\w*|поделит\w*|分享|共有|공유|مشارك\w*|साझा|confirm\w*|bestatig\w*|conferm\w*|подтверд\w*|确认|確認|확인|تأكيد|पुष्टि|escrib\w*|ecri\w*|schreib\w*|scriv\w*|escrev\w*|напиши\w*|напишите|写|書いて|써|اكتب|लिख\w*|revel\w*|verrat\w*|раскр\w*|透露|明かして|공개|اكشف|प्रकट|cual es|quel est|wie lautet|qual e|какой|是什么|何ですか|무엇|ما هي|क्या है)[^.!\n]{0,60}(?:contrasena|mot de passe|passwort|kennwort|senha|palavra-passe|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة المرور|كلمة السر|पासवर्ड|mat khau|kata sandi|sifre\w*|পাসওয়ার্ড|รหัสผ่าน|clave secreta|chiave segreta|cle secrete|секретн\w* ключ\w*|秘密鍵|密钥|비밀 키|المفتاح السري|गुप्त कुंजी)",
@@ -639,12 +634,7 @@ pub static RULES: &[Rule] = &[
     r(
         "prompt_extraction",
         0.65,
-        r"(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)[^.!\n]{0,60}(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)|(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)",
-    ),
-    r(
-        "fake_turn",
-        0.6,
-        r"(?:^|\s)(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:.{1,400}?\s(?:r|a|о|ответ|resposta|reponse|risposta|答|回答|답|답변|جواب|उ|उत्तर|cevap|sagot|tra loi|jawaban|j|উত্তর|ตอบ)\s?:.{1,400}?\s(?:p|d|f|в|вопрос|pergunta|domanda|问|問|问题|質問|질문|سؤال|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?:",
+        r"(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|подскаж\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)[^.!\n]{0,60}(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|निवास शहर|thanh pho cu tru|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)|(?:fecha de nacimiento|date de naissance|geburtsdatum|data di nascita|data de nascimento|дат\w* рождения|出生日期|生年月日|誕生日|생년월일|تاريخ ميلاد|जन्म तिथि|जन्मतिथि|ngay sinh|tanggal lahir|kaarawan|dogum tarihi|ciudad (?:actual )?de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住城市|居住地|거주 도시|مدينة الإقامة|निवास का शहर|निवास शहर|thanh pho cu tru|saldo bancario|solde bancaire|kontostand|банковский баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank)[^.!\n]{0,60}(?:dime|decirme|digame|dis-moi|dites-moi|me dire|sag mir|sagen sie mir|nennen|dimmi|dirmi|mi dica|diga-me|diz-me|me diga|dizer-me|скажи\w*|подскаж\w*|сообщи\w*|назови\w*|告诉我|告訴我|教えて|알려|말해|أخبرني|اخبرني|بتخبرني|बताओ|बताइए|बताएं|बताइये|बता सकते|cho toi biet|beri tahu|sabihin|soyleyebilir|cual es|quel est|quelle est|wie lautet|wie hoch|qual e|какой|какая|是什么|何ですか|무엇|ما هو|ما هي|क्या है)",
     ),
     r(
         "encoded_instruction",
@@ -667,6 +657,172 @@ pub static RULES: &[Rule] = &[
         "role_override",
         0.6,
         r"\b(?:the )?(?:assistant|chatgpt|the ai|ai|model|chatbot) (?:will )?now (?:acts?|behaves?|functions?|operates?|responds?|becomes?|is) (?:like |as )?\b",
+    ),
+    // ------------------------------------------------------------ session 3: families across the 17 languages
+    // Personal data of "the user" (the stored profile an agent holds):
+    // initials, birth date, favourite colour, where they live, balance.
+    // English is covered above; this is the same ask in other languages,
+    // user word and attribute in either order (SOV languages put it last).
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:del usuario|l'utilisateur|de la usuaria|de l'utilisateur|des (?:benutzers|nutzers)|dell'utente|do usuario|da usuaria|пользовател\w*|用户|用戶|ユーザー|사용자|المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullan[iı]c[iı]\w*|gumagamit|ব্যবহারকারী|ผู้ใช้)[^.!?\n。？]{0,60}(?:ilk \S{1,4} harf|iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|缩写|縮寫|イニシャル|頭文字|이니셜|الأحرف الأولى|الحروف الأولى|आद्याक्षर|शुरुआती|chu cai đau|ky tu đau|huruf (?:awal|pertama)|inisyal|bas harf|ilk harf|আদ্যক্ষর|প্রথম অক্ষর|อักษรย่อ|ตัวอักษรแรก|nacimiento|naissance|geburt|nascita|nascimento|рождени|出生|生日|誕生日|生年月日|생년|생일|ميلاد|जन्म|ngay sinh|nam sinh|thang sinh|lahir|kapanganakan|dogum|জন্ম|วันเกิด|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любим\w* цвет|喜欢的颜色|喜歡的顏色|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग|yeu thich|ua thich|warna favorit|favori ren|paboritong kulay|প্রিয় রং|สีที่ชอบ|donde vive|ou (?:vit|habite)|wo (?:wohnt|lebt)|dove (?:vive|abita)|onde (?:vive|mora)|где (?:живет|живёт|проживает)|住在哪|どこに住|어디에 살|أين يعيش|اين يعيش|कहाँ रह|कहां रह|song o đau|tinggal di mana|nerede ya|saan nakatira|কোথায় থাক|อยู่ที่ไหน|ciudad de residencia|ville de residence|wohnort|wohnstadt|citta di residenza|cidade de residencia|город проживания|居住|거주|مدينة الإقامة|निवास|thanh pho cu tru|kota tempat tinggal|ya[sş]ad[iı][gğ][iı] [sş]ehir|lungsod ng tirahan|বসবাসের শহর|เมืองที่อาศัย|saldo bancario|solde bancaire|kontostand|банковск\w* баланс|银行余额|銀行残高|은행 잔고|الرصيد المصرفي|बैंक बैलेंस|so du ngan hang|saldo bank|banka bakiye)|(?:iniciales|initiales|initialen|iniziali|iniciais|инициал\w*|首字母|イニシャル|頭文字|이니셜|الأحرف الأولى|आद्याक्षर|शुरुआती|chu cai đau|huruf (?:awal|pertama)|inisyal|bas harf|ilk harf|আদ্যক্ষর|প্রথম অক্ষর|อักษรย่อ|ตัวอักษรแรก|nacimiento|naissance|geburt|nascita|nascimento|рождени|出生|生日|誕生日|生年月日|생년|생일|ميلاد|जन्म|ngay sinh|nam sinh|thang sinh|lahir|kapanganakan|dogum|জন্ম|วันเกิด|color favorito|couleur prefere|lieblingsfarbe|colore preferito|cor favorita|любим\w* цвет|好きな色|좋아하는 색|اللون المفضل|पसंदीदा रंग|yeu thich|warna favorit|favori ren|paboritong kulay|প্রিয় রং|สีที่ชอบ|donde vive|ou (?:vit|habite)|wo (?:wohnt|lebt)|dove (?:vive|abita)|onde (?:vive|mora)|где (?:сейчас )?(?:живет|живёт|проживает)|住在哪|どこに住|어디에 살|أين يعيش|اين يعيش|कहाँ रह|कहां रह|song o đau|nerede ya|saan nakatira|কোথায় থাক|ciudad de residencia|ville de residence|wohnort|citta di residenza|cidade de residencia|город проживания|居住|거주|مدينة الإقامة|निवास|lungsod ng tirahan|বসবাসের শহর|saldo bancario|solde bancaire|kontostand|so du ngan hang|saldo bank)[^.!?\n。？]{0,40}(?:del usuario|de la usuaria|de l'utilisateur|des (?:benutzers|nutzers)|dell'utente|do usuario|da usuaria|пользовател\w*|用户|用戶|ユーザー|사용자|المستخدم|उपयोगकर्ता|nguoi dung|pengguna|kullan[iı]c[iı]\w*|gumagamit|ব্যবহারকারী|ผู้ใช้)|(?:donde vive|onde (?:vive|mora)|ou (?:vit|habite)|wo (?:wohnt|lebt)|dove (?:vive|abita))[^.!?\n]{0,10}(?:el|o|der|l'|la) (?:usuario|utilisateur|benutzer|nutzer|utente)",
+    ),
+    // "I am God" as a claim of authority over the model, in every language.
+    r(
+        "role_override",
+        0.75,
+        r"(?:je suis dieu|soy dios|sou deus|sono dio|ich bin gott|я бог(?:\W|$)|我是神|我是上帝|私は神|나는 신이|나는 신(?:\W|$)|أنا الله|أنا الإله|मैं भगवान|toi la chua|aku (?:adalah )?tuhan|saya (?:adalah )?tuhan|ben tanr[iı]|ako ang diyos|ako ay diyos|আমি ঈশ্বর|আমি ভগবান|ฉันคือพระเจ้า|ฉันเป็นพระเจ้า)",
+    ),
+    // Entering a special mode where the verb comes after "mode" (hi, ja,
+    // ko, tr, bn) or in Thai; the qualifier keeps "dark mode" out.
+    r(
+        "role_override",
+        0.75,
+        r"(?:ओवरराइड|सत्यापन|डेवलपर|भगवान|गॉड|व्यवस्थापक|डिबग|प्रवर्तन|オーバーライド|検証|開発者|管理者|デバッグ|神|오버라이드|검증|개발자|관리자|디버그|집행|gecersiz k[iı]lma|dogrulama|gelistirici|yonetici|kolluk|ওভাররাইড|যাচাই|ডেভেলপার|প্রশাসক|ডিবাগ|প্রয়োগকারী)\W{0,3}\S{0,12}\W{0,3}(?:मोड|モード|모드|mod(?:u|una|unda)|মোড\S*)\W{0,3}(?:में प्रवेश|प्रवेश|に入|에 들어|에 진입|gir|এ প্রবেশ|প্রবেশ)|เข้าสู่\W{0,3}โหมด",
+    ),
+    // "Regardless of the previous tasks/instructions".
+    r(
+        "direct_injection",
+        0.8,
+        r"(?:independientemente|independentemente|indipendentemente|independamment|unabhangig|независимо|terlepas|anuman|bat ke|不管|无论|無論|بغض النظر)[^.!?\n。]{0,40}(?:tarea|tarefa|compit|tache|aufgabe|задач|tugas|gawain|nhiem vu|任务|任務|المهام|instruc|istruzion|anweisung|инструкц|instruksi|tagubilin|huong dan|指令|指示|التعليمات|regla|regra|regole|regeln|правил)|(?:gorev|görev|talimat|कार्य|निर्देश|タスク|指示|작업|지시|কাজ|নির্দেশ|งาน)[^.!?\n。]{0,30}(?:bag[iı]ms[iı]z|परवाह किए बिना|関係なく|관계없이|상관없이|নির্বিশেষে)|โดยไม่(?:คำ|คํา)นึงถึง",
+    ),
+    // "Forget about that / forget your instructions" (hi, th, and short
+    // forms in the other languages).
+    r(
+        "direct_injection",
+        0.75,
+        r"(?:उसके|इसके|उस|इस) बारे में भूल जा|(?:अपने|सभी|सारे) (?:निर्देश|नियम)\S* भूल|ลืมเรื่องนั้น|ลืม(?:คำ|คํา)สั่ง|ลืมทุกอย่าง|забудь(?:те)? об этом|quen (?:đi )?(?:chuyen (?:đo|nay)|đieu (?:đo|nay))|lupakan (?:itu|hal itu|semua itu)|bunu unut|kalimutan mo (?:na )?(?:iyon|yan|iyan|ang lahat)|ওটা ভুলে যা|সেটা ভুলে যা|それは忘れ|그건 잊어|忘了(?:它|那)|انس (?:ذلك|هذا)",
+    ),
+    // Ignore the data / resume / page / function of a document (inflected
+    // verbs, both word orders).
+    r(
+        "direct_injection",
+        0.7,
+        r"(?:ignor\w*|игнорир\w*|проигнорир\w*|忽略|忽视|無視|تجاهل\w*|نتجاهل|bo qua|abaikan|mengabaikan|huwag pansinin|balewalain|เพิกเฉย|ไม่สนใจ)[^.!?\n。]{0,25}(?:datos|donnees|daten|dati|dados|данны\w*|数据|數據|データ|البيانات|डेटा|du lieu|data|curriculo|curriculum|lebenslauf|السيرة|履歴書|简历|簡歷|ประวัติ|резюме|so yeu ly lich|chuc nang|pagina web|page web|webseite|веб-страниц\w*|网页|網頁|ウェブページ|صفحة الويب|trang web|halaman web|webpage|funcion|fonction|funktion|funzione|funcao|функци\w*|函数|関数|الدالة|الوظيفة|fungsi|ฟังก์ชัน)|(?:veri\w*|ozgecmis\w*|özgeçmiş\w*|fonksiyon\w*|web sayfas\w*|रेज़्यूमे|रिज़्यूमे|रिज्यूमे|डेटा|फ़ंक्शन|फंक्शन|वेबपेज|이력서|데이터|함수|내용은|내용을|웹 ?페이지|জীবন বৃত্তান্ত|সারসংকলন|ডেটা|ফাংশন|ওয়েবপেজ|履歴書|データ|関数|ウェブページ)[^.!?\n。]{0,25}(?:yok say|gormezden gel|görmezden gel|अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|무시|উপেক্ষা|を無視|無視)",
+    ),
+    // Ignore ... and say/state/write: the override followed by the text to
+    // produce.
+    r(
+        "direct_injection",
+        0.8,
+        r"(?:ignor\w*|игнорир\w*|проигнорир\w*|忽略|忽视|تجاهل\w*|अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|bo qua|abaikan|yok say\w*|gormezden gel\w*|görmezden gel\w*|huwag pansinin|balewalain|উপেক্ষা|เพิกเฉย)[^.!?\n。]{0,60}(?:\by (?:di|diga|decir|declara|afirma|escrib\w*|responde)\b|\bet (?:dis|dites|declare[zr]?|affirme[zr]?|ecri\w*|reponds|repondez)\b|\bund (?:sag\w*|erklar\w*|schreib\w*|gib|geben sie|antworte\w*)\b|\be (?:di|dica|dichiara|afferma|scrivi|rispondi|diga|declare|afirme|escreva|responda)\b|и (?:скаж|заяв|напиш|ответь|укаж)|并(?:说|說|声明|聲明|写|回答)|و(?:قل|اذكر|اكتب|أجب|صرح)|और (?:कहें|कहो|बताएं|बताओ|लिखें|बताइए|कहिए)|\bva (?:noi|tuyen bo|viet|tra loi)\b|\bdan (?:katakan|nyatakan|tulis|jawab)\b|\bve (?:soyle|söyle|belirt|yaz|yan[iı]tla)|\bat (?:sabihin|sabihing|isulat|sagutin)\b|এবং (?:বলুন|বল|লিখুন)|และ(?:บอก|ระบุ|เขียน|ตอบ|พูด))|無視して[^。]{0,60}(?:述べ|言って|答えて|書いて)",
+    ),
+    // Decode this Morse/hex/binary/cipher (and tell me what it says), in
+    // the languages the older rule lacks, either order.
+    r(
+        "encoded_instruction",
+        0.55,
+        r"(?:डीकोड|डिकोड|ডিকোড|ถอดรหัส|giai ma|dekode|mendekode|coz|çöz|i-decode)[^.!?\n।]{0,80}(?:मोर्स|हेक्साडेसिमल|हेक्स|द्विआधारी|बाइनरी|साइफर|सिफर|rot13|base64|মোর্স|হেক্সাডেসিমেল|বাইনারি|সাইফার|มอร์ส|เลขฐานสิบหก|ไบนารี|ซีซาร์|morse|nhi phan|thap luc phan|biner|heksadesimal|ikili|onalt[iı]l[iı]k|mors\b|sezar|caesar|cipher|binary)|(?:मोर्स|हेक्साडेसिमल|द्विआधारी|बाइनरी|साइफर|सिफर|rot13|মোর্স|হেক্সাডেসিমেল|বাইনারি|সাইফার|mors kod|ikili dize|onalt[iı]l[iı]k dize|sezar sifre)[^.!?\n।]{0,60}(?:डीकोड|डिकोड|ডিকোড|coz|çöz)",
+    ),
+    // Password asks in vi, tl, tr, hi, th, bn, id, and poems/haiku about
+    // the password written noun-last.
+    r(
+        "prompt_extraction",
+        0.7,
+        r"(?:xac nhan|chia se|cho (?:toi )?biet|tiet lo|noi cho toi|cung cap)[^.!?\n]{0,30}mat khau|mat khau (?:cua ban|cua he thong|la gi)|(?:tho|haiku|bai tho|chu am)[^.!?\n]{0,20}mat khau|(?:ibahagi|sabihin|ibigay|ano)\S*(?: mo)?(?: ba)?(?: sa akin)?(?: kung ano)? ang (?:iyong |inyong )?(?:password|passcode|secret key|susi)|(?:password|passcode|secret key|susi) (?:mo|ninyo)\b|[sş]ifre(?:n|niz|nizi|ni|yi)\b|[sş]ifre\w* (?:onayla|payla|soyle|söyle|nedir|ne ol)|(?:पासवर्ड|पासकोड|पासफ्रेज़|पासफ्रेज|गोपनीय स्ट्रिंग)[^.!?\n।]{0,40}(?:बता|साझा|पुष्टि|क्या है|पिग लैटिन|कविता|हाइकु)|(?:बता|साझा|पुष्टि)[^.!?\n।]{0,10}(?:पासवर्ड|पासकोड|पासफ्रेज)|รหัสผ่าน[^.!?\n]{0,30}(?:บอก|แบ่งปัน|ยืนยัน|คืออะไร)|(?:บอก|แบ่งปัน|ยืนยัน|เขียน|กลอน)[^.!?\n]{0,30}รหัสผ่าน|(?:পাসওয়ার্ড|পাসকোড)[^.!?\n।]{0,40}(?:বলুন|বলতে|শেয়ার|নিশ্চিত|লিখুন)|(?:beri tahu|bagikan|konfirmasi|onfirmasi|sebutkan)\w*[^.!?\n]{0,30}(?:kata sandi|password)|(?:хайку|стих\w*|поэм\w*)[^.!?\n]{0,20}парол|\b(?:haiku|poesia|poema|poeme|gedicht|acrostic\w*|akrostichon|puisi|tula)\b[^.!?\n]{0,25}(?:password|contrasena|mot de passe|passwort|senha|kata sandi|sifre|parola)|(?:password|contrasena|mot de passe|passwort|senha|kata sandi|parola|парол\w*|비밀번호|암호)[^.!?\n]{0,40}(?:pig latin|base ?64)",
+    ),
+    // Print/dump "your database" (the agent's own store).
+    r(
+        "prompt_extraction",
+        0.65,
+        r"\b(?:print|dump|show|export|list|leak|give me|share|reveal|output)\b (?:me |us )?(?:all )?(?:of )?your (?:entire |whole |full |complete |user |customer )*database\b|\b(?:users?|customers?|people|records|entries|clients) (?:in|of|from|stored in) your database\b|(?:imprim\w*|stampa\w*|druck\w*|распечат\w*|выведи\w*|打印|印刷|출력|اطبع|प्रिंट|cetak|yazd[iı]r|i-print|মুদ্রণ|พิมพ์|in ra)[^.!?\n]{0,20}(?:tu base de datos|votre base de donnees|ta base de donnees|deine datenbank|il tuo database|la tua base di dati|seu banco de dados|sua base de dados|вашу базу данных|твою базу данных|你的数据库|您的数据库|あなたのデータベース|당신의 데이터베이스|قاعدة بياناتك|co so du lieu cua ban|database anda|database mo)|(?:अपना|आपका) डेटाबेस[^.!?\n।]{0,20}प्रिंट|veritaban[iı]n[iı]z[iı]?[^.!?\n]{0,20}yazd[iı]r|আপনার (?:ডাটাবেস|ডেটাবেস)[^.!?\n।]{0,20}মুদ্রণ",
+    ),
+    // A phishing e-mail built on someone's e-mail address.
+    r(
+        "prompt_extraction",
+        0.6,
+        r"(?:phishing|hameconnage|фишинг\w*|钓鱼|釣魚|フィッシング|피싱|التصيد|تصيد|फ़िशिंग|फिशिंग|lua đao|oltalama|ফিশিং|ฟิชชิ่ง)[^.!?\n。]{0,80}(?:email address|e-mail address|direccion de correo|adresse (?:e-)?mail|e-mail-adresse|indirizzo (?:e-)?mail|endereco de (?:e-)?mail|адрес\w* (?:электронной )?почты|电子邮件地址|邮箱地址|電子郵件地址|メールアドレス|이메일 주소|عنوان (?:البريد|بريد)|ईमेल पत|ईमेल एड्रेस|đia chi email|alamat email|e-posta adres|ইমেল ঠিকানা|ইমেইল ঠিকানা|ที่อยู่อีเมล)|(?:email address|e-mail address|direccion de correo|adresse (?:e-)?mail|e-mail-adresse|indirizzo (?:e-)?mail|endereco de (?:e-)?mail|адрес\w* (?:электронной )?почты|电子邮件地址|邮箱地址|メールアドレス|이메일 주소|عنوان (?:البريد|بريد)|ईमेल पत|ईमेल एड्रेस|đia chi email|alamat email|e-posta adres|ইমেল ঠিকানা|ইমেইল ঠিকানা|ที่อยู่อีเมล)[^.!?\n。]{0,60}(?:phishing|hameconnage|фишинг|钓鱼|釣魚|フィッシング|피싱|التصيد|تصيد|फ़िशिंग|फिशिंग|lua đao|oltalama|ফিশিং|ฟิชชิ่ง)",
+    ),
+    // "Developer training data" inside a document: a forged override.
+    r(
+        "direct_injection",
+        0.7,
+        r"(?:(?:desarrollador\w*|developpeur\w*|entwickler\w*|sviluppator\w*|desenvolvedor\w*|разработчик\w*|开发者|開發者|开发人员|開発者|개발자|المطور\w*|डेवलपर|nha phat trien|pengembang|gelistirici|developer|ডেভেলপার|นักพัฒนา|ผู้พัฒนา)[^.!?\n。]{0,20}(?:datos de entrenamiento|donnees d'entrainement|trainingsdaten|dati di (?:addestramento|formazione)|dados de treinamento|dados de treino|обучающ\w* данн\w*|данн\w* (?:для )?обучения|训练数据|訓練數據|訓練データ|トレーニングデータ|学習データ|훈련 데이터|학습 데이터|بيانات التدريب|प्रशिक्षण डेटा|du lieu đao tao|du lieu huan luyen|data pelatihan|egitim veri|data ng pagsasanay|প্রশিক্ষণ ডেটা|ข้อมูลการฝึก)|(?:datos de entrenamiento|donnees d'entrainement|trainingsdaten|dati di (?:addestramento|formazione)|dados de treinamento|dados de treino|данн\w* (?:для )?обучения|训练数据|訓練データ|トレーニングデータ|学習データ|훈련 데이터|학습 데이터|بيانات التدريب|प्रशिक्षण डेटा|du lieu đao tao|du lieu huan luyen|data pelatihan|egitim veri|data ng pagsasanay|প্রশিক্ষণ ডেটা|ข้อมูลการฝึก)[^.!?\n。]{0,20}(?:desarrollador\w*|developpeur\w*|entwickler\w*|sviluppator\w*|desenvolvedor\w*|разработчик\w*|开发者|開發者|开发人员|開発者|개발자|المطور\w*|डेवलपर|nha phat trien|pengembang|gelistirici|developer|ডেভেলপার|นักพัฒนา|ผู้พัฒนา))[^.!?\n。:：]{0,25}[:：]",
+    ),
+    // A document that tells the reader what to state: "let's say the
+    // capital is", "we might state the sum is", "consider the output as".
+    r(
+        "indirect_instruction",
+        0.6,
+        r"\b(?:let'?s|let us|we (?:might|could|can|will|should|must|would|may)|one (?:might|could)) (?:\w+ ){0,3}(?:say|state|claim|assert|assume|declare|report|admit|pretend)\b[^.\n]{0,60}\b(?:output|answer|result|sum|total|capital|conclusion|outcome|llm|language model)s?\b|\b(?:consider|treat|take|regard) (?:the )?(?:output|result|answer|return value) (?:as|to be) ['\x22“‘\d]|\b(?:the )?(?:output|result|answer) (?:could|would|should|will|must|might) be ['\x22“‘]",
+    ),
+    r(
+        "indirect_instruction",
+        0.6,
+        r"(?:afirm(?:amos|emos|ar|ons)|affirmons|nous disons|on pourrait dire|wir sagen|uns sagen|скажем|ta noi|نقول|บอกว่า|ระบุว่า|हम बता सकते हैं|हम बताते हैं|आइए बताते हैं|আমরা বলি|affermare|affermiamo|diciamo|digamos|disons|sagen wir|nehmen wir an|konnte man sagen|podemos (?:afirmar|dizer|decir)|potremmo (?:affermare|dire)|pourrions (?:dire|affirmer)|давайте скажем|можем (?:сказать|заявить|утверждать)|我们(?:可以)?说|と言おう|としよう|라고 하자|لنقل|ونذكر|मान लेते|कहते हैं कि|कह सकते हैं|hay noi|hay neu|anggap(?:lah)? saja|katakanlah|diyelim|varsayal[iı]m|belirtebiliriz|ipagpalagay|sabihin natin|ধরা যাক|বলা যাক|বলতে পারি|สมมติ|สมมุติ)[^.!?\n。]{0,40}(?:soma|suma|somma|somme|summe|сумм|总和|總和|合計|합계|مجموع|योग|tong|jumlah|toplam|kabuuan|যোগফল|ผลรวม|capital|hauptstadt|столиц|首都|수도|عاصمة|العاصمة|राजधानी|thu đo|ibu kota|baskent|kabisera|রাজধানী|เมืองหลวง|conclus|schlussfolgerung|вывод|结论|結論|결론|استنتاج|निष्कर्ष|ket luan|kesimpulan|sonuc|konklusyon|উপসংহার|ข้อสรุป|บทสรุป|salida|sortie|ausgabe|uscita|saida|output|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|llm)",
+    ),
+    // Payload splitting: the parts a, b, c joined into one string.
+    r(
+        "encoded_instruction",
+        0.55,
+        r"a\x20?\+\x20?b\x20?\+\x20?c\b.{0,200}?\w\(\s?[a-z]\s?\)",
+    ),
+    // "Ignore the above" in the languages the older rules lack.
+    r(
+        "direct_injection",
+        0.85,
+        r"\bignor\w* (?:o|tudo) acima\b|\bignore[zr]? (?:ce qui precede|tout ce qui precede|le texte ci-dessus|ce qui est (?:ecrit )?(?:au-dessus|ci-dessus))|\bignorier\w* (?:das |alles )?(?:obige|oben (?:gesagte|stehende))|игнорир\w* (?:всё |все )?(?:вышесказанное|вышеизложенное|написанное выше|то,? что выше)|(?:อย่าไปสนใจ|ไม่ต้องสนใจ|เพิกเฉย)(?:ต่อ)?(?:ข้อความ|สิ่งที่อยู่|คำ|คํา)?ข้างต้น|উপরের\S*\s?(?:কথা\S*|বিষয়\S*|নির্দেশ\S*|লেখা\S*)?\s?উপেক্ষা|yukar[iı]dakileri (?:yok say|gormezden gel|görmezden gel|unut)|bo qua (?:nhung gi |moi thu |đieu )?(?:o tren|phia tren|ben tren)|abaikan (?:yang |semua yang )?di atas|(?:huwag pansinin|balewalain|kalimutan) ang (?:nasa )?itaas|위의? (?:내용|것|말|지시)\S* ?무시|上記を無視|上のことは無視|上の(?:内容|文章)を無視|忽略(?:以上|上面|上述)|تجاهل (?:كل )?ما (?:سبق|ورد|أعلاه|فوق)",
+    ),
+    // The secret that opens "our system": a password or confidential string
+    // near "our system", or the part that "unlocks our system".
+    r(
+        "prompt_extraction",
+        0.7,
+        r"(?:passwor\w*|contrasena\w*|mot de passe|mots de passe|passwort\w*|senha\w*|парол\w*|密码|密碼|パスワード|비밀번호|암호|كلمة (?:المرور|السر)|كلمات المرور|पासवर्ड|mat khau|kata sandi|[sş]ifre\w*|পাসওয়ার্ড|รหัสผ่าน|vertrauliche string|cadena confidencial|chaine confidentielle|stringa (?:confidenziale|segreta)|string confidencial|конфиденциальн\w* строк\w*|机密字符串|機密文字列|秘密の文字列|기밀 문자열|السلسلة السرية|गोपनीय स्ट्रिंग|chuoi bi mat|string rahasia|gizli dize|lihim na string|গোপনীয় স্ট্রিং|สตริงลับ|secret code|codigo secreto|code secret|geheimcode|codice segreto|секретный код|비밀 코드)[^.!?\n。]{0,50}(?:nuestro sistema|notre systeme|unser\w* system|nostro sistema|nosso sistema|нашей системы|нашу систему|我们(?:的)?系统|我們(?:的)?系統|私たちのシステム|우리 시스템|نظامنا|हमारे सिस्टम|he thong cua chung (?:toi|ta)|sistem kami|sistemimiz|ating sistema|আমাদের সিস্টেম|ระบบของเรา)|(?:nuestro sistema|notre systeme|unser\w* system|nostro sistema|nosso sistema|нашей системы|我们(?:的)?系统|私たちのシステム|우리 시스템|نظامنا|हमारे सिस्टम|sistem kami|sistemimiz|ating sistema|আমাদের সিস্টেম|ระบบของเรา)[^.!?\n。]{0,40}(?:passwor\w*|contrasena\w*|mot de passe|passwort\w*|senha\w*|парол\w*|密码|パスワード|비밀번호|암호|كلمة (?:المرور|السر)|पासवर्ड|mat khau|kata sandi|[sş]ifre\w*|পাসওয়ার্ড|รหัสผ่าน|entsperrt|desbloquea|deverrouille|sblocca|desbloqueia|разблокир\w*|解锁|ロック解除|잠금 해제|يفتح|खोलता|membuka|kilidini|nagbubukas|আনলক|ปลดล็อก|접근할 수 있는)|(?:entsperrt|desbloquea|deverrouille|sblocca|desbloqueia|разблокир\w*|解锁|ロックを解除|잠금 해제하는|يفتح|membuka|nagbibigay ng access)[^.!?\n。]{0,20}(?:nuestro sistema|notre systeme|unser\w* system|nostro sistema|nosso sistema|нашу систему|我们(?:的)?系统|私たちのシステム|우리 시스템|نظامنا|sistem kami|ating sistema)",
+    ),
+    // Printing "your database" or its users in the remaining languages.
+    r(
+        "prompt_extraction",
+        0.65,
+        r"(?:طباعة|اطبع)[^.!?\n]{0,10}قاعدة بياناتك|(?:তোমার|আপনার) (?:ডাটাবেস|ডেটাবেস)[^.!?\n।]{0,20}(?:প্রিন্ট|মুদ্রণ)|(?:अपने|आपके) डेटाबेस में[^.!?\n।]{0,30}उपयोगकर्ता|pengguna[^.!?\n]{0,40}(?:basis data|database) anda|пользовател\w*[^.!?\n]{0,30}в (?:вашей|твоей) базе данных|(?:你的|您的)数据库中[^。？?]{0,10}用户",
+    ),
+    // A task for an assistant on a line of its own in the middle of a
+    // document (between two lines of prose, not in a table): retrieved
+    // e-mails and pages do not carry such lines, an injected task does.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"[^|\n]\n\n?\s?(?:explain|describe|summari[sz]e|translate|analy[sz]e|paraphrase|break down|determine the sentiment|classify|compose an?|draft an?|write an? (?:script|short story|story|poem|essay|function|program|speech|haiku|song|paragraph)|develop an? (?:speech|essay|plan|outline)|provide (?:an? |the )?(?:list|insights?|example|poem|summary|overview|command|spanish|french|german|translation|equivalent)|recommend (?:an? |some )|suggest (?:an? |some )|help me (?:with|write|plan|find)|show me how|who (?:wrote|invented|discovered|painted|composed) |is this (?:feedback|review|sentence|statement|text)|replace (?:all |the )?(?:vowels|letters|words|characters))[^\n|]{6,200}?[.?!]['\x22”’]?\s?\n\n?\s?[^|\s]",
+    ),
+    // Few-shot turns (question, answer, question) with the labels of every
+    // language mixed, including one-letter ones (tr S/C, id T/J, hi ए).
+    r(
+        "fake_turn",
+        0.6,
+        r"(?:^|\s)(?:q|p|d|f|s|t|в|вопрос|pregunta|pergunta|frage|domanda|question|问|問|问题|質問|질문|سؤال|س|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?[:ঃ：].{1,400}?\s(?:a|r|c|j|о|ответ|respuesta|resposta|reponse|risposta|antwort|answer|答|回答|답|답변|جواب|ج|उ|उत्तर|ए|cevap|sagot|tra loi|jawaban|উত্তর|ตอบ)\s?[:ঃ：].{1,400}?\s(?:q|p|d|f|s|t|в|вопрос|pregunta|pergunta|frage|domanda|question|问|問|问题|質問|질문|سؤال|س|प्र|प्रश्न|soru|tanong|hoi|cau hoi|pertanyaan|প্রশ্ন|ถาม)\s?[:ঃ：]",
+    ),
+    // A question split into parts A, B and C (or part 1 and part 2) given
+    // as quoted strings, in any language.
+    r(
+        "encoded_instruction",
+        0.6,
+        r"\ba,\x20?b,?\x20(?:\S{1,6}\x20)?c\b[^\n]{0,80}\ba\s?(?:\S{1,8}\s?)?[\x22“«„「]|(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:1|১|one|一)\W{0,3}(?:\S{1,8}\s)?[\x22“«„「].{0,150}(?:\bpart|পার্ট|파트|パート|भाग)\s?(?:2|২|two|二)|1부\S{0,2}\s?[\x22“«].{0,150}2부",
+    ),
+    // "Ignore the above" with no noun (hi), and Thai's plain form.
+    r(
+        "direct_injection",
+        0.85,
+        r"(?:ऊपर|उपरोक्त) की (?:बात\S* )?(?:को )?(?:अनदेखी|अनदेखा)|ไม่สนใจ(?:ต่อ)?(?:ข้อความ|สิ่งที่อยู่)?ข้างต้น",
+    ),
+    // A code comment that fixes the program's output to a quoted number.
+    r(
+        "indirect_instruction",
+        0.6,
+        r"#\x20[^\n]{0,120}(?:output|salida|sortie|ausgabe|uscita|saida|выход|输出|出力|출력|الناتج|आउटपुट|đau ra|keluaran|c[iı]kt[iı]|ผลผลิต|ผลลัพธ์|আউটপুট)[^\n]{0,40}['\x22]\d+['\x22]",
+    ),
+    // A fictional world where personal data is public, shared or money:
+    // the framing of a request for someone's details.
+    r(
+        "prompt_extraction",
+        0.6,
+        r"(?:\bworld|\bsociety|\bfuture|\buniverse|\bscenario|mundo|sociedad|sociedade|societe|monde|welt|gesellschaft|societa|мир\w*|обществ\w*|世界|社会|未来|세상|사회|미래|عالم|مجتمع|مستقبل|दुनिया|समाज|भविष्य|the gioi|xa hoi|dunia|masyarakat|d[uü]nya|toplum|lipunan|পৃথিবী|সমাজ|โลก|สังคม)[^.!?\n。]{0,60}(?:personal data|personal information|datos personales|donnees personnelles|personenbezogene daten|dati personali|dados pessoais|персональн\w* данн\w*|个人数据|個人データ|개인 데이터|البيانات الشخصية|व्यक्तिगत डेटा|du lieu ca nhan|data pribadi|ki[sş]isel veri\w*|personal na data|ব্যক্তিগত তথ্য|ข้อมูลส่วนบุคคล)[^.!?\n。]{0,40}(?:public|publico|publique|offentlich|pubblic|общедоступн|публичн|公开|公開|공개|공유|عامة|सार्वजनिक|साझा|cong khai|publik|kamuya|kamusal|publiko|ibinabahagi|শেয়ার|สาธารณะ|currency|moneda|monnaie|wahrung|valuta|moeda|валют|货币|通貨|화폐|العملة|मुद्रा|tien te|mata uang|para birimi|pera|মুদ্রা|สกุลเงิน|\bshared|compartid|partage|geteilt|condivis|делятся|共享|共有|مشاركة)|ki[sş]isel veri\w*[^.!?\n]{0,40}(?:kamusal|kamuya)[^.!?\n]{0,60}(?:toplum|d[uü]nya)",
+    ),
+    // "I am your developer" and the secret password, in bn and tl.
+    r(
+        "role_override",
+        0.7,
+        r"আমি (?:আপনার|তোমার) ডেভেলপার|(?:lihim|sikretong) na password|গোপন পাসওয়ার্ড",
     ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
@@ -730,3 +886,7 @@ pub static RULES: &[Rule] = &[
         r"\b(?:rules|guidelines|policies|ethics|morals|restrictions) (?:don'?t|do not|no longer) apply\b|\b(?:free|freedom|liberated|unlocked|unleashed)\b",
     ),
 ];
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;
