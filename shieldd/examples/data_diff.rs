@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p shieldd --example data_diff -- OUT.txt [EVAL_DIR]
 //! cargo run --release -p shieldd --example data_diff -- --compare A.txt B.txt
+//! cargo run --release -p shieldd --example data_diff -- --time pii|secrets|exfil ROUNDS
 //! ```
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -54,8 +55,48 @@ fn compare(a: &str, b: &str) {
     println!("{diff} of {} texts differ", la.len().min(lb.len()));
 }
 
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// One layer over the corpus `rounds` times (for `perf record`), best round in thread CPU time.
+fn time(layer: &str, rounds: usize) {
+    let texts = common::corpus(&PathBuf::from("/work/shared/eval"));
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let mut out = Vec::new();
+    let mut best = f64::MAX;
+    for _ in 0..rounds.max(1) {
+        let t0 = cpu_seconds();
+        for t in &texts {
+            out.clear();
+            match layer {
+                "pii" => pii::detect(t, &mut out),
+                "secrets" => secrets::detect(t, &mut out),
+                _ => exfil::detect(t, &[], &mut out),
+            }
+        }
+        best = best.min(cpu_seconds() - t0);
+    }
+    println!("{layer}: {:.1} MB/s", bytes as f64 / best / 1e6);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--time") {
+        let layer = args.get(1).map_or("pii", String::as_str);
+        let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
+        time(layer, rounds);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--compare") {
         if let (Some(a), Some(b)) = (args.get(1), args.get(2)) {
             compare(a, b);

@@ -756,7 +756,22 @@ fn date_like(s: &str) -> bool {
     same_sep && matches!(n.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
 }
 
+/// The phonenumber crate compiles its metadata regexes on use into one
+/// shared LRU cache of 100; validating against [`PHONE_REGIONS`] touches about
+/// twice that many, so with the default every candidate recompiled them all.
+/// Room for every region's patterns keeps them compiled.
+static PHONE_CACHE: LazyLock<()> = LazyLock::new(|| {
+    if let Ok(mut c) = phonenumber::metadata::DATABASE.cache().lock() {
+        *c = regex_cache::RegexCache::new(PHONE_CACHE_SIZE);
+    }
+});
+
+/// Comfortably more than the regexes of all [`PHONE_REGIONS`] and the
+/// countries `+`-prefixed numbers name.
+const PHONE_CACHE_SIZE: usize = 4096;
+
 fn phone_valid(candidate: &str) -> bool {
+    LazyLock::force(&PHONE_CACHE);
     let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
     if !(7..=15).contains(&digits) {
         return false;
