@@ -27,8 +27,8 @@ struct Engine {
     /// One case-insensitive automaton over every rule's gate words: its
     /// keywords, else the literals every match of its pattern starts with.
     gates: AhoCorasick,
-    /// For each rule the indexes of its gate words (empty: the rule always runs).
-    rule_gates: Vec<Vec<usize>>,
+    /// For each gate word the rules it lets run.
+    word_rules: Vec<Vec<usize>>,
     /// Rules with no gate word: run on every text.
     ungated: Vec<usize>,
     /// Words the generic detectors need: one of them must occur first.
@@ -116,6 +116,14 @@ fn build() -> Option<Engine> {
         rule_gates.push(idx);
     }
     // A full DFA: a few hundred short words, searched on every text.
+    let mut word_rules: Vec<Vec<usize>> = vec![Vec::new(); words.len()];
+    for (rule, idx) in rule_gates.iter().enumerate() {
+        for &w in idx {
+            if let Some(v) = word_rules.get_mut(w) {
+                v.push(rule);
+            }
+        }
+    }
     let gates = AhoCorasickBuilder::new()
         .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
@@ -132,7 +140,7 @@ fn build() -> Option<Engine> {
     Some(Engine {
         each,
         gates,
-        rule_gates,
+        word_rules,
         ungated,
         generic_words,
         generic,
@@ -237,10 +245,18 @@ fn rule_hits(
     skip_placeholders: bool,
     cands: &mut Vec<(usize, Finding)>,
 ) {
-    let gated = e.rule_gates.iter().enumerate().filter(|(_, g)| {
-        !g.is_empty() && g.iter().any(|&k| present.get(k).copied().unwrap_or(false))
-    });
-    let run = gated.map(|(i, _)| i).chain(e.ungated.iter().copied());
+    // From the few words present to their rules, not from every rule to its
+    // words: the rule table is long and most texts have no gate word.
+    let mut runs = vec![false; RULES.len()];
+    for (w, _) in present.iter().enumerate().filter(|(_, &p)| p) {
+        for &r in e.word_rules.get(w).map_or(&[][..], Vec::as_slice) {
+            if let Some(x) = runs.get_mut(r) {
+                *x = true;
+            }
+        }
+    }
+    let gated = runs.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i);
+    let run = gated.chain(e.ungated.iter().copied());
     for i in run {
         let (Some(rule), Some(cell)) = (RULES.get(i), e.each.get(i)) else {
             continue;
