@@ -31,8 +31,9 @@ struct Engine {
     word_rules: Vec<Vec<usize>>,
     /// Rules with no gate word: run on every text.
     ungated: Vec<usize>,
-    /// Words the generic detectors need: one of them must occur first.
-    generic_words: AhoCorasick,
+    /// The indexes in `gates` of the words the generic detectors need: one
+    /// of them must occur first (one automaton pass serves both).
+    generic_words: Vec<usize>,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -115,6 +116,16 @@ fn build() -> Option<Engine> {
         }
         rule_gates.push(idx);
     }
+    let generic_words: Vec<usize> = GENERIC_WORDS
+        .iter()
+        .map(|g| match words.iter().position(|w| w == g) {
+            Some(i) => i,
+            None => {
+                words.push((*g).to_string());
+                words.len() - 1
+            }
+        })
+        .collect();
     // A full DFA: a few hundred short words, searched on every text.
     let mut word_rules: Vec<Vec<usize>> = vec![Vec::new(); words.len()];
     for (rule, idx) in rule_gates.iter().enumerate() {
@@ -128,11 +139,6 @@ fn build() -> Option<Engine> {
         .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .build(&words)
-        .ok()?;
-    let generic_words = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
-        .ascii_case_insensitive(true)
-        .build(GENERIC_WORDS)
         .ok()?;
     let generic = compile(&asciify(GENERIC))?;
     let generic_pair = compile(&asciify(GENERIC_PAIR))?;
@@ -214,7 +220,7 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
     let present = present_keywords(e, text);
     let mut cands: Vec<(usize, Finding)> = Vec::new();
     rule_hits(e, text, &present, skip_placeholders, &mut cands);
-    generic(e, text, skip_placeholders, &mut cands);
+    generic(e, text, &present, skip_placeholders, &mut cands);
     // One finding per region: the most specific (highest score, then longest) wins.
     cands.sort_by(|a, b| {
         b.1.score
@@ -804,7 +810,13 @@ fn has_token_run(text: &str, min: usize) -> bool {
     false
 }
 
-fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
+fn generic(
+    e: &Engine,
+    text: &str,
+    present: &[bool],
+    skip_placeholders: bool,
+    out: &mut Vec<(usize, Finding)>,
+) {
     // Every form below assigns with `=`, `:`, `,` or ` is `; without a
     // credential word the keyword forms cannot match.
     let b = text.as_bytes();
@@ -816,7 +828,11 @@ fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize
     if assign && has_token_run(text, 20) {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
-    if e.generic_words.find(text).is_none() {
+    if !e
+        .generic_words
+        .iter()
+        .any(|&w| present.get(w).copied().unwrap_or(false))
+    {
         return;
     }
     let caps = e
