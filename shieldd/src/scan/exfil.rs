@@ -154,7 +154,7 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
 
 /// Which patterns can match `text`, from one byte pass and a few substring
 /// searches: most text has no URL, tag or long encoded run, and then no
-/// regex runs at all.
+/// regex runs at all. The run lengths are capped at the thresholds used.
 struct Gates {
     markdown: bool,
     html: bool,
@@ -165,42 +165,75 @@ struct Gates {
 }
 
 fn gates(text: &str) -> Gates {
-    let (mut b64, mut hex, mut lb, mut lh) = (0usize, 0usize, 0usize, 0usize);
-    let (mut bracket, mut lt, mut colon) = (false, false, false);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
-            b64 += 1;
-            lb = lb.max(b64);
-        } else {
-            b64 = 0;
-        }
-        if b.is_ascii_hexdigit() {
-            hex += 1;
-            lh = lh.max(hex);
-        } else {
-            hex = 0;
-        }
-        match b {
-            b']' => bracket = true,
-            b'<' => lt = true,
-            b':' => colon = true,
-            _ => {}
+    let b = text.as_bytes();
+    let (mut bracket, mut lt, mut colon, mut data) = (false, false, false, false);
+    // SIMD search for the three marker bytes; prose has few of them.
+    for i in memchr::memchr3_iter(b']', b'<', b':', b) {
+        match b.get(i) {
+            Some(b']') => bracket = true,
+            Some(b'<') => lt = true,
+            _ => {
+                colon = true;
+                data = data
+                    || i.checked_sub(4)
+                        .and_then(|s| b.get(s..i))
+                        .is_some_and(|w| w.eq_ignore_ascii_case(b"data"));
+            }
         }
     }
-    let lower_has = |w: &str| {
-        let w = w.as_bytes();
-        text.as_bytes()
-            .windows(w.len())
-            .any(|x| x.eq_ignore_ascii_case(w))
-    };
     Gates {
         markdown: bracket,
         html: lt,
-        url: colon && text.contains("://"),
-        data_uri: colon && lower_has("data:"),
-        longest_b64_run: lb,
-        longest_hex_run: lh,
+        url: colon && memchr::memmem::find(b, b"://").is_some(),
+        data_uri: data,
+        longest_b64_run: if has_run(b, 100, is_b64) { 100 } else { 0 },
+        longest_hex_run: if has_run(b, 130, u8::is_ascii_hexdigit) {
+            130
+        } else {
+            0
+        },
     }
+}
+
+fn is_b64(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-')
+}
+
+/// Whether `b` has a run of at least `min` bytes of `class`. A run that long
+/// covers every `min`-th position, so only those are probed and the run is
+/// measured around a hit: prose is skipped `min` bytes at a time, and each
+/// byte is still looked at a bounded number of times.
+fn has_run(b: &[u8], min: usize, class: fn(&u8) -> bool) -> bool {
+    if min == 0 {
+        return true;
+    }
+    // Bytes before `scanned` already belong to a measured run that was too short.
+    let (mut probe, mut scanned) = (min - 1, 0usize);
+    while let Some(x) = b.get(probe) {
+        if !class(x) {
+            probe += min;
+            continue;
+        }
+        let back = b
+            .get(scanned..probe)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .take_while(|c| class(c))
+            .count();
+        let fwd = b
+            .get(probe..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|c| class(c))
+            .count();
+        if back + fwd >= min {
+            return true;
+        }
+        scanned = probe + fwd;
+        probe = scanned + min;
+    }
+    false
 }
 
 fn finding(ty: &str, start: usize, end: usize, score: f32, detail: String) -> Finding {
@@ -498,6 +531,21 @@ mod tests {
         assert!(run(sha512, &[]).is_empty());
         assert!(run(&"7".repeat(200), &[]).is_empty());
         assert!(run(&"a_long_snake_case_identifier_".repeat(5), &[]).is_empty());
+    }
+
+    #[test]
+    fn run_probe_finds_exact_lengths() {
+        for n in [0, 1, 99, 100, 101, 250] {
+            for pre in [0, 1, 50, 99, 100, 150] {
+                let t = format!("{}{}{}", " ".repeat(pre), "a".repeat(n), " x".repeat(60));
+                assert_eq!(has_run(t.as_bytes(), 100, is_b64), n >= 100, "{pre} {n}");
+            }
+        }
+        // Two short runs separated by one byte are not one long run.
+        let t = format!("{} {}", "a".repeat(60), "b".repeat(60));
+        assert!(!has_run(t.as_bytes(), 100, is_b64));
+        assert!(gates("![x](data:image/png").data_uri);
+        assert!(!gates("metadata only").data_uri);
     }
 
     #[test]

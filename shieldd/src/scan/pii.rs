@@ -58,35 +58,65 @@ struct Shape {
     iban_head: bool,
 }
 
+/// Byte classes for [`shape`]: most bytes of prose are none of these, and
+/// one table lookup decides that.
+const C_DIGIT: u8 = 1;
+const C_SEP: u8 = 2;
+const C_AT: u8 = 4;
+const C_COLON: u8 = 8;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = b'0';
+    while i <= b'9' {
+        t[i as usize] = C_DIGIT;
+        i += 1;
+    }
+    let seps = b" -.()+/";
+    let mut j = 0;
+    while j < seps.len() {
+        t[seps[j] as usize] = C_SEP;
+        j += 1;
+    }
+    t[b'@' as usize] = C_AT;
+    t[b':' as usize] = C_COLON;
+    t
+};
+
 fn shape(text: &str) -> Shape {
     let mut sh = Shape::default();
     let (mut cd, mut cdots, mut seps) = (0usize, 0usize, 0u8);
     let bytes = text.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                if !sh.iban_head && i >= 3 {
-                    let w = bytes.get(i - 3..i).unwrap_or(&[]);
-                    sh.iban_head = matches!(w, [a, c, d] if a.is_ascii_alphabetic()
-                        && c.is_ascii_alphabetic()
-                        && d.is_ascii_digit());
-                }
-                cd += 1;
-                sh.digits += 1;
-                seps = 0;
-                continue;
+        let class = CLASS[usize::from(b)];
+        if class == C_DIGIT {
+            if !sh.iban_head && i >= 3 {
+                let w = bytes.get(i - 3..i).unwrap_or(&[]);
+                sh.iban_head = matches!(w, [a, c, d] if a.is_ascii_alphabetic()
+                    && c.is_ascii_alphabetic()
+                    && d.is_ascii_digit());
             }
-            // Two in a row: `) ` in `(415) 555-2671`.
-            b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' if cd > 0 && seps < 2 => {
-                seps += 1;
-                if b == b'.' {
-                    cdots += 1;
-                }
-                continue;
+            cd += 1;
+            sh.digits += 1;
+            seps = 0;
+            continue;
+        }
+        if cd == 0 && class & (C_AT | C_COLON) == 0 {
+            // Outside a cluster, nothing to close.
+            continue;
+        }
+        // Two in a row: `) ` in `(415) 555-2671`.
+        if class == C_SEP && cd > 0 && seps < 2 {
+            seps += 1;
+            if b == b'.' {
+                cdots += 1;
             }
-            b'@' => sh.at = true,
-            b':' => sh.colons += 1,
-            _ => {}
+            continue;
+        }
+        if class == C_AT {
+            sh.at = true;
+        } else if class == C_COLON {
+            sh.colons += 1;
         }
         sh.max_cluster_digits = sh.max_cluster_digits.max(cd);
         sh.max_cluster_dots = sh.max_cluster_dots.max(cdots);
@@ -756,7 +786,22 @@ fn date_like(s: &str) -> bool {
     same_sep && matches!(n.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
 }
 
+/// The phonenumber crate compiles its metadata regexes on use into one
+/// shared LRU cache of 100; validating against [`PHONE_REGIONS`] touches about
+/// twice that many, so with the default every candidate recompiled them all.
+/// Room for every region's patterns keeps them compiled.
+static PHONE_CACHE: LazyLock<()> = LazyLock::new(|| {
+    if let Ok(mut c) = phonenumber::metadata::DATABASE.cache().lock() {
+        *c = regex_cache::RegexCache::new(PHONE_CACHE_SIZE);
+    }
+});
+
+/// Comfortably more than the regexes of all [`PHONE_REGIONS`] and the
+/// countries `+`-prefixed numbers name.
+const PHONE_CACHE_SIZE: usize = 4096;
+
 fn phone_valid(candidate: &str) -> bool {
+    LazyLock::force(&PHONE_CACHE);
     let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
     if !(7..=15).contains(&digits) {
         return false;

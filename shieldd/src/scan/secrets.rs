@@ -27,12 +27,13 @@ struct Engine {
     /// One case-insensitive automaton over every rule's gate words: its
     /// keywords, else the literals every match of its pattern starts with.
     gates: AhoCorasick,
-    /// For each rule the indexes of its gate words (empty: the rule always runs).
-    rule_gates: Vec<Vec<usize>>,
+    /// For each gate word the rules it lets run.
+    word_rules: Vec<Vec<usize>>,
     /// Rules with no gate word: run on every text.
     ungated: Vec<usize>,
-    /// Words the generic detectors need: one of them must occur first.
-    generic_words: AhoCorasick,
+    /// The indexes in `gates` of the words the generic detectors need: one
+    /// of them must occur first (one automaton pass serves both).
+    generic_words: Vec<usize>,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -115,30 +116,56 @@ fn build() -> Option<Engine> {
         }
         rule_gates.push(idx);
     }
+    let generic_words: Vec<usize> = GENERIC_WORDS
+        .iter()
+        .map(|g| match words.iter().position(|w| w == g) {
+            Some(i) => i,
+            None => {
+                words.push((*g).to_string());
+                words.len() - 1
+            }
+        })
+        .collect();
     // A full DFA: a few hundred short words, searched on every text.
+    let mut word_rules: Vec<Vec<usize>> = vec![Vec::new(); words.len()];
+    for (rule, idx) in rule_gates.iter().enumerate() {
+        for &w in idx {
+            if let Some(v) = word_rules.get_mut(w) {
+                v.push(rule);
+            }
+        }
+    }
     let gates = AhoCorasickBuilder::new()
         .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .build(&words)
         .ok()?;
-    let generic_words = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
-        .ascii_case_insensitive(true)
-        .build(GENERIC_WORDS)
-        .ok()?;
-    let generic = Regex::new(&asciify(GENERIC)).ok()?;
-    let generic_pair = Regex::new(&asciify(GENERIC_PAIR)).ok()?;
-    let entropy_assign = Regex::new(ENTROPY_ASSIGN).ok()?;
+    let generic = compile(&asciify(GENERIC))?;
+    let generic_pair = compile(&asciify(GENERIC_PAIR))?;
+    let entropy_assign = compile(ENTROPY_ASSIGN)?;
     Some(Engine {
         each,
         gates,
-        rule_gates,
+        word_rules,
         ungated,
         generic_words,
         generic,
         generic_pair,
         entropy_assign,
     })
+}
+
+/// The counted repetitions (`{0,30}`, `{4,200}`) give the generic patterns
+/// lazy DFAs far larger than the default cache: with it, states were rebuilt
+/// on every text. A bigger cache keeps them (memory bound: this, per regex
+/// and thread).
+const DFA_CACHE: usize = 16 << 20;
+
+fn compile(pattern: &str) -> Option<Regex> {
+    regex::RegexBuilder::new(pattern)
+        .dfa_size_limit(DFA_CACHE)
+        .build()
+        .ok()
 }
 
 /// Every credential word of [`GENERIC`] and [`GENERIC_PAIR`] contains one of these.
@@ -193,7 +220,7 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
     let present = present_keywords(e, text);
     let mut cands: Vec<(usize, Finding)> = Vec::new();
     rule_hits(e, text, &present, skip_placeholders, &mut cands);
-    generic(e, text, skip_placeholders, &mut cands);
+    generic(e, text, &present, skip_placeholders, &mut cands);
     // One finding per region: the most specific (highest score, then longest) wins.
     cands.sort_by(|a, b| {
         b.1.score
@@ -224,15 +251,23 @@ fn rule_hits(
     skip_placeholders: bool,
     cands: &mut Vec<(usize, Finding)>,
 ) {
-    let gated = e.rule_gates.iter().enumerate().filter(|(_, g)| {
-        !g.is_empty() && g.iter().any(|&k| present.get(k).copied().unwrap_or(false))
-    });
-    let run = gated.map(|(i, _)| i).chain(e.ungated.iter().copied());
+    // From the few words present to their rules, not from every rule to its
+    // words: the rule table is long and most texts have no gate word.
+    let mut runs = vec![false; RULES.len()];
+    for (w, _) in present.iter().enumerate().filter(|(_, &p)| p) {
+        for &r in e.word_rules.get(w).map_or(&[][..], Vec::as_slice) {
+            if let Some(x) = runs.get_mut(r) {
+                *x = true;
+            }
+        }
+    }
+    let gated = runs.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i);
+    let run = gated.chain(e.ungated.iter().copied());
     for i in run {
         let (Some(rule), Some(cell)) = (RULES.get(i), e.each.get(i)) else {
             continue;
         };
-        let Some(re) = cell.get_or_init(|| Regex::new(&asciify(rule.re)).ok()) else {
+        let Some(re) = cell.get_or_init(|| compile(&asciify(rule.re))) else {
             continue;
         };
         for c in re.captures_iter(text) {
@@ -737,31 +772,67 @@ fn high_entropy_assignments(
     }
 }
 
-/// The longest run of base64/base64url characters in `text`.
-fn longest_token_run(text: &str) -> usize {
-    let (mut run, mut best) = (0usize, 0usize);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-') {
-            run += 1;
-            best = best.max(run);
-        } else {
-            run = 0;
-        }
+/// Whether `text` has a run of at least `min` base64/base64url characters.
+/// Such a run covers every `min`-th position, so only those are probed and
+/// the run is measured around a hit: prose is skipped `min` bytes at a time.
+fn has_token_run(text: &str, min: usize) -> bool {
+    let class = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-');
+    let b = text.as_bytes();
+    if min == 0 {
+        return true;
     }
-    best
+    // Bytes before `scanned` belong to a measured run that was too short.
+    let (mut probe, mut scanned) = (min - 1, 0usize);
+    while let Some(x) = b.get(probe) {
+        if !class(x) {
+            probe += min;
+            continue;
+        }
+        let back = b
+            .get(scanned..probe)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .take_while(|c| class(c))
+            .count();
+        let fwd = b
+            .get(probe..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|c| class(c))
+            .count();
+        if back + fwd >= min {
+            return true;
+        }
+        scanned = probe + fwd;
+        probe = scanned + min;
+    }
+    false
 }
 
-fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)>) {
+fn generic(
+    e: &Engine,
+    text: &str,
+    present: &[bool],
+    skip_placeholders: bool,
+    out: &mut Vec<(usize, Finding)>,
+) {
     // Every form below assigns with `=`, `:`, `,` or ` is `; without a
     // credential word the keyword forms cannot match.
-    if !text.bytes().any(|b| matches!(b, b'=' | b':' | b',' | b' ')) {
+    let b = text.as_bytes();
+    let assign = memchr::memchr2(b'=', b':', b).is_some();
+    if !assign && memchr::memchr2(b',', b' ', b).is_none() {
         return;
     }
     // The entropy form needs an `=`/`:` and a 20-character token run.
-    if text.bytes().any(|b| matches!(b, b'=' | b':')) && longest_token_run(text) >= 20 {
+    if assign && has_token_run(text, 20) {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
-    if e.generic_words.find(text).is_none() {
+    if !e
+        .generic_words
+        .iter()
+        .any(|&w| present.get(w).copied().unwrap_or(false))
+    {
         return;
     }
     let caps = e
@@ -852,3 +923,20 @@ fn generic(e: &Engine, text: &str, skip_placeholders: bool, out: &mut Vec<(usize
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod run_tests {
+    #[test]
+    fn token_run_probe_is_exact() {
+        for n in [0, 1, 19, 20, 21, 45] {
+            for pre in [0, 1, 10, 19, 20, 33] {
+                let t = format!("{}{}{}", " ".repeat(pre), "a".repeat(n), " x".repeat(15));
+                assert_eq!(super::has_token_run(&t, 20), n >= 20, "{pre} {n}");
+            }
+        }
+        assert!(!super::has_token_run(
+            &format!("{} {}", "a".repeat(15), "b".repeat(15)),
+            20
+        ));
+    }
+}
