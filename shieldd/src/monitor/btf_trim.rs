@@ -344,3 +344,127 @@ pub(crate) fn trim(
     out.extend_from_slice(&strings);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aya::{Btf, Endianness};
+    use aya_obj::btf::BtfKind;
+
+    const TRACEPOINTS: &[&str] = &[
+        "sched_process_fork",
+        "sched_process_exit",
+        "sched_process_exec",
+        "sys_enter",
+        "sys_exit",
+    ];
+
+    fn kernel_btf() -> Option<Vec<u8>> {
+        match std::fs::read("/sys/kernel/btf/vmlinux") {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI needs the kernel's BTF: {e}"
+                );
+                eprintln!("skipped: no kernel BTF ({e})");
+                None
+            }
+        }
+    }
+
+    /// Every instruction the loader relocates comes out the same against
+    /// the cut BTF as against the whole kernel BTF.
+    #[test]
+    fn trimmed_btf_relocates_like_the_whole() {
+        let Some(raw) = kernel_btf() else { return };
+        let small = trim(&raw, super::super::BPF_OBJECT, TRACEPOINTS).expect("trim");
+        assert!(
+            small.len() * 10 < raw.len(),
+            "only {} of {} bytes cut",
+            raw.len() - small.len(),
+            raw.len()
+        );
+        let full = Btf::parse(&raw, Endianness::default()).expect("full BTF");
+        let cut = Btf::parse(&small, Endianness::default()).expect("cut BTF");
+        let relocate = |btf: &Btf| {
+            let mut obj = aya_obj::Object::parse(super::super::BPF_OBJECT).expect("object");
+            obj.relocate_btf(btf).expect("relocation");
+            obj.functions
+                .iter()
+                .map(|(k, f)| (*k, format!("{:?}", f.instructions)))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (relocate(&full), relocate(&cut));
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+        for tp in TRACEPOINTS {
+            let name = format!("btf_trace_{tp}");
+            assert_eq!(
+                cut.id_by_type_name_kind(&name, BtfKind::Typedef)
+                    .expect("cut id"),
+                full.id_by_type_name_kind(&name, BtfKind::Typedef)
+                    .expect("full id"),
+                "{name}"
+            );
+        }
+    }
+
+    /// A relocation the cut BTF cannot serve fails rather than resolving
+    /// to something else: without a tracepoint its typedef is not kept.
+    #[test]
+    fn unrequested_tracepoint_is_absent() {
+        let Some(raw) = kernel_btf() else { return };
+        let small = trim(&raw, super::super::BPF_OBJECT, &["sched_process_fork"]).expect("trim");
+        let cut = Btf::parse(&small, Endianness::default()).expect("cut BTF");
+        assert!(cut
+            .id_by_type_name_kind("btf_trace_sched_process_fork", BtfKind::Typedef)
+            .is_ok());
+        assert!(cut
+            .id_by_type_name_kind("btf_trace_sys_enter", BtfKind::Typedef)
+            .is_err());
+    }
+
+    #[test]
+    fn malformed_blobs_are_errors_not_panics() {
+        let obj = super::super::BPF_OBJECT;
+        assert!(trim(&[], obj, TRACEPOINTS).is_err());
+        assert!(trim(&[0x9f, 0xeb, 1, 0], obj, TRACEPOINTS).is_err());
+        assert!(trim(&[0u8; 64], obj, TRACEPOINTS).is_err());
+        assert!(trim(b"not an ELF", b"not an ELF", TRACEPOINTS).is_err());
+        // A header whose sections point past the end.
+        let mut hdr = Vec::new();
+        hdr.extend_from_slice(&MAGIC.to_ne_bytes());
+        hdr.extend_from_slice(&[1, 0]);
+        for v in [24u32, 0, 1000, 1000, 10] {
+            hdr.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert!(matches!(parse(&hdr), Err(TrimError::Malformed(_))));
+        // A type of a kind no kernel has.
+        let mut blob = hdr.clone();
+        for (i, v) in [24u32, 0, 12, 12, 1].into_iter().enumerate() {
+            blob.get_mut(4 + i * 4..8 + i * 4)
+                .expect("header")
+                .copy_from_slice(&v.to_ne_bytes());
+        }
+        blob.extend_from_slice(&0u32.to_ne_bytes());
+        blob.extend_from_slice(&(31u32 << 24).to_ne_bytes());
+        blob.extend_from_slice(&0u32.to_ne_bytes());
+        blob.push(0);
+        assert!(matches!(parse(&blob), Err(TrimError::UnknownKind(31))));
+        // Every truncation of a real blob is refused or parsed, never a panic.
+        if let Some(raw) = kernel_btf() {
+            for cut in [25, 100, 4096, raw.len() / 2, raw.len() - 1] {
+                let _ = trim(raw.get(..cut).expect("prefix"), obj, TRACEPOINTS);
+            }
+        }
+    }
+
+    #[test]
+    fn flavor_suffix_is_dropped() {
+        assert_eq!(flavorless(b"task_struct___old"), b"task_struct");
+        assert_eq!(flavorless(b"task_struct"), b"task_struct");
+        // Two underscores are part of the name.
+        assert_eq!(flavorless(b"__u32__x"), b"__u32__x");
+    }
+}
