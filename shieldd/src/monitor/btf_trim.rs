@@ -166,6 +166,75 @@ fn intern<'a>(interned: &mut HashMap<&'a [u8], u32>, name: &'a [u8], strings: &m
     })
 }
 
+/// The kernel's BTF blob: mapped where the kernel allows it (6.16+: no copy
+/// of its 5 MB), read otherwise.
+pub(crate) enum KernelBlob {
+    /// A private read-only mapping of the sysfs file.
+    Mapped {
+        /// Start of the mapping.
+        ptr: std::ptr::NonNull<libc::c_void>,
+        /// Its length.
+        len: usize,
+    },
+    /// The file's contents.
+    Read(Vec<u8>),
+}
+
+impl KernelBlob {
+    /// Map or read `path`.
+    pub(crate) fn open(path: &str) -> std::io::Result<KernelBlob> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len() as usize;
+        if len > 0 {
+            // SAFETY: a fresh private read-only mapping of an open file; the
+            // result is checked before use and unmapped once in Drop.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if ptr != libc::MAP_FAILED {
+                if let Some(ptr) = std::ptr::NonNull::new(ptr) {
+                    return Ok(KernelBlob::Mapped { ptr, len });
+                }
+            }
+        }
+        let mut buf = Vec::with_capacity(len);
+        std::io::Read::read_to_end(&mut &file, &mut buf)?;
+        Ok(KernelBlob::Read(buf))
+    }
+
+    /// The blob's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: the mapping is `len` readable bytes, private (no one
+            // writes it) and lives as long as `self`.
+            KernelBlob::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr().cast::<u8>(), *len)
+            },
+            KernelBlob::Read(v) => v,
+        }
+    }
+}
+
+impl Drop for KernelBlob {
+    fn drop(&mut self) {
+        if let KernelBlob::Mapped { ptr, len } = self {
+            // SAFETY: unmaps exactly the mapping made in `open`, once; no
+            // slice from `bytes` outlives `self`.
+            unsafe {
+                libc::munmap(ptr.as_ptr(), *len);
+            }
+        }
+    }
+}
+
 /// Overwrite the u32 at `at`.
 fn put(b: &mut [u8], at: usize, v: u32) {
     if let Some(dst) = b.get_mut(at..at + 4) {

@@ -670,9 +670,10 @@ impl Monitor {
             }
         }
         let t0 = std::time::Instant::now();
-        let raw = std::fs::read("/sys/kernel/btf/vmlinux")
+        let blob = btf_trim::KernelBlob::open("/sys/kernel/btf/vmlinux")
             .map_err(|e| MonitorError::Btf(e.to_string()))?;
-        let mut btf = trimmed_kernel_btf(&raw);
+        let raw = blob.bytes();
+        let mut btf = trimmed_kernel_btf(raw);
         tracing::debug!(
             us = t0.elapsed().as_micros() as u64,
             trimmed = btf.is_some(),
@@ -691,12 +692,12 @@ impl Monitor {
             None => None,
         };
         if ebpf.is_none() {
-            let full = Btf::parse(&raw, aya::Endianness::default())
+            let full = Btf::parse(raw, aya::Endianness::default())
                 .map_err(|e| MonitorError::Btf(e.to_string()))?;
             ebpf = Some(load_object(cfg, &full)?);
             btf = Some(full);
         }
-        drop(raw);
+        drop(blob);
         let (Some(mut ebpf), Some(btf)) = (ebpf, btf) else {
             return Err(MonitorError::Btf("no BTF".into()));
         };
