@@ -593,9 +593,48 @@ fn trimmed_kernel_btf(raw: &[u8]) -> Option<Btf> {
         .ok()
 }
 
+/// An `EbpfLoader` without aya's default BTF. `EbpfLoader::new` parses
+/// all of /sys/kernel/btf/vmlinux even when the caller supplies its own (as
+/// `load_object` does): about a third of a standalone launch's CPU. So it is
+/// built on a short-lived thread with its own mount namespace in which that
+/// file is /dev/null (aya then keeps no default). If the namespace cannot
+/// be set up, aya's own constructor is used: slower, same result.
+fn bare_loader() -> EbpfLoader<'static> {
+    let quick = std::thread::scope(|s| {
+        s.spawn(|| hide_kernel_btf().ok().map(|()| EbpfLoader::new()))
+            .join()
+            .ok()
+            .flatten()
+    });
+    quick.unwrap_or_else(EbpfLoader::new)
+}
+
+/// On the calling thread only: a private mount namespace where the kernel
+/// BTF reads as empty. Nothing propagates out: /sys is made private in the
+/// copy before the bind mount, and the namespace ends with the thread.
+fn hide_kernel_btf() -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/sys",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("/dev/null"),
+        "/sys/kernel/btf/vmlinux",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+}
+
 /// Relocate the object against `btf` and create its maps.
 fn load_object(cfg: &MonitorConfig, btf: &Btf) -> Result<Ebpf, MonitorError> {
-    EbpfLoader::new()
+    bare_loader()
         .btf(Some(btf))
         .map_max_entries("events", cfg.ring_bytes)
         .map_max_entries("tracked_pids", cfg.max_tracked_pids)
