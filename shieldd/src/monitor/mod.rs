@@ -609,6 +609,18 @@ fn bare_loader() -> EbpfLoader<'static> {
     quick.unwrap_or_else(EbpfLoader::new)
 }
 
+/// Whether [`hide_kernel_btf`] works here and really empties the file
+/// (on a thread of its own).
+#[cfg(test)]
+fn hide_kernel_btf_probe() -> bool {
+    std::thread::spawn(|| {
+        hide_kernel_btf().is_ok()
+            && std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|b| b.is_empty())
+    })
+    .join()
+    .unwrap_or(false)
+}
+
 /// On the calling thread only: a private mount namespace where the kernel
 /// BTF reads as empty. Nothing propagates out: /sys is made private in the
 /// copy before the bind mount, and the namespace ends with the thread.
