@@ -41,7 +41,11 @@
 //! loaded on parallel threads. [`Monitor::load_lazy`] (one-session
 //! launcher) loads the syscall hooks and the cgroup programs only when
 //! first needed. Lost records are counted per slot
-//! ([`Monitor::lost_events_in`]).
+//! ([`Monitor::lost_events_in`]). The loader never parses the whole kernel
+//! BTF (5 MB, 150,000 types): `btf_trim` maps it and keeps only the
+//! types the object's CO-RE relocations and tracepoints read (the whole
+//! BTF is the fallback), and aya's constructor, which would parse it all
+//! anyway, runs where the file reads as empty ([`bare_loader`]).
 //!
 //! Typical use: [`Monitor::load`] once; per session [`Monitor::add_session`]
 //! (slot from [`Monitor::free_slot`], the agent's cgroup, its rules),
