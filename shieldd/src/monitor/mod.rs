@@ -45,7 +45,7 @@
 //! BTF (5 MB, 150,000 types): `btf_trim` maps it and keeps only the
 //! types the object's CO-RE relocations and tracepoints read (the whole
 //! BTF is the fallback), and aya's constructor, which would parse it all
-//! anyway, runs where the file reads as empty ([`bare_loader`]).
+//! anyway, runs where the file reads as empty (`bare_loader`).
 //!
 //! Typical use: [`Monitor::load`] once; per session [`Monitor::add_session`]
 //! (slot from [`Monitor::free_slot`], the agent's cgroup, its rules),
