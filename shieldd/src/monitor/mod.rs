@@ -41,7 +41,11 @@
 //! loaded on parallel threads. [`Monitor::load_lazy`] (one-session
 //! launcher) loads the syscall hooks and the cgroup programs only when
 //! first needed. Lost records are counted per slot
-//! ([`Monitor::lost_events_in`]).
+//! ([`Monitor::lost_events_in`]). The loader never parses the whole kernel
+//! BTF (5 MB, 150,000 types): `btf_trim` maps it and keeps only the
+//! types the object's CO-RE relocations and tracepoints read (the whole
+//! BTF is the fallback), and aya's constructor, which would parse it all
+//! anyway, runs where the file reads as empty (`bare_loader`).
 //!
 //! Typical use: [`Monitor::load`] once; per session [`Monitor::add_session`]
 //! (slot from [`Monitor::free_slot`], the agent's cgroup, its rules),
@@ -52,6 +56,7 @@
 //! [`Monitor::track_pid`], [`Monitor::set_connect_rules`], ...) act on slot
 //! [`DEFAULT_SLOT`].
 
+mod btf_trim;
 mod events;
 mod policy_rules;
 pub mod pump;
@@ -576,6 +581,99 @@ fn load_groups(ebpf: &mut Ebpf, btf: &Btf, groups: &[ProgramGroup]) -> Result<()
     })
 }
 
+/// The kernel BTF cut down to what this object needs (see [`btf_trim`]),
+/// or `None` when it cannot be cut (the caller then parses all of it).
+fn trimmed_kernel_btf(raw: &[u8]) -> Option<Btf> {
+    let tps: Vec<&str> = BTF_TRACEPOINTS
+        .iter()
+        .chain(SYSCALL_HOOKS)
+        .map(|&(_, tp)| tp)
+        .collect();
+    let small = btf_trim::trim(raw, BPF_OBJECT, &tps)
+        .map_err(|e| tracing::debug!(error = %e, "kernel BTF not trimmed"))
+        .ok()?;
+    Btf::parse(&small, aya::Endianness::default())
+        .map_err(|e| tracing::debug!(error = %e, "trimmed kernel BTF unreadable"))
+        .ok()
+}
+
+/// An `EbpfLoader` without aya's default BTF. `EbpfLoader::new` parses
+/// all of /sys/kernel/btf/vmlinux even when the caller supplies its own (as
+/// `load_object` does): about a third of a standalone launch's CPU. So it is
+/// built on a short-lived thread with its own mount namespace in which that
+/// file is /dev/null (aya then keeps no default). If the namespace cannot
+/// be set up, aya's own constructor is used: slower, same result.
+fn bare_loader() -> EbpfLoader<'static> {
+    let quick = std::thread::scope(|s| {
+        s.spawn(|| hide_kernel_btf().ok().map(|()| EbpfLoader::new()))
+            .join()
+            .ok()
+            .flatten()
+    });
+    quick.unwrap_or_else(EbpfLoader::new)
+}
+
+/// Whether [`hide_kernel_btf`] works here and really empties the file
+/// (on a thread of its own).
+#[cfg(test)]
+fn hide_kernel_btf_probe() -> bool {
+    std::thread::spawn(|| {
+        hide_kernel_btf().is_ok()
+            && std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|b| b.is_empty())
+    })
+    .join()
+    .unwrap_or(false)
+}
+
+/// On the calling thread only: a private mount namespace where the kernel
+/// BTF reads as empty. Nothing propagates out: /sys is made private in the
+/// copy before the bind mount, and the namespace ends with the thread.
+fn hide_kernel_btf() -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/sys",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("/dev/null"),
+        "/sys/kernel/btf/vmlinux",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+}
+
+/// Relocate the object against `btf` and create its maps.
+fn load_object(cfg: &MonitorConfig, btf: &Btf) -> Result<Ebpf, MonitorError> {
+    bare_loader()
+        .btf(Some(btf))
+        .map_max_entries("events", cfg.ring_bytes)
+        .map_max_entries("tracked_pids", cfg.max_tracked_pids)
+        .map_max_entries("exec_allow", cfg.max_path_rules)
+        .map_max_entries("deny_paths", cfg.max_path_rules)
+        // The dynamic loaders, per session: sized like the other path
+        // maps so that every slot can hold its entries.
+        .map_max_entries("exec_deny", cfg.max_path_rules)
+        .map_max_entries("net_allow", cfg.max_net_rules)
+        .map_max_entries("bind_ports", cfg.max_bind_ports)
+        .load(BPF_OBJECT)
+        .map_err(|e| {
+            let mut detail = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                detail.push_str(": ");
+                detail.push_str(&s.to_string());
+                src = s.source();
+            }
+            MonitorError::Object { detail }
+        })
+}
+
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MonitorError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
@@ -627,31 +725,37 @@ impl Monitor {
             }
         }
         let t0 = std::time::Instant::now();
-        let btf = Btf::from_sys_fs().map_err(|e| MonitorError::Btf(e.to_string()))?;
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "kernel BTF parsed");
+        let blob = btf_trim::KernelBlob::open("/sys/kernel/btf/vmlinux")
+            .map_err(|e| MonitorError::Btf(e.to_string()))?;
+        let raw = blob.bytes();
+        let mut btf = trimmed_kernel_btf(raw);
+        tracing::debug!(
+            us = t0.elapsed().as_micros() as u64,
+            trimmed = btf.is_some(),
+            "kernel BTF parsed"
+        );
         let t0 = std::time::Instant::now();
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .map_max_entries("events", cfg.ring_bytes)
-            .map_max_entries("tracked_pids", cfg.max_tracked_pids)
-            .map_max_entries("exec_allow", cfg.max_path_rules)
-            .map_max_entries("deny_paths", cfg.max_path_rules)
-            // The dynamic loaders, per session: sized like the other path
-            // maps so that every slot can hold its entries.
-            .map_max_entries("exec_deny", cfg.max_path_rules)
-            .map_max_entries("net_allow", cfg.max_net_rules)
-            .map_max_entries("bind_ports", cfg.max_bind_ports)
-            .load(BPF_OBJECT)
-            .map_err(|e| {
-                let mut detail = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    detail.push_str(": ");
-                    detail.push_str(&s.to_string());
-                    src = s.source();
+        let mut ebpf = match &btf {
+            Some(small) => match load_object(cfg, small) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    // Never fail on the cut: retry with the whole BTF.
+                    tracing::debug!(error = %e, "trimmed BTF refused; parsing all of it");
+                    None
                 }
-                MonitorError::Object { detail }
-            })?;
+            },
+            None => None,
+        };
+        if ebpf.is_none() {
+            let full = Btf::parse(raw, aya::Endianness::default())
+                .map_err(|e| MonitorError::Btf(e.to_string()))?;
+            ebpf = Some(load_object(cfg, &full)?);
+            btf = Some(full);
+        }
+        drop(blob);
+        let (Some(mut ebpf), Some(btf)) = (ebpf, btf) else {
+            return Err(MonitorError::Btf("no BTF".into()));
+        };
 
         // The tree programs always; the rest now (eager) or when first
         // needed (lazy). Either way a program that fails to load fails the

@@ -1134,3 +1134,29 @@ async fn lazy_load_verifies_programs_when_first_needed() {
         "{events:?}"
     );
 }
+
+/// The loader built with the kernel BTF hidden leaves the process's own
+/// view alone: the file still reads whole and no mount shows up here.
+#[test]
+fn bare_loader_hides_btf_only_from_its_thread() {
+    if !root_or_skip("bare_loader_hides_btf_only_from_its_thread") {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        super::hide_kernel_btf_probe(),
+        "the namespace could not be set up"
+    );
+    let _loader = super::bare_loader();
+    let after = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert_eq!(before, after);
+    assert!(!after.contains("/sys/kernel/btf/vmlinux"));
+    let len = std::fs::metadata("/sys/kernel/btf/vmlinux")
+        .expect("btf")
+        .len();
+    let read = std::fs::read("/sys/kernel/btf/vmlinux").expect("btf").len() as u64;
+    assert!(
+        len > 1024 && read == len,
+        "kernel BTF now reads {read} of {len} bytes"
+    );
+}
