@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{output_within, privileged, shieldd, TempDir, PY};
+use common::{output_within, privileged, shieldd, with_hosts_file, TempDir, PY};
 use serde_json::{json, Value};
 use shieldd::service::control::Client;
 
@@ -938,40 +938,6 @@ time.sleep(120)
         .collect();
     for e in ["isolate", "release", "kill", "session_end"] {
         assert!(events.iter().any(|x| x == e), "{e} missing: {events:?}");
-    }
-}
-
-/// Bind-mount `hosts` over /etc/hosts for the spawned process, in a mount
-/// namespace of its own: the system resolver (nsswitch `files`) then
-/// answers from a file the test controls.
-fn with_hosts_file(c: &mut Command, hosts: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::process::CommandExt;
-    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("path");
-    // SAFETY: the closure runs between fork and exec and makes only raw
-    // system calls on memory prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    c"none".as_ptr(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                || libc::mount(
-                    src.as_ptr(),
-                    c"/etc/hosts".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

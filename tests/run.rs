@@ -1262,40 +1262,6 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
     assert!(!private.exists());
 }
 
-/// Bind-mount `hosts` over /etc/hosts for the spawned process, in a mount
-/// namespace of its own: the system resolver (nsswitch `files`) then
-/// answers from a file the test controls.
-fn with_hosts_file(c: &mut Command, hosts: &std::path::Path) {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::process::CommandExt;
-    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("path");
-    // SAFETY: the closure runs between fork and exec and makes only raw
-    // system calls on memory prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    c"none".as_ptr(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                || libc::mount(
-                    src.as_ptr(),
-                    c"/etc/hosts".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Two loopback listeners on one port (127.0.0.2 and 127.0.0.3).
 fn two_loopback_listeners() -> u16 {
     for _ in 0..50 {

@@ -174,3 +174,37 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Bind-mount `hosts` over /etc/hosts for the spawned process, in a mount
+/// namespace of its own: the system resolver (nsswitch `files`) then
+/// answers from a file the test controls.
+pub fn with_hosts_file(c: &mut std::process::Command, hosts: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let src = std::ffi::CString::new(hosts.as_os_str().as_bytes()).expect("path");
+    // SAFETY: the closure runs between fork and exec and makes only raw
+    // system calls on memory prepared before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    src.as_ptr(),
+                    c"/etc/hosts".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
 
-use super::{pii, secrets};
+use super::{has_run, pii, secrets};
 
 /// URLs longer than this are judged on their first part only.
 const MAX_URL: usize = 8192;
@@ -197,43 +197,6 @@ fn gates(text: &str) -> Gates {
 
 fn is_b64(b: &u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-')
-}
-
-/// Whether `b` has a run of at least `min` bytes of `class`. A run that long
-/// covers every `min`-th position, so only those are probed and the run is
-/// measured around a hit: prose is skipped `min` bytes at a time, and each
-/// byte is still looked at a bounded number of times.
-fn has_run(b: &[u8], min: usize, class: fn(&u8) -> bool) -> bool {
-    if min == 0 {
-        return true;
-    }
-    // Bytes before `scanned` already belong to a measured run that was too short.
-    let (mut probe, mut scanned) = (min - 1, 0usize);
-    while let Some(x) = b.get(probe) {
-        if !class(x) {
-            probe += min;
-            continue;
-        }
-        let back = b
-            .get(scanned..probe)
-            .unwrap_or(&[])
-            .iter()
-            .rev()
-            .take_while(|c| class(c))
-            .count();
-        let fwd = b
-            .get(probe..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|c| class(c))
-            .count();
-        if back + fwd >= min {
-            return true;
-        }
-        scanned = probe + fwd;
-        probe = scanned + min;
-    }
-    false
 }
 
 fn finding(ty: &str, start: usize, end: usize, score: f32, detail: String) -> Finding {

@@ -264,6 +264,43 @@ fn merge_overlapping(sorted: Vec<Finding>) -> Vec<Finding> {
     out
 }
 
+/// Whether `b` has a run of at least `min` bytes of `class`. A run that long
+/// covers every `min`-th position, so only those are probed and the run is
+/// measured around a hit: prose is skipped `min` bytes at a time, and each
+/// byte is still looked at a bounded number of times.
+pub(crate) fn has_run(b: &[u8], min: usize, class: impl Fn(&u8) -> bool) -> bool {
+    if min == 0 {
+        return true;
+    }
+    // Bytes before `scanned` already belong to a measured run that was too short.
+    let (mut probe, mut scanned) = (min - 1, 0usize);
+    while let Some(x) = b.get(probe) {
+        if !class(x) {
+            probe += min;
+            continue;
+        }
+        let back = b
+            .get(scanned..probe)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .take_while(|c| class(c))
+            .count();
+        let fwd = b
+            .get(probe..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|c| class(c))
+            .count();
+        if back + fwd >= min {
+            return true;
+        }
+        scanned = probe + fwd;
+        probe = scanned + min;
+    }
+    false
+}
+
 /// The largest char boundary of `s` at or below `i`.
 fn floor_boundary(s: &str, i: usize) -> usize {
     let mut i = i.min(s.len());

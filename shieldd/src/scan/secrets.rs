@@ -776,38 +776,9 @@ fn high_entropy_assignments(
 /// Such a run covers every `min`-th position, so only those are probed and
 /// the run is measured around a hit: prose is skipped `min` bytes at a time.
 fn has_token_run(text: &str, min: usize) -> bool {
-    let class = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-');
-    let b = text.as_bytes();
-    if min == 0 {
-        return true;
-    }
-    // Bytes before `scanned` belong to a measured run that was too short.
-    let (mut probe, mut scanned) = (min - 1, 0usize);
-    while let Some(x) = b.get(probe) {
-        if !class(x) {
-            probe += min;
-            continue;
-        }
-        let back = b
-            .get(scanned..probe)
-            .unwrap_or(&[])
-            .iter()
-            .rev()
-            .take_while(|c| class(c))
-            .count();
-        let fwd = b
-            .get(probe..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|c| class(c))
-            .count();
-        if back + fwd >= min {
-            return true;
-        }
-        scanned = probe + fwd;
-        probe = scanned + min;
-    }
-    false
+    super::has_run(text.as_bytes(), min, |b: &u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+    })
 }
 
 fn generic(
