@@ -16,6 +16,7 @@ use shieldd::scan::{exfil, pii, secrets};
 
 #[path = "../benches/common/mod.rs"]
 mod common;
+use common::cpu_seconds;
 
 fn line(text: &str) -> String {
     let mut all: Vec<Finding> = Vec::new();
@@ -53,19 +54,6 @@ fn compare(a: &str, b: &str) {
         }
     }
     println!("{diff} of {} texts differ", la.len().min(lb.len()));
-}
-
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// One layer over the corpus `rounds` times (for `perf record`), best round in thread CPU time.

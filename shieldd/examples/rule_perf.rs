@@ -14,19 +14,7 @@ use shieldd::scan::rules::RULES;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
-
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+use common::cpu_seconds;
 
 /// `VmRSS` and `VmHWM` of this process in kB.
 fn memory() -> (u64, u64) {

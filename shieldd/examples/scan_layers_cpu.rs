@@ -16,22 +16,9 @@ use shieldd::policy::ScanPolicy;
 use shieldd::scan::injection::InjectionRules;
 use shieldd::scan::{decode, exfil, learned, normalize, pii, secrets, Scanner};
 
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 #[path = "../benches/common/mod.rs"]
 mod common;
-use common::corpus;
+use common::{corpus, cpu_seconds};
 
 type Layer = fn(&str, &mut Vec<Finding>);
 
