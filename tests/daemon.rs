@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{output_within, privileged, shieldd, with_hosts_file, TempDir, PY};
+use common::{
+    output_within, privileged, shieldd, two_loopback_listeners, with_hosts_file, TempDir,
+    FLIP_AGENT, HOSTS_BASE, PY,
+};
 use serde_json::{json, Value};
 use shieldd::service::control::Client;
 
@@ -941,8 +944,6 @@ time.sleep(120)
     }
 }
 
-const HOSTS_BASE: &str = "127.0.0.1 localhost\n::1 localhost\n";
-
 /// The daemon resolves its sessions' host names again on its configured
 /// period: a name that moves to a new address is reachable there and
 /// refused at the old one, while the agent runs; a second session whose
@@ -955,21 +956,7 @@ fn the_daemon_resolves_host_names_again_on_its_period() {
     let _g = serial();
     let d = TempDir::new("d-dns");
     // Two loopback listeners on one port.
-    let port = (0..50)
-        .find_map(|_| {
-            let a = std::net::TcpListener::bind("127.0.0.2:0").ok()?;
-            let port = a.local_addr().ok()?.port();
-            let b = std::net::TcpListener::bind(("127.0.0.3", port)).ok()?;
-            for l in [a, b] {
-                std::thread::spawn(move || {
-                    for s in l.incoming() {
-                        drop(s);
-                    }
-                });
-            }
-            Some(port)
-        })
-        .expect("a port free on 127.0.0.2 and 127.0.0.3");
+    let port = two_loopback_listeners();
     let hosts = d.write(
         "hosts",
         &format!("{HOSTS_BASE}127.0.0.2 dnstest.shieldd.invalid\n"),
@@ -994,32 +981,12 @@ fn the_daemon_resolves_host_names_again_on_its_period() {
             &text.replace("  default: kill\n", "  default: kill\n  network: deny\n"),
         )
     };
-    let agent = r#"
-import socket, sys, time
-port = int(sys.argv[1])
-def state(h):
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect((h, port))
-        return "ok"
-    except OSError as e:
-        return "err%d" % (e.errno or 0)
-    finally:
-        s.close()
-last = None
-end = time.time() + 40
-while time.time() < end:
-    cur = (state("127.0.0.2"), state("127.0.0.3"))
-    if cur != last:
-        print("A=%s B=%s" % cur, flush=True)
-        last = cur
-    if cur == ("err1", "ok"):
-        break
-    time.sleep(0.2)
-"#;
     let port_s = port.to_string();
-    let mut run = daemon.run("it-d-dns", Some(&flip), &[PY, "-c", agent, &port_s]);
+    let mut run = daemon.run(
+        "it-d-dns",
+        Some(&flip),
+        &[PY, "-c", FLIP_AGENT, "127.0.0.2", "127.0.0.3", &port_s],
+    );
     let mut bystander = daemon.run("it-d-dns-other", None, &sleeper());
     bystander.wait_line("ready");
     run.wait_line("A=ok B=err1");

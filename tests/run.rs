@@ -1262,55 +1262,6 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
     assert!(!private.exists());
 }
 
-/// Two loopback listeners on one port (127.0.0.2 and 127.0.0.3).
-fn two_loopback_listeners() -> u16 {
-    for _ in 0..50 {
-        let Ok(a) = TcpListener::bind("127.0.0.2:0") else {
-            continue;
-        };
-        let port = a.local_addr().expect("addr").port();
-        let Ok(b) = TcpListener::bind(("127.0.0.3", port)) else {
-            continue;
-        };
-        for l in [a, b] {
-            std::thread::spawn(move || {
-                for s in l.incoming() {
-                    drop(s);
-                }
-            });
-        }
-        return port;
-    }
-    panic!("no port free on both 127.0.0.2 and 127.0.0.3");
-}
-
-/// Connects to two addresses until the first is refused and the second
-/// accepted (or 40 s pass), printing each change of what happens.
-const FLIP_AGENT: &str = r#"
-import socket, sys, time
-a, b, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def state(h):
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect((h, port))
-        return "ok"
-    except OSError as e:
-        return "err%d" % (e.errno or 0)
-    finally:
-        s.close()
-last = None
-end = time.time() + 40
-while time.time() < end:
-    cur = (state(a), state(b))
-    if cur != last:
-        print("A=%s B=%s" % cur, flush=True)
-        last = cur
-    if cur == ("err1", "ok"):
-        break
-    time.sleep(0.2)
-"#;
-
 /// The policy allows `dnstest.shieldd.invalid:PORT` and denies (without
 /// killing) every other destination.
 fn flip_policy(dir: &TempDir, port: u16) -> std::path::PathBuf {
@@ -1321,8 +1272,6 @@ fn flip_policy(dir: &TempDir, port: u16) -> std::path::PathBuf {
         ),
     )
 }
-
-const HOSTS_BASE: &str = "127.0.0.1 localhost\n::1 localhost\n";
 
 /// A host name of `network.connect` that resolves to a new address while
 /// the agent runs: the new address becomes reachable and the old one is

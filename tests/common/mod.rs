@@ -208,3 +208,54 @@ pub fn with_hosts_file(c: &mut std::process::Command, hosts: &std::path::Path) {
         });
     }
 }
+
+/// The lines every test hosts file starts with.
+pub const HOSTS_BASE: &str = "127.0.0.1 localhost\n::1 localhost\n";
+/// Two loopback listeners on one port (127.0.0.2 and 127.0.0.3).
+pub fn two_loopback_listeners() -> u16 {
+    for _ in 0..50 {
+        let Ok(a) = std::net::TcpListener::bind("127.0.0.2:0") else {
+            continue;
+        };
+        let port = a.local_addr().expect("addr").port();
+        let Ok(b) = std::net::TcpListener::bind(("127.0.0.3", port)) else {
+            continue;
+        };
+        for l in [a, b] {
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    drop(s);
+                }
+            });
+        }
+        return port;
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3");
+}
+
+/// Connects to two addresses until the first is refused and the second
+/// accepted (or 40 s pass), printing each change of what happens.
+pub const FLIP_AGENT: &str = r#"
+import socket, sys, time
+a, b, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def state(h):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((h, port))
+        return "ok"
+    except OSError as e:
+        return "err%d" % (e.errno or 0)
+    finally:
+        s.close()
+last = None
+end = time.time() + 40
+while time.time() < end:
+    cur = (state(a), state(b))
+    if cur != last:
+        print("A=%s B=%s" % cur, flush=True)
+        last = cur
+    if cur == ("err1", "ok"):
+        break
+    time.sleep(0.2)
+"#;
