@@ -579,15 +579,7 @@ async fn denied_paths_are_reported_and_killed() {
     assert!(st.success(), "{err}");
     assert_eq!(out, "done\n");
     let events = drain(&mut mon, Duration::from_millis(300)).await;
-    let opens: Vec<(String, bool)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Open { path, .. } if path.starts_with(&*b.to_string()) => {
-                Some((path.clone(), e.meta.violation))
-            }
-            _ => None,
-        })
-        .collect();
+    let opens = opens_under(&events, &b.to_string());
     let key = dir.join("key").display().to_string();
     let sibling = format!("{b}/secretsx");
     let linkp = link.display().to_string();
@@ -777,15 +769,7 @@ async fn quiet_deny_checks_at_exit_and_hooks_follow_need() {
     assert!(st.success(), "{err}");
     assert_eq!(out, "done\n");
     let events = drain(&mut mon, Duration::from_millis(300)).await;
-    let opens: Vec<(String, bool)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Open { path, .. } if path.starts_with(&*b.to_string()) => {
-                Some((path.clone(), e.meta.violation))
-            }
-            _ => None,
-        })
-        .collect();
+    let opens = opens_under(&events, &b.to_string());
     let key = dir.join("key").display().to_string();
     // Successful opens (absolute, relative, through a symlink): the file
     // actually opened; the failed one: the path as given, joined to the cwd.
@@ -1159,4 +1143,17 @@ fn bare_loader_hides_btf_only_from_its_thread() {
         len > 1024 && read == len,
         "kernel BTF now reads {read} of {len} bytes"
     );
+}
+
+/// The (path, violation) of every open event under `prefix`, in order.
+fn opens_under(events: &[Event], prefix: &str) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Open { path, .. } if path.starts_with(prefix) => {
+                Some((path.clone(), e.meta.violation))
+            }
+            _ => None,
+        })
+        .collect()
 }
