@@ -46,11 +46,6 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 40;
 
 const MAGIC: [u8; 8] = *b"SHLDLRN\0";
-/// Slots of the per-window seen-set; more than the most features a window
-/// can hold (5 per character: three n-grams plus two word features).
-const SEEN_SLOTS: usize = 2048;
-/// Highest seen-set tag: the bits of a u32 above the bucket.
-const MAX_TAG: u32 = (1 << (32 - BUCKET_BITS)) - 1;
 const NGRAM_MIN: usize = 3;
 const NGRAM_MAX: usize = 5;
 
@@ -145,6 +140,15 @@ pub trait WindowSink {
     /// cache misses of one character's features overlap.
     #[inline]
     fn hint(&mut self, _bucket: u32) {}
+    /// [`add`](WindowSink::add) if `cond`: a sink that can add without a
+    /// branch (a multiply by 0 or 1) spares the CPU a branch it cannot
+    /// predict, since whether a feature is new to a window is data.
+    #[inline]
+    fn add_if(&mut self, slot: usize, bucket: u32, sign: f32, cond: bool) {
+        if cond {
+            self.add(slot, bucket, sign);
+        }
+    }
 }
 
 // FxHash's multiplier and MurmurHash3's 64-bit finaliser. Written out here
@@ -170,181 +174,184 @@ fn fmix64(mut k: u64) -> u64 {
     k
 }
 
+/// Per-thread state reused from call to call, so scoring a text neither
+/// allocates nor clears anything.
+///
+/// Each stride of the text ("half-block") gets a tag, and `last` holds per
+/// bucket the tag of the last half-block that sent it. Window k is
+/// half-blocks k and k + 1, so a feature is new to the newer open window
+/// iff its bucket was not sent in the current half-block, and new to the
+/// older one iff it was sent in neither: one load, two compares and a store
+/// per feature, with no probing and no branch on the data (the hash sets
+/// this replaces mispredicted on every collision).
+struct Scratch {
+    /// Tag of the last half-block that sent each bucket; 0 = none.
+    last: Vec<u8>,
+    /// Tag of the current half-block (1..=255).
+    tag: u8,
+}
+
+impl Scratch {
+    fn new() -> Box<Self> {
+        Box::new(Scratch {
+            last: vec![0; N_BUCKETS],
+            tag: 0,
+        })
+    }
+
+    /// Start a half-block with the next tag. When the tags run out they
+    /// restart, keeping the previous half-block (tag 255 becomes 1) and
+    /// forgetting older ones: a pass over the table once every 254
+    /// half-blocks.
+    #[inline]
+    fn next_half(&mut self) {
+        if self.tag == u8::MAX {
+            for e in self.last.iter_mut() {
+                *e = u8::from(*e == u8::MAX);
+            }
+            self.tag = 2;
+        } else {
+            self.tag += 1;
+        }
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Slot {
     open: bool,
-    /// Tags this window's entries in `seen` (1..=MAX_TAG; 0 is empty).
-    tag: u32,
     n_features: u32,
     byte_start: usize,
-    byte_end: usize,
+    /// `cur_end` when the window opened; the window ends at the later of
+    /// this and the last feature's character.
+    open_end: usize,
 }
 
-struct Extractor<'s, S: WindowSink> {
+/// The window side of the extractor: the open windows, their seen-sets and
+/// the sink. Kept apart from the per-character state (ring, word hash,
+/// position), which then lives in registers of the scanning loop; the
+/// emitting functions are out of line, one copy each, so the loop stays
+/// small.
+struct Emitter<'s, S: WindowSink> {
     sink: &'s mut S,
-    /// Last normalised characters, newest first.
-    ring: [u32; NGRAM_MAX],
-    /// Number of normalised characters emitted so far.
-    pos: u32,
-    word: Option<u64>,
-    prev_word: Option<u64>,
+    sc: &'s mut Scratch,
+    /// Index of the newest open window.
+    newest: usize,
     slots: [Slot; 2],
-    /// Per slot, an open-addressing set of the buckets already sent for the
-    /// current window (entry = tag << BUCKET_BITS | bucket): features are
-    /// binary, so repeating a sentence cannot inflate a window's score.
-    /// Entries of older windows count as free, so a new window needs no
-    /// clearing; u32 entries keep both sets in 16 KiB of L1.
-    seen: [[u32; SEEN_SLOTS]; 2],
-    /// Origin byte range of the character being emitted.
-    cur_start: usize,
-    cur_end: usize,
+    /// `cur_end` of the last feature sent; character ends only grow, so
+    /// it is every open window's end once past the window's start.
+    emit_end: usize,
 }
 
-impl<S: WindowSink> Extractor<'_, S> {
-    #[inline]
-    fn bucket_of(h: u64) -> (u32, f32) {
+impl<S: WindowSink> Emitter<'_, S> {
+    /// Send a feature to the open windows it is new to. Branch-light: whether
+    /// a feature is new is data, not a branch the CPU can learn, so the
+    /// first probe of each set decides by arithmetic and only a collision
+    /// (rare: the sets stay under a quarter full) takes the probing loop.
+    #[inline(always)]
+    fn feature(&mut self, h: u64) {
         let f = fmix64(h);
         // Top bits for the bucket, bottom bit for the sign: independent bits.
         let bucket = (f >> (64 - BUCKET_BITS)) as u32;
-        let sign = if f & 1 == 0 { 1.0 } else { -1.0 };
-        (bucket, sign)
-    }
-
-    fn emit(&mut self, h: u64) {
-        let (bucket, sign) = Self::bucket_of(h);
-        self.emit_bucket(bucket, sign);
-    }
-
-    #[inline]
-    fn emit_bucket(&mut self, bucket: u32, sign: f32) {
-        for (i, (slot, seen)) in self.slots.iter_mut().zip(self.seen.iter_mut()).enumerate() {
-            if !slot.open {
-                continue;
+        // +1.0 or -1.0 by setting the float's sign bit: a branch here would
+        // be a coin toss for the CPU.
+        let sign = f32::from_bits(0x3f80_0000 | ((f as u32 & 1) << 31));
+        let sc = &mut *self.sc;
+        let tag = sc.tag;
+        let (in_cur, in_prev) = match sc.last.get_mut(bucket as usize) {
+            Some(t) => {
+                let seen = *t;
+                *t = tag;
+                (seen == tag, seen == tag.wrapping_sub(1))
             }
-            slot.byte_end = self.cur_end;
-            let key = (slot.tag << BUCKET_BITS) | bucket;
-            let mut at = bucket as usize;
-            let mut fresh = false;
-            for _ in 0..SEEN_SLOTS {
-                at &= SEEN_SLOTS - 1;
-                let Some(e) = seen.get_mut(at) else { break };
-                if *e == key {
-                    break;
-                }
-                if (*e >> BUCKET_BITS) != slot.tag {
-                    // Empty or left over from an older window: free.
-                    *e = key;
-                    fresh = true;
-                    break;
-                }
-                at += 1;
-            }
-            if fresh {
-                slot.n_features += 1;
-                self.sink.add(i, bucket, sign);
-            }
+            None => (true, true),
+        };
+        let new_here = !in_cur;
+        // New to the newest window if not in this half-block; new to the
+        // older one (open from the second half-block on) if in neither.
+        let newest = self.newest;
+        let older_fresh = new_here & !in_prev & (newest > 0);
+        let newest_is_0 = newest & 1 == 0;
+        let fresh = [
+            if newest_is_0 { new_here } else { older_fresh },
+            if newest_is_0 { older_fresh } else { new_here },
+        ];
+        // Events go out in slot order, as the one-set-per-window code sent them.
+        for (i, (slot, f)) in self.slots.iter_mut().zip(fresh).enumerate() {
+            slot.n_features += u32::from(f);
+            self.sink.add_if(i, bucket, sign, f);
         }
     }
 
-    fn end_word(&mut self) {
-        if let Some(w) = self.word.take() {
-            let w = fmix64(w);
-            self.emit(w);
-            if let Some(p) = self.prev_word {
-                self.emit(mix(mix(SEED_BIGRAM, p), w));
+    /// The n-gram features of one character: the 3-gram, then, if `k` is
+    /// 2 or more, the 4-gram, and if 3, the 5-gram.
+    ///
+    /// Straight-line code on purpose: in a loop, LLVM turns the masked adds
+    /// of [`ScoreSink`] back into branches (x86 cmov conversion), and whether
+    /// a feature is new is a coin toss for the branch predictor.
+    #[inline(never)]
+    fn ngrams(&mut self, h3: u64, h4: u64, h5: u64, k: usize, end: usize) {
+        self.emit_end = end;
+        self.feature(h3);
+        if k >= 2 {
+            self.feature(h4);
+            if k >= 3 {
+                self.feature(h5);
             }
-            self.prev_word = Some(w);
         }
     }
 
-    fn push(&mut self, ch: char) {
-        let p = self.pos;
-        let phase = p % STRIDE_CHARS;
-        if phase == 0 {
-            // Window k = p / STRIDE starts here and reuses the slot of window
-            // k - 2, which ended at the previous character.
-            let k = (p / STRIDE_CHARS) as usize;
-            let idx = k % 2;
-            if let Some(slot) = self.slots.get_mut(idx) {
-                if slot.open {
-                    let w = Window {
-                        n_features: slot.n_features,
-                        byte_start: slot.byte_start,
-                        byte_end: slot.byte_end,
-                    };
-                    self.sink.close(idx, w);
-                }
-                // Windows k and k + 2 share the slot; tags cycle through
-                // 1..=MAX_TAG, and the set is cleared when they wrap, so an
-                // entry of an older window never carries the current tag.
-                let round = (k / 2) as u64 % u64::from(MAX_TAG);
-                if round == 0 && k >= 2 {
-                    if let Some(seen) = self.seen.get_mut(idx) {
-                        seen.fill(0);
-                    }
-                }
-                *slot = Slot {
-                    open: true,
-                    tag: round as u32 + 1,
-                    n_features: 0,
-                    byte_start: self.cur_start,
-                    byte_end: self.cur_end,
-                };
-            }
-        }
-        self.pos = p.saturating_add(1);
-
-        if ch.is_alphanumeric() {
-            self.word = Some(mix(self.word.unwrap_or(SEED_WORD), u64::from(ch)));
-        } else {
-            self.end_word();
-        }
-
-        self.ring.rotate_right(1);
-        self.ring[0] = u32::from(ch);
-        let avail = (self.pos as usize).min(NGRAM_MAX);
-        let mut h = SEED_CHAR;
-        let ring = self.ring;
-        // All n-gram buckets first, announced to the sink, then added: the
-        // sink's table loads for the three run in parallel.
-        let mut grams = [(0u32, 0f32); NGRAM_MAX + 1 - NGRAM_MIN];
-        let mut n_grams = 0;
-        for (n, &c) in ring.iter().take(avail).enumerate() {
-            h = mix(h, u64::from(c));
-            if n + 1 >= NGRAM_MIN {
-                let (bucket, sign) = Self::bucket_of(h);
-                self.sink.hint(bucket);
-                if let Some(g) = grams.get_mut(n_grams) {
-                    *g = (bucket, sign);
-                    n_grams += 1;
-                }
-            }
-        }
-        for &(bucket, sign) in grams.iter().take(n_grams) {
-            self.emit_bucket(bucket, sign);
+    /// A finished word's unigram (`w`, already mixed) and its bigram with
+    /// the word before.
+    #[inline(never)]
+    fn word(&mut self, w: u64, prev: Option<u64>, end: usize) {
+        self.emit_end = end;
+        self.feature(w);
+        if let Some(p) = prev {
+            self.feature(mix(mix(SEED_BIGRAM, p), w));
         }
     }
 
-    fn finish(&mut self) {
-        self.end_word();
-        if self.pos == 0 {
-            return;
-        }
-        let last = self.pos - 1;
-        let b = (last / STRIDE_CHARS) as usize;
-        // Window b lies wholly inside window b - 1 (which runs to the end of
-        // the text), so it is dropped rather than counted twice.
-        let keep = if b == 0 { 0 } else { (b - 1) % 2 };
-        if let Some(slot) = self.slots.get(keep) {
+    fn close(&mut self, idx: usize) {
+        if let Some(slot) = self.slots.get(idx) {
             if slot.open {
                 let w = Window {
                     n_features: slot.n_features,
                     byte_start: slot.byte_start,
-                    byte_end: slot.byte_end,
+                    byte_end: slot.open_end.max(self.emit_end),
                 };
-                self.sink.close(keep, w);
+                self.sink.close(idx, w);
             }
         }
+    }
+
+    /// Window `k` opens at the character spanning `start..end`; it reuses
+    /// the slot of window k - 2, which ended at the previous character.
+    #[inline(never)]
+    fn open(&mut self, k: usize, start: usize, end: usize) {
+        let idx = k % 2;
+        self.close(idx);
+        if let Some(slot) = self.slots.get_mut(idx) {
+            *slot = Slot {
+                open: true,
+                n_features: 0,
+                byte_start: start,
+                open_end: end,
+            };
+        }
+        self.newest = k;
+        self.sc.next_half();
+    }
+
+    /// Close the last window that counts, after `pos` characters.
+    fn finish(&mut self, pos: u32) {
+        if pos == 0 {
+            return;
+        }
+        let b = ((pos - 1) / STRIDE_CHARS) as usize;
+        // Window b lies wholly inside window b - 1 (which runs to the end of
+        // the text), so it is dropped rather than counted twice.
+        let keep = if b == 0 { 0 } else { (b - 1) % 2 };
+        self.close(keep);
     }
 }
 
@@ -364,96 +371,200 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// What the normaliser does with an ASCII byte.
+const WS: u8 = 0;
+const ALNUM: u8 = 1;
+const OTHER: u8 = 2;
+
+/// Class of each ASCII byte: the whitespace `char::is_whitespace` accepts,
+/// alphanumerics, and the rest; a table instead of per-char predicates.
+static ASCII_CLASS: [u8; 128] = {
+    let mut t = [OTHER; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if matches!(c, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ') {
+            WS
+        } else if c.is_ascii_alphanumeric() {
+            ALNUM
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
 /// Extract the features of `text` window by window into `sink`.
 ///
 /// This is the single definition of the model's features, shared by
 /// inference and `cargo xtask train`. It does not apply [`SCAN_CAP_BYTES`];
 /// [`Model::score`] does.
 pub fn extract_windows<S: WindowSink>(text: &str, sink: &mut S) {
-    let mut ex = Extractor {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Option<Box<Scratch>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let done = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sc) => {
+            extract_with(text, sink, sc.get_or_insert_with(Scratch::new));
+            true
+        }
+        Err(_) => false,
+    });
+    if !matches!(done, Ok(true)) {
+        // Re-entered from a sink, or the thread is being torn down.
+        extract_with(text, sink, &mut Scratch::new());
+    }
+}
+
+fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
+    let mut em = Emitter {
         sink,
-        ring: [0; NGRAM_MAX],
-        pos: 0,
-        word: None,
-        prev_word: None,
+        sc,
+        newest: 0,
         slots: [Slot::default(); 2],
-        seen: [[0; SEEN_SLOTS]; 2],
-        cur_start: 0,
-        cur_end: 0,
+        emit_end: 0,
     };
+    // Per-character state, in locals so that it stays in registers.
+    // The last four normalised characters, newest first.
+    let (mut r0, mut r1, mut r2, mut r3) = (0u32, 0u32, 0u32, 0u32);
+    // Normalised characters so far, and characters before the next window.
+    let mut pos: u32 = 0;
+    let mut phase: u32 = 0;
+    let mut word: Option<u64> = None;
+    let mut prev_word: Option<u64> = None;
     let mut pending_space = false;
-    if text.is_ascii() {
-        // The same steps as below, without decoding chars: no ASCII char
-        // is invisible, and lowercasing is one byte to one byte.
-        for (i, &b) in text.as_bytes().iter().enumerate() {
-            if matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ') {
-                ex.end_word();
-                pending_space = ex.pos > 0;
+    // Origin byte range of the last non-whitespace character.
+    let mut cur = (0usize, 0usize);
+
+    macro_rules! end_word {
+        () => {
+            if let Some(w) = word.take() {
+                let w = fmix64(w);
+                em.word(w, prev_word, cur.1);
+                prev_word = Some(w);
+            }
+        };
+    }
+
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // The normalised characters this origin character becomes, each
+        // with whether it is alphanumeric: a pending space, then up to three
+        // from lowercasing.
+        let mut units = [(0u32, false); 4];
+        let mut n = 0;
+        if pending_space {
+            units[0] = (u32::from(b' '), false);
+            n = 1;
+        }
+        if b < 0x80 {
+            // ASCII: no char is invisible, lowercasing is one byte to one.
+            let class = ASCII_CLASS[usize::from(b)];
+            i += 1;
+            if class == WS {
+                end_word!();
+                pending_space = pos > 0;
                 continue;
             }
-            ex.cur_start = i;
-            ex.cur_end = i + 1;
-            if pending_space {
-                ex.push(' ');
-                pending_space = false;
+            cur = (i - 1, i);
+            units[n] = (u32::from(b.to_ascii_lowercase()), class == ALNUM);
+            n += 1;
+        } else {
+            let Some(c) = text.get(i..).and_then(|s| s.chars().next()) else {
+                break;
+            };
+            let len = c.len_utf8();
+            i += len;
+            if is_invisible(c) {
+                continue;
             }
-            ex.push(char::from(b.to_ascii_lowercase()));
+            if c.is_whitespace() {
+                end_word!();
+                pending_space = pos > 0;
+                continue;
+            }
+            cur = (i - len, i);
+            for lc in c.to_lowercase() {
+                if let Some(u) = units.get_mut(n) {
+                    *u = (u32::from(lc), lc.is_alphanumeric());
+                    n += 1;
+                }
+            }
         }
-        ex.finish();
-        return;
+        pending_space = false;
+
+        for &(ch, alnum) in units.iter().take(n) {
+            if phase == 0 {
+                em.open((pos / STRIDE_CHARS) as usize, cur.0, cur.1);
+                phase = STRIDE_CHARS;
+            }
+            phase -= 1;
+            pos = pos.saturating_add(1);
+
+            if alnum {
+                word = Some(mix(word.unwrap_or(SEED_WORD), u64::from(ch)));
+            } else {
+                end_word!();
+            }
+
+            if pos >= NGRAM_MIN as u32 {
+                let h3 = mix(
+                    mix(mix(SEED_CHAR, u64::from(ch)), u64::from(r0)),
+                    u64::from(r1),
+                );
+                let h4 = mix(h3, u64::from(r2));
+                let h5 = mix(h4, u64::from(r3));
+                let k = (pos as usize).min(NGRAM_MAX) + 1 - NGRAM_MIN;
+                em.ngrams(h3, h4, h5, k, cur.1);
+            }
+            (r3, r2, r1, r0) = (r2, r1, r0, ch);
+        }
     }
-    for (i, c) in text.char_indices() {
-        if is_invisible(c) {
-            continue;
-        }
-        if c.is_whitespace() {
-            ex.end_word();
-            pending_space = ex.pos > 0;
-            continue;
-        }
-        ex.cur_start = i;
-        ex.cur_end = i + c.len_utf8();
-        if pending_space {
-            ex.push(' ');
-            pending_space = false;
-        }
-        for lc in c.to_lowercase() {
-            ex.push(lc);
-        }
+    if let Some(w) = word {
+        em.word(fmix64(w), prev_word, cur.1);
     }
-    ex.finish();
+    em.finish(pos);
 }
 
 struct ScoreSink<'m> {
     weights: &'m [u8],
-    acc: [f32; 2],
+    /// Window sums. Each term is an i8 weight times +-1 and a window holds
+    /// fewer than 2^11 features, so every partial sum is an integer below
+    /// 2^24: the f32 sums the model is defined by are exact, and equal to
+    /// these integer sums converted at the end.
+    acc: [i32; 2],
     /// Highest window value so far and that window.
     best: Option<(f32, Window)>,
 }
 
 impl WindowSink for ScoreSink<'_> {
-    #[inline]
-    fn hint(&mut self, bucket: u32) {
-        // A load whose value nobody waits for: the cache miss overlaps the
-        // work before the `add` that needs it.
-        std::hint::black_box(self.weights.get(bucket as usize).copied());
+    #[inline(always)]
+    fn add(&mut self, slot: usize, bucket: u32, sign: f32) {
+        self.add_if(slot, bucket, sign, true);
     }
 
-    fn add(&mut self, slot: usize, bucket: u32, sign: f32) {
-        let w = self.weights.get(bucket as usize).copied().unwrap_or(0) as i8;
+    #[inline(always)]
+    fn add_if(&mut self, slot: usize, bucket: u32, sign: f32, cond: bool) {
+        let w = i32::from(self.weights.get(bucket as usize).copied().unwrap_or(0) as i8);
+        // -w when the sign bit is set, then 0 unless `cond`: no branches.
+        let neg = (sign.to_bits() >> 31) as i32;
+        let v = (w ^ -neg) + neg;
         if let Some(a) = self.acc.get_mut(slot) {
-            *a += f32::from(w) * sign;
+            *a += v & -i32::from(cond);
         }
     }
 
     fn close(&mut self, slot: usize, window: Window) {
         if let Some(a) = self.acc.get_mut(slot) {
-            let v = *a / (window.n_features.max(1) as f32).sqrt();
+            let v = *a as f32 / (window.n_features.max(1) as f32).sqrt();
             // Strictly greater: the first of equal windows wins.
             if self.best.is_none_or(|(b, _)| v > b) {
                 self.best = Some((v, window));
             }
-            *a = 0.0;
+            *a = 0;
         }
     }
 }
@@ -597,7 +708,7 @@ impl<'a> Model<'a> {
     pub fn best_window_uncapped(&self, text: &str) -> Option<(f32, Window)> {
         let mut sink = ScoreSink {
             weights: self.weights,
-            acc: [0.0; 2],
+            acc: [0; 2],
             best: None,
         };
         extract_windows(text, &mut sink);
@@ -788,13 +899,59 @@ mod tests {
 
     #[test]
     fn seen_set_tags_wrap_without_aliasing() {
-        // More windows per slot than there are tags: the sets are cleared
+        // More half-blocks than there are tags: the table is rewritten
         // when the tags wrap, and the events still match the old extractor.
-        let windows = 2 * (MAX_TAG as usize + 3);
+        let windows = 2 * (u8::MAX as usize + 3);
         let text: String = (0..windows * STRIDE_CHARS as usize)
             .map(|i| char::from(b'a' + ((i * 7 + i / 13) % 26) as u8))
             .collect();
         same_as_oracle(&text);
+    }
+
+    #[test]
+    fn adversarial_texts_match_the_old_extractor() {
+        let mut texts: Vec<String> = [
+            "a",
+            "é",
+            "\u{200B}",
+            "\u{200B} \u{FEFF}x",
+            "İ",
+            "İİİ ΣΣΣ ǅǅ",
+            " \u{3000}\u{00A0}x\u{2028}y\u{0085}",
+            "ab\u{034F}c\u{00AD}\u{180E}d",
+            "Ǆ\u{1F600}\u{1F600}x\u{0301}\u{0301} \t\r\n\x0b\x0c\u{1C}\u{1F}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Mixed scripts with whitespace and invisibles at every stride offset.
+        let mixed = "Ignore Всё 前の指示 ΑΓΝΟΗΣΕ\u{200B}all  prior\u{3000}rules; ";
+        for pad in 0..8 {
+            texts.push(format!("{}{}", "x".repeat(pad * 13), mixed.repeat(40)));
+        }
+        // Long runs: one char, a two-char period, multi-byte chars, spaces.
+        texts.push("a".repeat(1 << 20));
+        texts.push("ab".repeat(1 << 19));
+        texts.push("ж".repeat(1 << 19));
+        texts.push(" ".repeat(1 << 20));
+        texts.push(format!("{}x{}", " ".repeat(5000), " ".repeat(5000)));
+        for t in &texts {
+            same_as_oracle(t);
+        }
+    }
+
+    #[test]
+    fn many_texts_in_one_thread_match_the_old_extractor() {
+        // The seen-table and its tags live on from text to text in a
+        // thread: a thousand texts wrap the tags several times.
+        for i in 0..1000usize {
+            let len = (i * 37) % 700;
+            let text: String = (0..len)
+                .map(|j| char::from(b'a' + ((i + j * 5 + j / 7) % 27) as u8))
+                .map(|c| if c == '{' { ' ' } else { c })
+                .collect();
+            same_as_oracle(&text);
+        }
     }
 
     #[derive(Default)]
