@@ -10,8 +10,8 @@
 //! probability, because an injected instruction is usually one sentence inside
 //! a long, harmless document and would be diluted in a whole-text average.
 //! Any run of up to [`STRIDE_CHARS`] characters lies whole inside one window.
-//! Features are binary within a window (a seen-set drops repeats), so
-//! repeating a sentence cannot push a window's score up.
+//! Features are binary within a window (repeats are dropped), so repeating a
+//! sentence cannot push a window's score up.
 //!
 //! The weights (`learned_weights.bin`, written by `cargo xtask train`) are
 //! embedded in the binary. [`extract_windows`] is the one definition of the
@@ -19,9 +19,15 @@
 //! A damaged weight file makes [`score`] return 0.0 (the rule layer still
 //! runs) and [`model_status`] say why.
 //!
-//! Cost: one pass over the bytes, constant memory, no allocation. Texts longer
-//! than `2 * SCAN_CAP_BYTES` are scored on their first and last
+//! Cost: one pass over the bytes, no allocation per call; each thread that
+//! scores keeps one [`N_BUCKETS`]-byte table (256 KiB) from call to call.
+//! Texts longer than `2 * SCAN_CAP_BYTES` are scored on their first and last
 //! [`SCAN_CAP_BYTES`] only, so the time per call is bounded.
+//!
+//! Speed notes (bit-identical to the old extractor, kept as the test oracle
+//! in `learned_oracle.rs`): the window sums are integers below 2^24, so f32
+//! and i32 sums agree exactly; the per-feature path has no branch on data
+//! (see `send_features`); the per-character state stays in registers.
 
 use std::sync::OnceLock;
 
@@ -108,7 +114,7 @@ pub struct ModelInfo {
 /// A parsed weight file (borrowed: no copy of the weights).
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
-    weights: &'a [u8],
+    weights: &'a [u8; N_BUCKETS],
     scale: f32,
     bias: f32,
     info: ModelInfo,
@@ -135,18 +141,16 @@ pub trait WindowSink {
     fn add(&mut self, slot: usize, bucket: u32, sign: f32);
     /// The window in `slot` is complete.
     fn close(&mut self, slot: usize, window: Window);
-    /// Feature `bucket` may be [`add`](WindowSink::add)ed soon: a sink that
-    /// looks buckets up in a large table can start the load now, so the
-    /// cache misses of one character's features overlap.
+    /// [`add`](WindowSink::add) the feature to slot 0 if `to[0]`, then to
+    /// slot 1 if `to[1]`. A sink that can add without branching (masking
+    /// by 0 or 1) should: whether a feature is new to a window is data, a
+    /// branch on it the CPU cannot predict.
     #[inline]
-    fn hint(&mut self, _bucket: u32) {}
-    /// [`add`](WindowSink::add) if `cond`: a sink that can add without a
-    /// branch (a multiply by 0 or 1) spares the CPU a branch it cannot
-    /// predict, since whether a feature is new to a window is data.
-    #[inline]
-    fn add_if(&mut self, slot: usize, bucket: u32, sign: f32, cond: bool) {
-        if cond {
-            self.add(slot, bucket, sign);
+    fn add_to(&mut self, to: [bool; 2], bucket: u32, sign: f32) {
+        for (slot, t) in to.into_iter().enumerate() {
+            if t {
+                self.add(slot, bucket, sign);
+            }
         }
     }
 }
@@ -186,7 +190,7 @@ fn fmix64(mut k: u64) -> u64 {
 /// this replaces mispredicted on every collision).
 struct Scratch {
     /// Tag of the last half-block that sent each bucket; 0 = none.
-    last: Vec<u8>,
+    last: Box<[u8; N_BUCKETS]>,
     /// Tag of the current half-block (1..=255).
     tag: u8,
 }
@@ -194,7 +198,7 @@ struct Scratch {
 impl Scratch {
     fn new() -> Box<Self> {
         Box::new(Scratch {
-            last: vec![0; N_BUCKETS],
+            last: Box::new([0; N_BUCKETS]),
             tag: 0,
         })
     }
@@ -214,6 +218,14 @@ impl Scratch {
             self.tag += 1;
         }
     }
+}
+
+/// A feature's windows (slot order), bucket and sign.
+#[derive(Clone, Copy)]
+struct Feature {
+    to: [bool; 2],
+    bucket: u32,
+    sign: f32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -242,61 +254,79 @@ struct Emitter<'s, S: WindowSink> {
     emit_end: usize,
 }
 
-impl<S: WindowSink> Emitter<'_, S> {
-    /// Send a feature to the open windows it is new to. Branch-light: whether
-    /// a feature is new is data, not a branch the CPU can learn, so the
-    /// first probe of each set decides by arithmetic and only a collision
-    /// (rare: the sets stay under a quarter full) takes the probing loop.
-    #[inline(always)]
-    fn feature(&mut self, h: u64) {
+/// Send the features with hashes `hs`, in order, to the open windows each
+/// is new to, and count them in `nf` (per slot).
+///
+/// The state comes in as separate borrows so the compiler knows none of it
+/// aliases and keeps it in registers. No branch on the data (whether a
+/// feature is new is a coin toss for a branch predictor), and no loop left
+/// after unrolling `K` (at most 3): in a loop, LLVM turns the sink's masked
+/// adds back into branches (x86 cmov conversion). All table updates come
+/// first, then all sends, so the sink's loads do not wait on the stores.
+#[inline(always)]
+fn send_features<S: WindowSink, const K: usize>(
+    sink: &mut S,
+    last: &mut [u8; N_BUCKETS],
+    nf: &mut [u32; 2],
+    tag: u8,
+    newest: usize,
+    hs: [u64; K],
+) {
+    let older_open = newest > 0;
+    let newest_is_0 = newest & 1 == 0;
+    let fts = hs.map(|h| {
         let f = fmix64(h);
         // Top bits for the bucket, bottom bit for the sign: independent bits.
         let bucket = (f >> (64 - BUCKET_BITS)) as u32;
-        // +1.0 or -1.0 by setting the float's sign bit: a branch here would
-        // be a coin toss for the CPU.
+        // +1.0 or -1.0 by setting the float's sign bit.
         let sign = f32::from_bits(0x3f80_0000 | ((f as u32 & 1) << 31));
-        let sc = &mut *self.sc;
-        let tag = sc.tag;
-        let (in_cur, in_prev) = match sc.last.get_mut(bucket as usize) {
-            Some(t) => {
-                let seen = *t;
-                *t = tag;
-                (seen == tag, seen == tag.wrapping_sub(1))
-            }
-            None => (true, true),
-        };
-        let new_here = !in_cur;
-        // New to the newest window if not in this half-block; new to the
-        // older one (open from the second half-block on) if in neither.
-        let newest = self.newest;
-        let older_fresh = new_here & !in_prev & (newest > 0);
-        let newest_is_0 = newest & 1 == 0;
-        let fresh = [
+        let t = &mut last[bucket as usize & (N_BUCKETS - 1)];
+        let seen = *t;
+        *t = tag;
+        // New to the newest window if not sent in this half-block; new to
+        // the older one (open from the second half-block on) if in neither.
+        let new_here = seen != tag;
+        let older_fresh = new_here & (seen != tag.wrapping_sub(1)) & older_open;
+        let to = [
             if newest_is_0 { new_here } else { older_fresh },
             if newest_is_0 { older_fresh } else { new_here },
         ];
-        // Events go out in slot order, as the one-set-per-window code sent them.
-        for (i, (slot, f)) in self.slots.iter_mut().zip(fresh).enumerate() {
-            slot.n_features += u32::from(f);
-            self.sink.add_if(i, bucket, sign, f);
-        }
+        Feature { to, bucket, sign }
+    });
+    for ft in fts {
+        nf[0] += u32::from(ft.to[0]);
+        nf[1] += u32::from(ft.to[1]);
+        sink.add_to(ft.to, ft.bucket, ft.sign);
+    }
+}
+
+impl<S: WindowSink> Emitter<'_, S> {
+    /// Send the features with hashes `hs`, in order, to the open windows
+    /// each is new to.
+    #[inline(always)]
+    fn send<const K: usize>(&mut self, hs: [u64; K], end: usize) {
+        self.emit_end = end;
+        let mut nf = [self.slots[0].n_features, self.slots[1].n_features];
+        send_features(
+            &mut *self.sink,
+            &mut self.sc.last,
+            &mut nf,
+            self.sc.tag,
+            self.newest,
+            hs,
+        );
+        self.slots[0].n_features = nf[0];
+        self.slots[1].n_features = nf[1];
     }
 
     /// The n-gram features of one character: the 3-gram, then, if `k` is
     /// 2 or more, the 4-gram, and if 3, the 5-gram.
-    ///
-    /// Straight-line code on purpose: in a loop, LLVM turns the masked adds
-    /// of [`ScoreSink`] back into branches (x86 cmov conversion), and whether
-    /// a feature is new is a coin toss for the branch predictor.
     #[inline(never)]
     fn ngrams(&mut self, h3: u64, h4: u64, h5: u64, k: usize, end: usize) {
-        self.emit_end = end;
-        self.feature(h3);
-        if k >= 2 {
-            self.feature(h4);
-            if k >= 3 {
-                self.feature(h5);
-            }
+        match k {
+            3 => self.send([h3, h4, h5], end),
+            2 => self.send([h3, h4], end),
+            _ => self.send([h3], end),
         }
     }
 
@@ -304,10 +334,9 @@ impl<S: WindowSink> Emitter<'_, S> {
     /// the word before.
     #[inline(never)]
     fn word(&mut self, w: u64, prev: Option<u64>, end: usize) {
-        self.emit_end = end;
-        self.feature(w);
-        if let Some(p) = prev {
-            self.feature(mix(mix(SEED_BIGRAM, p), w));
+        match prev {
+            Some(p) => self.send([w, mix(mix(SEED_BIGRAM, p), w)], end),
+            None => self.send([w], end),
         }
     }
 
@@ -530,7 +559,7 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
 }
 
 struct ScoreSink<'m> {
-    weights: &'m [u8],
+    weights: &'m [u8; N_BUCKETS],
     /// Window sums. Each term is an i8 weight times +-1 and a window holds
     /// fewer than 2^11 features, so every partial sum is an integer below
     /// 2^24: the f32 sums the model is defined by are exact, and equal to
@@ -543,18 +572,22 @@ struct ScoreSink<'m> {
 impl WindowSink for ScoreSink<'_> {
     #[inline(always)]
     fn add(&mut self, slot: usize, bucket: u32, sign: f32) {
-        self.add_if(slot, bucket, sign, true);
+        let mut to = [false; 2];
+        if let Some(t) = to.get_mut(slot) {
+            *t = true;
+        }
+        self.add_to(to, bucket, sign);
     }
 
     #[inline(always)]
-    fn add_if(&mut self, slot: usize, bucket: u32, sign: f32, cond: bool) {
-        let w = i32::from(self.weights.get(bucket as usize).copied().unwrap_or(0) as i8);
-        // -w when the sign bit is set, then 0 unless `cond`: no branches.
+    fn add_to(&mut self, to: [bool; 2], bucket: u32, sign: f32) {
+        let w = i32::from(self.weights[bucket as usize & (N_BUCKETS - 1)] as i8);
+        // -w when the sign bit is set, then 0 where not `to`: no branches.
         let neg = (sign.to_bits() >> 31) as i32;
         let v = (w ^ -neg) + neg;
-        if let Some(a) = self.acc.get_mut(slot) {
-            *a += v & -i32::from(cond);
-        }
+        let [a0, a1] = &mut self.acc;
+        *a0 += v & -i32::from(to[0]);
+        *a1 += v & -i32::from(to[1]);
     }
 
     fn close(&mut self, slot: usize, window: Window) {
@@ -674,13 +707,11 @@ impl<'a> Model<'a> {
             sum.copy_from_slice(s);
         }
         let sum = u64::from_le_bytes(sum);
-        let weights = bytes.get(HEADER_LEN..).unwrap_or(&[]);
-        if weights.len() != N_BUCKETS {
-            return Err(LearnedError::WrongLength {
-                expected: N_BUCKETS,
-                got: weights.len(),
-            });
-        }
+        let body = bytes.get(HEADER_LEN..).unwrap_or(&[]);
+        let weights: &[u8; N_BUCKETS] = body.try_into().map_err(|_| LearnedError::WrongLength {
+            expected: N_BUCKETS,
+            got: body.len(),
+        })?;
         if checksum(weights) != sum {
             return Err(LearnedError::Checksum);
         }
