@@ -141,14 +141,16 @@ pub trait WindowSink {
     fn add(&mut self, slot: usize, bucket: u32, sign: f32);
     /// The window in `slot` is complete.
     fn close(&mut self, slot: usize, window: Window);
-    /// [`add`](WindowSink::add) the feature to slot 0 if `to[0]`, then to
-    /// slot 1 if `to[1]`. A sink that can add without branching (masking
-    /// by 0 or 1) should: whether a feature is new to a window is data, a
-    /// branch on it the CPU cannot predict.
+    /// [`add`](WindowSink::add) the feature to slot 0 if `to[0]` is 1, then
+    /// to slot 1 if `to[1]` is 1 (each is 0 or 1). A sink that can add
+    /// without branching (masking by 0 or 1) should: whether a feature is
+    /// new to a window is data, a branch on it the CPU cannot predict.
+    /// Integers rather than bools so that the compiler keeps the masking
+    /// arithmetic instead of turning it back into branches.
     #[inline]
-    fn add_to(&mut self, to: [bool; 2], bucket: u32, sign: f32) {
+    fn add_to(&mut self, to: [u32; 2], bucket: u32, sign: f32) {
         for (slot, t) in to.into_iter().enumerate() {
-            if t {
+            if t != 0 {
                 self.add(slot, bucket, sign);
             }
         }
@@ -220,14 +222,6 @@ impl Scratch {
     }
 }
 
-/// A feature's windows (slot order), bucket and sign.
-#[derive(Clone, Copy)]
-struct Feature {
-    to: [bool; 2],
-    bucket: u32,
-    sign: f32,
-}
-
 #[derive(Clone, Copy, Default)]
 struct Slot {
     open: bool,
@@ -258,23 +252,27 @@ struct Emitter<'s, S: WindowSink> {
 /// is new to, and count them in `nf` (per slot).
 ///
 /// The state comes in as separate borrows so the compiler knows none of it
-/// aliases and keeps it in registers. No branch on the data (whether a
-/// feature is new is a coin toss for a branch predictor), and no loop left
-/// after unrolling `K` (at most 3): in a loop, LLVM turns the sink's masked
-/// adds back into branches (x86 cmov conversion). All table updates come
-/// first, then all sends, so the sink's loads do not wait on the stores.
+/// aliases and keeps it in registers. Nothing branches on the data: whether
+/// a feature is new is a coin toss for a branch predictor, so it is worked
+/// out as 0/1 integers (comparisons would become selects, which LLVM turns
+/// back into branches inside loops), and the loads of a batch's features
+/// overlap.
 #[inline(always)]
-fn send_features<S: WindowSink, const K: usize>(
+fn send_features<S: WindowSink>(
     sink: &mut S,
     last: &mut [u8; N_BUCKETS],
     nf: &mut [u32; 2],
     tag: u8,
     newest: usize,
-    hs: [u64; K],
+    hs: &[u64],
 ) {
-    let older_open = newest > 0;
-    let newest_is_0 = newest & 1 == 0;
-    let fts = hs.map(|h| {
+    let older_open = u32::from(newest > 0);
+    // 1 where the newest window is in slot 1, else 0.
+    let odd = (newest & 1) as u32;
+    let even = 1 - odd;
+    let prev_tag = tag.wrapping_sub(1);
+    let (mut n0, mut n1) = (nf[0], nf[1]);
+    for &h in hs {
         let f = fmix64(h);
         // Top bits for the bucket, bottom bit for the sign: independent bits.
         let bucket = (f >> (64 - BUCKET_BITS)) as u32;
@@ -283,28 +281,30 @@ fn send_features<S: WindowSink, const K: usize>(
         let t = &mut last[bucket as usize & (N_BUCKETS - 1)];
         let seen = *t;
         *t = tag;
-        // New to the newest window if not sent in this half-block; new to
-        // the older one (open from the second half-block on) if in neither.
-        let new_here = seen != tag;
-        let older_fresh = new_here & (seen != tag.wrapping_sub(1)) & older_open;
+        // (x + 255) >> 8 is 1 for x in 1..=255, 0 for 0. New to the newest
+        // window if not sent in this half-block; new to the older one (open
+        // from the second half-block on) if sent in neither.
+        let new_here = (u32::from(seen ^ tag) + 255) >> 8;
+        let older = new_here & ((u32::from(seen ^ prev_tag) + 255) >> 8) & older_open;
         let to = [
-            if newest_is_0 { new_here } else { older_fresh },
-            if newest_is_0 { older_fresh } else { new_here },
+            (new_here & even) | (older & odd),
+            (older & even) | (new_here & odd),
         ];
-        Feature { to, bucket, sign }
-    });
-    for ft in fts {
-        nf[0] += u32::from(ft.to[0]);
-        nf[1] += u32::from(ft.to[1]);
-        sink.add_to(ft.to, ft.bucket, ft.sign);
+        n0 += to[0];
+        n1 += to[1];
+        sink.add_to(to, bucket, sign);
     }
+    *nf = [n0, n1];
 }
 
 impl<S: WindowSink> Emitter<'_, S> {
     /// Send the features with hashes `hs`, in order, to the open windows
-    /// each is new to.
-    #[inline(always)]
-    fn send<const K: usize>(&mut self, hs: [u64; K], end: usize) {
+    /// each is new to; `end` is the origin end of their last character.
+    #[inline(never)]
+    fn send(&mut self, hs: &[u64], end: usize) {
+        if hs.is_empty() {
+            return;
+        }
         self.emit_end = end;
         let mut nf = [self.slots[0].n_features, self.slots[1].n_features];
         send_features(
@@ -317,27 +317,6 @@ impl<S: WindowSink> Emitter<'_, S> {
         );
         self.slots[0].n_features = nf[0];
         self.slots[1].n_features = nf[1];
-    }
-
-    /// The n-gram features of one character: the 3-gram, then, if `k` is
-    /// 2 or more, the 4-gram, and if 3, the 5-gram.
-    #[inline(never)]
-    fn ngrams(&mut self, h3: u64, h4: u64, h5: u64, k: usize, end: usize) {
-        match k {
-            3 => self.send([h3, h4, h5], end),
-            2 => self.send([h3, h4], end),
-            _ => self.send([h3], end),
-        }
-    }
-
-    /// A finished word's unigram (`w`, already mixed) and its bigram with
-    /// the word before.
-    #[inline(never)]
-    fn word(&mut self, w: u64, prev: Option<u64>, end: usize) {
-        match prev {
-            Some(p) => self.send([w, mix(mix(SEED_BIGRAM, p), w)], end),
-            None => self.send([w], end),
-        }
     }
 
     fn close(&mut self, idx: usize) {
@@ -399,6 +378,9 @@ fn is_invisible(c: char) -> bool {
             | '\u{FEFF}'
     )
 }
+
+/// Most n-gram hashes waiting to be sent at once.
+const BATCH: usize = 48;
 
 /// What the normaliser does with an ASCII byte.
 const WS: u8 = 0;
@@ -466,12 +448,30 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
     let mut pending_space = false;
     // Origin byte range of the last non-whitespace character.
     let mut cur = (0usize, 0usize);
+    // N-gram hashes not sent yet, and the origin end of their last
+    // character. Sent in batches, before any window opens or word ends so
+    // the order of events is kept, because the table loads of a batch then
+    // overlap and the call costs less per feature.
+    let mut batch = [0u64; BATCH];
+    let mut n_batch = 0usize;
+    let mut batch_end = 0usize;
 
+    macro_rules! flush {
+        () => {
+            em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
+            n_batch = 0;
+        };
+    }
+    // A finished word's unigram and its bigram with the word before.
     macro_rules! end_word {
         () => {
             if let Some(w) = word.take() {
+                flush!();
                 let w = fmix64(w);
-                em.word(w, prev_word, cur.1);
+                match prev_word {
+                    Some(p) => em.send(&[w, mix(mix(SEED_BIGRAM, p), w)], cur.1),
+                    None => em.send(&[w], cur.1),
+                }
                 prev_word = Some(w);
             }
         };
@@ -527,6 +527,7 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
 
         for &(ch, alnum) in units.iter().take(n) {
             if phase == 0 {
+                flush!();
                 em.open((pos / STRIDE_CHARS) as usize, cur.0, cur.1);
                 phase = STRIDE_CHARS;
             }
@@ -547,13 +548,25 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
                 let h4 = mix(h3, u64::from(r2));
                 let h5 = mix(h4, u64::from(r3));
                 let k = (pos as usize).min(NGRAM_MAX) + 1 - NGRAM_MIN;
-                em.ngrams(h3, h4, h5, k, cur.1);
+                if let Some(dst) = batch.get_mut(n_batch..n_batch + 3) {
+                    dst.copy_from_slice(&[h3, h4, h5]);
+                    n_batch += k;
+                }
+                batch_end = cur.1;
+                if n_batch + 3 > BATCH {
+                    flush!();
+                }
             }
             (r3, r2, r1, r0) = (r2, r1, r0, ch);
         }
     }
+    em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
     if let Some(w) = word {
-        em.word(fmix64(w), prev_word, cur.1);
+        let w = fmix64(w);
+        match prev_word {
+            Some(p) => em.send(&[w, mix(mix(SEED_BIGRAM, p), w)], cur.1),
+            None => em.send(&[w], cur.1),
+        }
     }
     em.finish(pos);
 }
@@ -572,22 +585,22 @@ struct ScoreSink<'m> {
 impl WindowSink for ScoreSink<'_> {
     #[inline(always)]
     fn add(&mut self, slot: usize, bucket: u32, sign: f32) {
-        let mut to = [false; 2];
+        let mut to = [0; 2];
         if let Some(t) = to.get_mut(slot) {
-            *t = true;
+            *t = 1;
         }
         self.add_to(to, bucket, sign);
     }
 
     #[inline(always)]
-    fn add_to(&mut self, to: [bool; 2], bucket: u32, sign: f32) {
+    fn add_to(&mut self, to: [u32; 2], bucket: u32, sign: f32) {
         let w = i32::from(self.weights[bucket as usize & (N_BUCKETS - 1)] as i8);
-        // -w when the sign bit is set, then 0 where not `to`: no branches.
+        // -w when the sign bit is set, then 0 where `to` is 0: no branches.
         let neg = (sign.to_bits() >> 31) as i32;
         let v = (w ^ -neg) + neg;
         let [a0, a1] = &mut self.acc;
-        *a0 += v & -i32::from(to[0]);
-        *a1 += v & -i32::from(to[1]);
+        *a0 += v & (to[0] as i32).wrapping_neg();
+        *a1 += v & (to[1] as i32).wrapping_neg();
     }
 
     fn close(&mut self, slot: usize, window: Window) {
