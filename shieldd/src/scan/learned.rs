@@ -483,55 +483,10 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
         };
     }
 
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        // The normalised characters this origin character becomes, each
-        // with whether it is alphanumeric: a pending space, then up to three
-        // from lowercasing.
-        let mut units = [(0u32, false); 4];
-        let mut n = 0;
-        if pending_space {
-            units[0] = (u32::from(b' '), false);
-            n = 1;
-        }
-        if b < 0x80 {
-            // ASCII: no char is invisible, lowercasing is one byte to one.
-            let class = ASCII_CLASS[usize::from(b)];
-            i += 1;
-            if class == WS {
-                end_word!();
-                pending_space = pos > 0;
-                continue;
-            }
-            cur = (i - 1, i);
-            units[n] = (u32::from(b.to_ascii_lowercase()), class == ALNUM);
-            n += 1;
-        } else {
-            let Some(c) = text.get(i..).and_then(|s| s.chars().next()) else {
-                break;
-            };
-            let len = c.len_utf8();
-            i += len;
-            if is_invisible(c) {
-                continue;
-            }
-            if c.is_whitespace() {
-                end_word!();
-                pending_space = pos > 0;
-                continue;
-            }
-            cur = (i - len, i);
-            for lc in c.to_lowercase() {
-                if let Some(u) = units.get_mut(n) {
-                    *u = (u32::from(lc), lc.is_alphanumeric());
-                    n += 1;
-                }
-            }
-        }
-        pending_space = false;
-
-        for &(ch, alnum) in units.iter().take(n) {
+    // Append one normalised character (`alnum`: is it alphanumeric).
+    macro_rules! push {
+        ($ch:expr, $alnum:expr) => {
+            let ch: u32 = $ch;
             if phase == 0 {
                 flush!();
                 em.open((pos / STRIDE_CHARS) as usize, cur.0, cur.1);
@@ -540,7 +495,7 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             phase -= 1;
             pos = pos.saturating_add(1);
 
-            if alnum {
+            if $alnum {
                 word = Some(mix(word.unwrap_or(SEED_WORD), u64::from(ch)));
             } else {
                 end_word!();
@@ -564,6 +519,49 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
                 }
             }
             (r3, r2, r1, r0) = (r2, r1, r0, ch);
+        };
+    }
+
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x80 {
+            // ASCII: no char is invisible, lowercasing is one byte to one.
+            let class = ASCII_CLASS[usize::from(b)];
+            i += 1;
+            if class == WS {
+                end_word!();
+                pending_space = pos > 0;
+                continue;
+            }
+            cur = (i - 1, i);
+            if pending_space {
+                pending_space = false;
+                push!(u32::from(b' '), false);
+            }
+            push!(u32::from(b.to_ascii_lowercase()), class == ALNUM);
+            continue;
+        }
+        let Some(c) = text.get(i..).and_then(|s| s.chars().next()) else {
+            break;
+        };
+        let len = c.len_utf8();
+        i += len;
+        if is_invisible(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            end_word!();
+            pending_space = pos > 0;
+            continue;
+        }
+        cur = (i - len, i);
+        if pending_space {
+            pending_space = false;
+            push!(u32::from(b' '), false);
+        }
+        for lc in c.to_lowercase() {
+            push!(u32::from(lc), lc.is_alphanumeric());
         }
     }
     em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
