@@ -166,7 +166,7 @@ const SEED_WORD: u64 = 0x0c0f_fee0_0000_0002;
 const SEED_BIGRAM: u64 = 0x0c0f_fee0_0000_0003;
 
 #[inline]
-fn mix(h: u64, x: u64) -> u64 {
+const fn mix(h: u64, x: u64) -> u64 {
     (h.rotate_left(5) ^ x).wrapping_mul(FX_K)
 }
 
@@ -193,6 +193,9 @@ fn fmix64(mut k: u64) -> u64 {
 struct Scratch {
     /// Tag of the last half-block that sent each bucket; 0 = none.
     last: Box<[u8; N_BUCKETS]>,
+    /// What normalisation makes of recently seen non-ASCII chars (their
+    /// Unicode lookups are binary searches), by the char's low bits.
+    chars: Box<[CharInfo; CHAR_CACHE]>,
     /// Tag of the current half-block (1..=255).
     tag: u8,
 }
@@ -206,7 +209,11 @@ impl Scratch {
             .into_boxed_slice()
             .try_into()
             .unwrap_or_else(|_| Box::new([0; N_BUCKETS]));
-        Scratch { last, tag: 0 }
+        Scratch {
+            last,
+            chars: Box::new([CharInfo::EMPTY; CHAR_CACHE]),
+            tag: 0,
+        }
     }
 
     /// Start a half-block with the next tag (tags run on from text to
@@ -223,6 +230,53 @@ impl Scratch {
         } else {
             self.tag += 1;
         }
+    }
+}
+
+/// Entries of the per-thread non-ASCII char cache (a power of two).
+const CHAR_CACHE: usize = 256;
+
+/// What normalisation makes of one non-ASCII char.
+#[derive(Clone, Copy)]
+struct CharInfo {
+    /// The char this entry describes ('\0' for none: never looked up here).
+    c: char,
+    /// Dropped ([`is_invisible`]).
+    invisible: bool,
+    /// Whitespace: ends the word and becomes one space.
+    space: bool,
+    /// Its lowercase form: `lower[..n]`, and bit i of `alnum` says whether
+    /// `lower[i]` is alphanumeric.
+    n: u8,
+    alnum: u8,
+    lower: [char; 3],
+}
+
+impl CharInfo {
+    const EMPTY: CharInfo = CharInfo {
+        c: '\0',
+        invisible: false,
+        space: false,
+        n: 0,
+        alnum: 0,
+        lower: ['\0'; 3],
+    };
+
+    fn of(c: char) -> CharInfo {
+        let mut info = CharInfo {
+            c,
+            invisible: is_invisible(c),
+            space: c.is_whitespace(),
+            ..CharInfo::EMPTY
+        };
+        for (i, lc) in c.to_lowercase().enumerate() {
+            if let Some(l) = info.lower.get_mut(i) {
+                *l = lc;
+                info.n += 1;
+                info.alnum |= u8::from(lc.is_alphanumeric()) << i;
+            }
+        }
+        info
     }
 }
 
@@ -385,6 +439,17 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// `mix(SEED_CHAR, c)` for ASCII `c`: the first step of every n-gram hash.
+static FIRST_MIX: [u64; 128] = {
+    let mut t = [0; 128];
+    let mut c = 0;
+    while c < 128 {
+        t[c] = mix(SEED_CHAR, c as u64);
+        c += 1;
+    }
+    t
+};
+
 /// Most n-gram hashes waiting to be sent at once.
 const BATCH: usize = 48;
 
@@ -502,10 +567,11 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             }
 
             if pos >= NGRAM_MIN as u32 {
-                let h3 = mix(
-                    mix(mix(SEED_CHAR, u64::from(ch)), u64::from(r0)),
-                    u64::from(r1),
-                );
+                let first = FIRST_MIX
+                    .get(ch as usize)
+                    .copied()
+                    .unwrap_or_else(|| mix(SEED_CHAR, u64::from(ch)));
+                let h3 = mix(mix(first, u64::from(r0)), u64::from(r1));
                 let h4 = mix(h3, u64::from(r2));
                 let h5 = mix(h4, u64::from(r3));
                 let k = (pos as usize).min(NGRAM_MAX) + 1 - NGRAM_MIN;
@@ -547,10 +613,15 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
         };
         let len = c.len_utf8();
         i += len;
-        if is_invisible(c) {
+        let entry = &mut em.sc.chars[c as usize & (CHAR_CACHE - 1)];
+        if entry.c != c {
+            *entry = CharInfo::of(c);
+        }
+        let info = *entry;
+        if info.invisible {
             continue;
         }
-        if c.is_whitespace() {
+        if info.space {
             end_word!();
             pending_space = pos > 0;
             continue;
@@ -560,8 +631,8 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             pending_space = false;
             push!(u32::from(b' '), false);
         }
-        for lc in c.to_lowercase() {
-            push!(u32::from(lc), lc.is_alphanumeric());
+        for (j, &lc) in info.lower.iter().take(usize::from(info.n)).enumerate() {
+            push!(u32::from(lc), info.alnum >> j & 1 == 1);
         }
     }
     em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
@@ -968,6 +1039,10 @@ mod tests {
             " \u{3000}\u{00A0}x\u{2028}y\u{0085}",
             "ab\u{034F}c\u{00AD}\u{180E}d",
             "Ǆ\u{1F600}\u{1F600}x\u{0301}\u{0301} \t\r\n\x0b\x0c\u{1C}\u{1F}",
+            // Chars sharing a slot of the per-thread char cache (same low
+            // bits): a letter, a space, a mark, an invisible, one that
+            // lowercases to two chars.
+            "Ā\u{2000}Ȁ\u{300}Ā\u{2000}Ȁ\u{300} ċ\u{200B}ċ\u{200B}ċ İ\u{1130}İ",
         ]
         .iter()
         .map(|s| s.to_string())
