@@ -20,7 +20,8 @@
 //! runs) and [`model_status`] say why.
 //!
 //! Cost: one pass over the bytes, no allocation per call; each thread that
-//! scores keeps one [`N_BUCKETS`]-byte table (256 KiB) from call to call.
+//! scores keeps one [`N_BUCKETS`]-byte table (256 KiB) and a 5 KiB cache of
+//! non-ASCII characters from call to call.
 //! Texts longer than `2 * SCAN_CAP_BYTES` are scored on their first and last
 //! [`SCAN_CAP_BYTES`] only, so the time per call is bounded.
 //!
