@@ -554,8 +554,12 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
         ($ch:expr, $alnum:expr) => {
             let ch: u32 = $ch;
             if phase == 0 {
-                flush!();
-                em.open((pos / STRIDE_CHARS) as usize, cur.0, cur.1);
+                // Like the old extractor, whose saturated position stopped
+                // opening windows after u32::MAX characters.
+                if pos < u32::MAX {
+                    flush!();
+                    em.open((pos / STRIDE_CHARS) as usize, cur.0, cur.1);
+                }
                 phase = STRIDE_CHARS;
             }
             phase -= 1;
