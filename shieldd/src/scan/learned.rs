@@ -637,7 +637,7 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             push!(u32::from(b' '), false);
         }
         for (j, &lc) in info.lower.iter().take(usize::from(info.n)).enumerate() {
-            push!(u32::from(lc), info.alnum >> j & 1 == 1);
+            push!(u32::from(lc), (info.alnum >> j) & 1 == 1);
         }
     }
     em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
