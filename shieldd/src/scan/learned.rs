@@ -451,8 +451,8 @@ static FIRST_MIX: [u64; 128] = {
     t
 };
 
-/// Most n-gram hashes waiting to be sent at once.
-const BATCH: usize = 48;
+/// Most feature hashes waiting to be sent at once.
+const BATCH: usize = 128;
 
 /// What the normaliser does with an ASCII byte.
 const WS: u8 = 0;
@@ -520,10 +520,10 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
     let mut pending_space = false;
     // Origin byte range of the last non-whitespace character.
     let mut cur = (0usize, 0usize);
-    // N-gram hashes not sent yet, and the origin end of their last
-    // character. Sent in batches, before any window opens or word ends so
-    // the order of events is kept, because the table loads of a batch then
-    // overlap and the call costs less per feature.
+    // Feature hashes not sent yet, in order, and the origin end of the
+    // last one's character. Sent in batches, flushed before a window opens
+    // (which reads the counts and ends), because the table loads of a batch
+    // then overlap and the call costs less per feature.
     let mut batch = [0u64; BATCH];
     let mut n_batch = 0usize;
     let mut batch_end = 0usize;
@@ -534,17 +534,23 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             n_batch = 0;
         };
     }
-    // A finished word's unigram and its bigram with the word before.
+    // Queue a finished word's unigram and its bigram with the word before.
     macro_rules! end_word {
         () => {
             if let Some(w) = word.take() {
-                flush!();
                 let w = fmix64(w);
-                match prev_word {
-                    Some(p) => em.send(&[w, mix(mix(SEED_BIGRAM, p), w)], cur.1),
-                    None => em.send(&[w], cur.1),
+                let bigram = prev_word.map(|p| mix(mix(SEED_BIGRAM, p), w));
+                for h in std::iter::once(w).chain(bigram) {
+                    if let Some(dst) = batch.get_mut(n_batch) {
+                        *dst = h;
+                        n_batch += 1;
+                    }
                 }
+                batch_end = cur.1;
                 prev_word = Some(w);
+                if n_batch + 5 > BATCH {
+                    flush!();
+                }
             }
         };
     }
@@ -585,7 +591,7 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
                     n_batch += k;
                 }
                 batch_end = cur.1;
-                if n_batch + 3 > BATCH {
+                if n_batch + 5 > BATCH {
                     flush!();
                 }
             }
@@ -640,14 +646,8 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             push!(u32::from(lc), (info.alnum >> j) & 1 == 1);
         }
     }
+    end_word!();
     em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
-    if let Some(w) = word {
-        let w = fmix64(w);
-        match prev_word {
-            Some(p) => em.send(&[w, mix(mix(SEED_BIGRAM, p), w)], cur.1),
-            None => em.send(&[w], cur.1),
-        }
-    }
     em.finish(pos);
 }
 
