@@ -535,19 +535,25 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
         };
     }
     // Queue a finished word's unigram and its bigram with the word before.
+    // (Returns the word's hash, for the next bigram.)
+    macro_rules! queue_word {
+        ($w:expr) => {{
+            let w = fmix64($w);
+            let bigram = prev_word.map(|p| mix(mix(SEED_BIGRAM, p), w));
+            for h in std::iter::once(w).chain(bigram) {
+                if let Some(dst) = batch.get_mut(n_batch) {
+                    *dst = h;
+                    n_batch += 1;
+                }
+            }
+            batch_end = cur.1;
+            w
+        }};
+    }
     macro_rules! end_word {
         () => {
             if let Some(w) = word.take() {
-                let w = fmix64(w);
-                let bigram = prev_word.map(|p| mix(mix(SEED_BIGRAM, p), w));
-                for h in std::iter::once(w).chain(bigram) {
-                    if let Some(dst) = batch.get_mut(n_batch) {
-                        *dst = h;
-                        n_batch += 1;
-                    }
-                }
-                batch_end = cur.1;
-                prev_word = Some(w);
+                prev_word = Some(queue_word!(w));
                 if n_batch + 5 > BATCH {
                     flush!();
                 }
@@ -646,7 +652,9 @@ fn extract_with<S: WindowSink>(text: &str, sink: &mut S, sc: &mut Scratch) {
             push!(u32::from(lc), (info.alnum >> j) & 1 == 1);
         }
     }
-    end_word!();
+    if let Some(w) = word {
+        queue_word!(w);
+    }
     em.send(batch.get(..n_batch).unwrap_or(&[]), batch_end);
     em.finish(pos);
 }
