@@ -33,6 +33,9 @@ pub struct ChildSpec {
     pub stdio: Option<[OwnedFd; 3]>,
     /// Directory to start in (the daemon's caller's); None = ours.
     pub cwd: Option<CString>,
+    /// The `tasks` files of the session's cgroup v1 directories, open for
+    /// writing: the child moves itself into each before its gate opens.
+    pub cgroup_tasks: Vec<OwnedFd>,
 }
 
 /// Credentials for `sandbox.user`.
@@ -74,6 +77,8 @@ pub enum Stage {
     Exec = 11,
     /// chdir to the caller's working directory.
     Chdir = 12,
+    /// Moving into the session's cgroup v1 directories.
+    Cgroup = 13,
 }
 
 impl Stage {
@@ -92,6 +97,7 @@ impl Stage {
             Seccomp,
             Exec,
             Chdir,
+            Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)
@@ -112,6 +118,7 @@ impl Stage {
             Stage::Seccomp => "install the seccomp filter",
             Stage::Exec => "execute",
             Stage::Chdir => "enter the working directory",
+            Stage::Cgroup => "enter the session's cgroup",
         }
     }
 }
@@ -185,12 +192,15 @@ impl GatedChild<'_> {
     /// Let the child run its setup and exec; returns once it has exec'd, or
     /// with the step that failed.
     pub fn release(mut self) -> Result<libc::pid_t, LaunchError> {
+        let mut gate_err = None;
         if let Some(gate) = self.gate.take() {
             let b = [1u8];
             // SAFETY: writing one byte from a live buffer to our pipe.
             let n = unsafe { libc::write(gate.as_raw_fd(), b.as_ptr().cast(), 1) };
             if n != 1 {
-                return Err(sys("release the agent"));
+                // A child that failed before its gate (cgroup placement)
+                // has exited (EPIPE): its report below says why.
+                gate_err = Some(sys("release the agent"));
             }
         }
         let mut buf = [0u8; 5];
@@ -222,7 +232,18 @@ impl GatedChild<'_> {
             unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
         }
         match got {
-            0 => Ok(self.pid),
+            0 => match gate_err {
+                // Not released, and no report: it may still be gated.
+                Some(e) => {
+                    // SAFETY: killing and reaping our own gated child.
+                    unsafe {
+                        libc::kill(self.pid, libc::SIGKILL);
+                        libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+                    }
+                    Err(e)
+                }
+                None => Ok(self.pid),
+            },
             5 => {
                 let errno = i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]);
                 match Stage::from_u8(buf[0]) {
@@ -610,6 +631,22 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     // The parent may have died before PDEATHSIG was armed.
     if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
         raw::exit(125);
+    }
+    // Into the v1 hierarchies (the v2 one placed us at birth). Writing 0 to
+    // `tasks` moves only the calling thread, the one thread of this
+    // process, and the kernel then skips the global threadgroup lock that
+    // a move by pid takes for writing (an RCU grace period, up to ~11 ms
+    // here). Done before the gate, in parallel with the parent's setup; a
+    // failure is reported and we exit, never running unplaced.
+    for fd in &spec.cgroup_tasks {
+        let zero = b"0";
+        let r = raw::sys(
+            libc::SYS_write,
+            &[fd.as_raw_fd() as usize, zero.as_ptr() as usize, 1],
+        );
+        if r != 1 {
+            fail(err, Stage::Cgroup, if r < 0 { r } else { -(libc::EIO as isize) });
+        }
     }
     let mut b = [0u8; 1];
     loop {
