@@ -1,9 +1,11 @@
 //! fork + confine + exec, with nothing but raw system calls between fork and
 //! exec (no allocation, no locks: the parent may have other threads).
 //!
-//! The child waits on a gate pipe until the parent has placed it in its
-//! cgroup (and, with the monitor, registered its pid); failures after fork
-//! come back through a close-on-exec error pipe as (stage, errno).
+//! The child places itself in its cgroups and confines itself at once, in
+//! parallel with the parent's own setup, then waits on a gate pipe just
+//! before exec until the parent has (with the monitor) registered its pid
+//! and is ready; failures after fork come back through a close-on-exec
+//! error pipe as (stage, errno).
 
 use std::ffi::CString;
 use std::io;
@@ -198,8 +200,8 @@ impl GatedChild<'_> {
             // SAFETY: writing one byte from a live buffer to our pipe.
             let n = unsafe { libc::write(gate.as_raw_fd(), b.as_ptr().cast(), 1) };
             if n != 1 {
-                // A child that failed before its gate (cgroup placement)
-                // has exited (EPIPE): its report below says why.
+                // A child that failed before its gate (placement or
+                // confinement) has exited (EPIPE): its report says why.
                 gate_err = Some(sys("release the agent"));
             }
         }
@@ -305,6 +307,9 @@ struct ChildCtx<'a> {
     envp: Vec<*const libc::c_char>,
     fprogs: Vec<libc::sock_fprog>,
     gate: RawFd,
+    // Our copy of the gate's write end, closed first thing in the child so
+    // that the parent's death reads as EOF at the gate.
+    gate_w: RawFd,
     err: RawFd,
     parent: libc::pid_t,
 }
@@ -442,6 +447,7 @@ pub fn spawn_gated(spec: &ChildSpec, cgroup: Option<RawFd>) -> Result<GatedChild
         envp,
         fprogs,
         gate: gate_r.as_raw_fd(),
+        gate_w: gate_w.as_raw_fd(),
         err: err_w.as_raw_fd(),
         parent,
     });
@@ -620,6 +626,7 @@ unsafe fn reset_signals() {
 
 unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     let (spec, gate, err) = (p.spec, p.gate, p.err);
+    raw::sys(libc::SYS_close, &[p.gate_w as usize]);
     reset_signals();
     let r = raw::sys(
         libc::SYS_prctl,
@@ -645,22 +652,13 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
             &[fd.as_raw_fd() as usize, zero.as_ptr() as usize, 1],
         );
         if r != 1 {
-            fail(err, Stage::Cgroup, if r < 0 { r } else { -(libc::EIO as isize) });
+            fail(
+                err,
+                Stage::Cgroup,
+                if r < 0 { r } else { -(libc::EIO as isize) },
+            );
         }
     }
-    let mut b = [0u8; 1];
-    loop {
-        let n = raw::sys(libc::SYS_read, &[gate as usize, b.as_mut_ptr() as usize, 1]);
-        if n == 1 {
-            break;
-        }
-        if n == -(libc::EINTR as isize) {
-            continue;
-        }
-        // The parent gave up (EOF): never run unconfined or unplaced.
-        raw::exit(125);
-    }
-    raw::sys(libc::SYS_close, &[gate as usize]);
     if let Some(stdio) = &spec.stdio {
         // The passed descriptors are all >= 3 (0-2 are the daemon's own),
         // so no dup here overwrites one still to be copied (and dup3 never
@@ -735,6 +733,18 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
                 fail(err, Stage::Ids, r);
             }
         }
+        // A change of uid clears the parent-death signal, and we still
+        // wait at the gate: arm it again, then check the parent is there.
+        let r = raw::sys(
+            libc::SYS_prctl,
+            &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
+        );
+        if r != 0 {
+            fail(err, Stage::DeathSignal, r);
+        }
+        if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
+            raw::exit(125);
+        }
     }
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -778,6 +788,22 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
             fail(err, Stage::Seccomp, r);
         }
     }
+    // Confined now; the gate opens once the parent has registered us
+    // (monitor) and is ready: until then nothing of the agent runs. The
+    // setup above overlaps the parent's (socket, watchdog).
+    let mut b = [0u8; 1];
+    loop {
+        let n = raw::sys(libc::SYS_read, &[gate as usize, b.as_mut_ptr() as usize, 1]);
+        if n == 1 {
+            break;
+        }
+        if n == -(libc::EINTR as isize) {
+            continue;
+        }
+        // The parent gave up (EOF): never run the agent.
+        raw::exit(125);
+    }
+    raw::sys(libc::SYS_close, &[gate as usize]);
     let r = raw::sys(
         libc::SYS_execve,
         &[
