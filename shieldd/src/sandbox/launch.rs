@@ -1079,3 +1079,71 @@ pub fn reap(pid: libc::pid_t) {
     // SAFETY: reaping our own child; status pointer may be null.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cgroup_tasks: Vec<OwnedFd>) -> ChildSpec {
+        ChildSpec {
+            program: CString::from(c"/bin/true"),
+            argv: vec![CString::from(c"true")],
+            envp: Vec::new(),
+            ids: None,
+            landlock: None,
+            seccomp: Vec::new(),
+            cap_last: 0,
+            stdio: None,
+            cwd: None,
+            cgroup_tasks,
+        }
+    }
+
+    /// A child that cannot enter its cgroup reports it and never runs the
+    /// program, though it fails before its gate (the release then meets a
+    /// closed pipe and must still return the child's report).
+    #[test]
+    fn failed_cgroup_entry_is_reported_and_nothing_runs() {
+        // Read-only: the child's write of "0" fails with EBADF.
+        let ro = std::fs::File::open("/dev/null").map(OwnedFd::from);
+        let Ok(ro) = ro else { return };
+        let s = spec(vec![ro]);
+        let child = match spawn_gated(&s, None) {
+            Ok(c) => c,
+            Err(e) => panic!("spawn: {e}"),
+        };
+        // Give it time to fail and exit before its gate.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        match child.release() {
+            Err(LaunchError::Child { stage, errno }) => {
+                assert_eq!(stage, Stage::Cgroup);
+                assert_eq!(errno, libc::EBADF);
+            }
+            other => panic!("expected the cgroup stage to fail, got {other:?}"),
+        }
+    }
+
+    /// The look-alike that must not fail: no v1 cgroup to enter.
+    #[test]
+    fn nothing_to_enter_reaches_exec() {
+        let s = spec(Vec::new());
+        let child = match spawn_gated(&s, None) {
+            Ok(c) => c,
+            Err(e) => panic!("spawn: {e}"),
+        };
+        let pid = child.pid;
+        // Without root the capability steps may refuse; only a cgroup
+        // failure would be this change's fault.
+        match child.release() {
+            Ok(p) => {
+                assert_eq!(p, pid);
+                let mut status = 0;
+                // SAFETY: reaping our own child with a valid status pointer.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+            Err(LaunchError::Child { stage, .. }) => assert_ne!(stage, Stage::Cgroup),
+            Err(e) => panic!("release: {e}"),
+        }
+    }
+}
