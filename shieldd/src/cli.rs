@@ -207,9 +207,15 @@ pub fn main_with(cli: Cli) -> i32 {
             cmd,
         } => {
             let policy_path = policy.clone();
-            let (policy, source) = match load_policy(policy.as_ref()) {
-                Ok(p) => p,
-                Err(code) => return code,
+            // A named policy is checked here, so its errors print with
+            // their positions; the built-in default is parsed only for a
+            // standalone run (the daemon applies its own default).
+            let loaded = match &policy_path {
+                Some(_) => match load_policy(policy.as_ref()) {
+                    Ok(p) => Some(p),
+                    Err(code) => return code,
+                },
+                None => None,
             };
             let mut degrade = Vec::new();
             for name in &allow_degraded {
@@ -272,7 +278,7 @@ pub fn main_with(cli: Cli) -> i32 {
                                 })
                                 .collect(),
                             policy: text,
-                            policy_source: policy_path.as_ref().map(|_| source.clone()),
+                            policy_source: loaded.as_ref().map(|(_, s)| s.clone()),
                             session: Some(session),
                             user,
                             events: events.map(|e| {
@@ -293,6 +299,13 @@ pub fn main_with(cli: Cli) -> i32 {
                     }
                 }
             }
+            let (policy, source) = match loaded {
+                Some(p) => p,
+                None => match load_policy(None) {
+                    Ok(p) => p,
+                    Err(code) => return code,
+                },
+            };
             run(RunOptions {
                 policy,
                 policy_source: source,

@@ -434,11 +434,13 @@ fn launch_in(
     t0: Instant,
 ) -> Result<LaunchParts, (SetupError, MonitorSlot)> {
     let policy = &opts.policy;
+    let mut prepared = prepared;
     let kill_fd = cg.open_kill_file().map_err(|e| (e.into(), None))?;
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "cgroup created");
-    // Fork the agent now, gated, and place it in the v1 hierarchies (an RCU
-    // grace period) while the monitor, runtime and socket are set up. It
+    // Fork the agent now, gated: born in its v2 cgroup, it moves itself
+    // into the v1 ones while the monitor, runtime and socket are set up. It
     // runs nothing until released; dropped unreleased, it is killed.
+    prepared.child.cgroup_tasks = cg.open_v1_tasks().map_err(|e| (e.into(), None))?;
     let cg_dir = cg.open_dir().map_err(|e| (e.into(), None))?;
     let gated = launch::spawn_gated(&prepared.child, Some(cg_dir.as_raw_fd()))
         .map_err(|e| (e.into(), None))?;

@@ -320,22 +320,19 @@ impl SessionCgroup {
         Ok(())
     }
 
-    /// [`SessionCgroup::add`] on a thread of its own. Moving a process into
-    /// a v1 hierarchy waits for an RCU grace period (the threadgroup lock,
-    /// about 1.5 ms here); a gated child can be placed while the caller
-    /// prepares the rest. [`Placement::wait`] must succeed before the child
-    /// is released.
-    pub fn add_in_background(&self, pid: i32, skip_v2: bool) -> Placement {
-        let dirs: Vec<PathBuf> = self.dirs().skip(usize::from(skip_v2)).cloned().collect();
-        if dirs.is_empty() {
+    /// Move `pid` into the v2 directory on a thread of its own (the v1
+    /// ones are entered by the child itself, see
+    /// [`SessionCgroup::open_v1_tasks`]); nothing to do when it was born
+    /// there (`born_in_v2`). A move by pid takes the global threadgroup
+    /// lock for writing (an RCU grace period), so a gated child is placed
+    /// while the caller prepares the rest. [`Placement::wait`] must
+    /// succeed before the child is released.
+    pub fn add_in_background(&self, pid: i32, born_in_v2: bool) -> Placement {
+        if born_in_v2 {
             return Placement(None);
         }
-        let placed = move || -> Result<(), CgroupError> {
-            for d in &dirs {
-                write(&d.join("cgroup.procs"), &pid.to_string())?;
-            }
-            Ok(())
-        };
+        let dir = self.v2_dir.clone();
+        let placed = move || write(&dir.join("cgroup.procs"), &pid.to_string());
         match std::thread::Builder::new()
             .name("cgroup-place".into())
             .spawn(placed.clone())
@@ -344,6 +341,25 @@ impl SessionCgroup {
             // No thread: place it now.
             Err(_) => Placement(Some(PlacementState::Done(placed()))),
         }
+    }
+
+    /// The `tasks` file of each v1 directory, open for writing, for
+    /// [`crate::sandbox::launch::ChildSpec::cgroup_tasks`]: a
+    /// single-threaded child that writes `0` there moves itself without
+    /// the global threadgroup lock that writing its pid to `cgroup.procs`
+    /// takes for writing (and the RCU grace period that costs).
+    pub fn open_v1_tasks(&self) -> Result<Vec<OwnedFd>, CgroupError> {
+        self.v1_dirs
+            .iter()
+            .map(|d| {
+                let p = d.join("tasks");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map(OwnedFd::from)
+                    .map_err(|e| io_err("open", &p, e))
+            })
+            .collect()
     }
 
     /// An fd of the v2 directory, for clone3's CLONE_INTO_CGROUP.

@@ -1,9 +1,11 @@
 //! fork + confine + exec, with nothing but raw system calls between fork and
 //! exec (no allocation, no locks: the parent may have other threads).
 //!
-//! The child waits on a gate pipe until the parent has placed it in its
-//! cgroup (and, with the monitor, registered its pid); failures after fork
-//! come back through a close-on-exec error pipe as (stage, errno).
+//! The child places itself in its cgroups and confines itself at once, in
+//! parallel with the parent's own setup, then waits on a gate pipe just
+//! before exec until the parent has (with the monitor) registered its pid
+//! and is ready; failures after fork come back through a close-on-exec
+//! error pipe as (stage, errno).
 
 use std::ffi::CString;
 use std::io;
@@ -33,6 +35,9 @@ pub struct ChildSpec {
     pub stdio: Option<[OwnedFd; 3]>,
     /// Directory to start in (the daemon's caller's); None = ours.
     pub cwd: Option<CString>,
+    /// The `tasks` files of the session's cgroup v1 directories, open for
+    /// writing: the child moves itself into each before its gate opens.
+    pub cgroup_tasks: Vec<OwnedFd>,
 }
 
 /// Credentials for `sandbox.user`.
@@ -74,6 +79,8 @@ pub enum Stage {
     Exec = 11,
     /// chdir to the caller's working directory.
     Chdir = 12,
+    /// Moving into the session's cgroup v1 directories.
+    Cgroup = 13,
 }
 
 impl Stage {
@@ -92,6 +99,7 @@ impl Stage {
             Seccomp,
             Exec,
             Chdir,
+            Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)
@@ -112,6 +120,7 @@ impl Stage {
             Stage::Seccomp => "install the seccomp filter",
             Stage::Exec => "execute",
             Stage::Chdir => "enter the working directory",
+            Stage::Cgroup => "enter the session's cgroup",
         }
     }
 }
@@ -185,12 +194,15 @@ impl GatedChild<'_> {
     /// Let the child run its setup and exec; returns once it has exec'd, or
     /// with the step that failed.
     pub fn release(mut self) -> Result<libc::pid_t, LaunchError> {
+        let mut gate_err = None;
         if let Some(gate) = self.gate.take() {
             let b = [1u8];
             // SAFETY: writing one byte from a live buffer to our pipe.
             let n = unsafe { libc::write(gate.as_raw_fd(), b.as_ptr().cast(), 1) };
             if n != 1 {
-                return Err(sys("release the agent"));
+                // A child that failed before its gate (placement or
+                // confinement) has exited (EPIPE): its report says why.
+                gate_err = Some(sys("release the agent"));
             }
         }
         let mut buf = [0u8; 5];
@@ -222,7 +234,18 @@ impl GatedChild<'_> {
             unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
         }
         match got {
-            0 => Ok(self.pid),
+            0 => match gate_err {
+                // Not released, and no report: it may still be gated.
+                Some(e) => {
+                    // SAFETY: killing and reaping our own gated child.
+                    unsafe {
+                        libc::kill(self.pid, libc::SIGKILL);
+                        libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+                    }
+                    Err(e)
+                }
+                None => Ok(self.pid),
+            },
             5 => {
                 let errno = i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]);
                 match Stage::from_u8(buf[0]) {
@@ -284,6 +307,9 @@ struct ChildCtx<'a> {
     envp: Vec<*const libc::c_char>,
     fprogs: Vec<libc::sock_fprog>,
     gate: RawFd,
+    // Our copy of the gate's write end, closed first thing in the child so
+    // that the parent's death reads as EOF at the gate.
+    gate_w: RawFd,
     err: RawFd,
     parent: libc::pid_t,
 }
@@ -421,6 +447,7 @@ pub fn spawn_gated(spec: &ChildSpec, cgroup: Option<RawFd>) -> Result<GatedChild
         envp,
         fprogs,
         gate: gate_r.as_raw_fd(),
+        gate_w: gate_w.as_raw_fd(),
         err: err_w.as_raw_fd(),
         parent,
     });
@@ -599,6 +626,7 @@ unsafe fn reset_signals() {
 
 unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     let (spec, gate, err) = (p.spec, p.gate, p.err);
+    raw::sys(libc::SYS_close, &[p.gate_w as usize]);
     reset_signals();
     let r = raw::sys(
         libc::SYS_prctl,
@@ -611,19 +639,26 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
         raw::exit(125);
     }
-    let mut b = [0u8; 1];
-    loop {
-        let n = raw::sys(libc::SYS_read, &[gate as usize, b.as_mut_ptr() as usize, 1]);
-        if n == 1 {
-            break;
+    // Into the v1 hierarchies (the v2 one placed us at birth). Writing 0 to
+    // `tasks` moves only the calling thread, the one thread of this
+    // process, and the kernel then skips the global threadgroup lock that
+    // a move by pid takes for writing (an RCU grace period, up to ~11 ms
+    // here). Done before the gate, in parallel with the parent's setup; a
+    // failure is reported and we exit, never running unplaced.
+    for fd in &spec.cgroup_tasks {
+        let zero = b"0";
+        let r = raw::sys(
+            libc::SYS_write,
+            &[fd.as_raw_fd() as usize, zero.as_ptr() as usize, 1],
+        );
+        if r != 1 {
+            fail(
+                err,
+                Stage::Cgroup,
+                if r < 0 { r } else { -(libc::EIO as isize) },
+            );
         }
-        if n == -(libc::EINTR as isize) {
-            continue;
-        }
-        // The parent gave up (EOF): never run unconfined or unplaced.
-        raw::exit(125);
     }
-    raw::sys(libc::SYS_close, &[gate as usize]);
     if let Some(stdio) = &spec.stdio {
         // The passed descriptors are all >= 3 (0-2 are the daemon's own),
         // so no dup here overwrites one still to be copied (and dup3 never
@@ -698,6 +733,18 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
                 fail(err, Stage::Ids, r);
             }
         }
+        // A change of uid clears the parent-death signal, and we still
+        // wait at the gate: arm it again, then check the parent is there.
+        let r = raw::sys(
+            libc::SYS_prctl,
+            &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
+        );
+        if r != 0 {
+            fail(err, Stage::DeathSignal, r);
+        }
+        if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
+            raw::exit(125);
+        }
     }
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -741,6 +788,22 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
             fail(err, Stage::Seccomp, r);
         }
     }
+    // Confined now; the gate opens once the parent has registered us
+    // (monitor) and is ready: until then nothing of the agent runs. The
+    // setup above overlaps the parent's (socket, watchdog).
+    let mut b = [0u8; 1];
+    loop {
+        let n = raw::sys(libc::SYS_read, &[gate as usize, b.as_mut_ptr() as usize, 1]);
+        if n == 1 {
+            break;
+        }
+        if n == -(libc::EINTR as isize) {
+            continue;
+        }
+        // The parent gave up (EOF): never run the agent.
+        raw::exit(125);
+    }
+    raw::sys(libc::SYS_close, &[gate as usize]);
     let r = raw::sys(
         libc::SYS_execve,
         &[
@@ -1015,4 +1078,72 @@ unsafe fn watchdog_main(
 pub fn reap(pid: libc::pid_t) {
     // SAFETY: reaping our own child; status pointer may be null.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cgroup_tasks: Vec<OwnedFd>) -> ChildSpec {
+        ChildSpec {
+            program: CString::from(c"/bin/true"),
+            argv: vec![CString::from(c"true")],
+            envp: Vec::new(),
+            ids: None,
+            landlock: None,
+            seccomp: Vec::new(),
+            cap_last: 0,
+            stdio: None,
+            cwd: None,
+            cgroup_tasks,
+        }
+    }
+
+    /// A child that cannot enter its cgroup reports it and never runs the
+    /// program, though it fails before its gate (the release then meets a
+    /// closed pipe and must still return the child's report).
+    #[test]
+    fn failed_cgroup_entry_is_reported_and_nothing_runs() {
+        // Read-only: the child's write of "0" fails with EBADF.
+        let ro = std::fs::File::open("/dev/null").map(OwnedFd::from);
+        let Ok(ro) = ro else { return };
+        let s = spec(vec![ro]);
+        let child = match spawn_gated(&s, None) {
+            Ok(c) => c,
+            Err(e) => panic!("spawn: {e}"),
+        };
+        // Give it time to fail and exit before its gate.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        match child.release() {
+            Err(LaunchError::Child { stage, errno }) => {
+                assert_eq!(stage, Stage::Cgroup);
+                assert_eq!(errno, libc::EBADF);
+            }
+            other => panic!("expected the cgroup stage to fail, got {other:?}"),
+        }
+    }
+
+    /// The look-alike that must not fail: no v1 cgroup to enter.
+    #[test]
+    fn nothing_to_enter_reaches_exec() {
+        let s = spec(Vec::new());
+        let child = match spawn_gated(&s, None) {
+            Ok(c) => c,
+            Err(e) => panic!("spawn: {e}"),
+        };
+        let pid = child.pid;
+        // Without root the capability steps may refuse; only a cgroup
+        // failure would be this change's fault.
+        match child.release() {
+            Ok(p) => {
+                assert_eq!(p, pid);
+                let mut status = 0;
+                // SAFETY: reaping our own child with a valid status pointer.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+            Err(LaunchError::Child { stage, .. }) => assert_ne!(stage, Stage::Cgroup),
+            Err(e) => panic!("release: {e}"),
+        }
+    }
 }

@@ -409,6 +409,7 @@ fn prepare_rest(
                 Some(d) => Some(cstring(d.as_os_str().as_bytes(), "working directory")?),
                 None => None,
             },
+            cgroup_tasks: Vec::new(),
         },
         fs,
         private_tmp,

@@ -361,7 +361,14 @@ impl Registry {
                 Ok(p) => (p, path.display().to_string()),
                 Err(e) => return Err(StartError::usage(format!("{e}"))),
             },
-            (None, None) => (Policy::builtin_default(), "<built-in default>".into()),
+            (None, None) => {
+                // Parsed once per daemon, not once per session.
+                static DEFAULT: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+                (
+                    DEFAULT.get_or_init(Policy::builtin_default).clone(),
+                    "<built-in default>".into(),
+                )
+            }
         };
         let session = match &req.session {
             Some(s) if sandbox::valid_session_id(s) => s.clone(),
