@@ -15,6 +15,8 @@
 //! Written here rather than taken from a crate: no crate keeps an offset map
 //! through all of these folds.
 
+use std::sync::OnceLock;
+
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 /// Longest input handled; offsets are stored as `u32` to halve the map.
@@ -201,6 +203,36 @@ fn class(b: u8) -> u8 {
     CLASS[b as usize]
 }
 
+// Eight bytes at a time (SWAR) where the scans below skip plain text.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes `at..at + 8` of `b` as one little-endian word.
+#[inline]
+fn load8(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(s).ok().map(u64::from_le_bytes)
+}
+
+/// The high bit of every byte of `v` below `n` (`n <= 0x20`) is set in the
+/// result; a byte above such a byte may be flagged too (a borrow), so a
+/// zero result is exact, a non-zero one only says "look closer".
+#[inline]
+fn below_lanes(v: u64, n: u8) -> u64 {
+    v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
+}
+
+/// Length of the UTF-8 char whose first byte is `lead`.
+#[inline]
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
 /// The char starting at byte `p` of `b` (UTF-8) and its length.
 #[inline]
 fn char_at(b: &[u8], p: usize) -> Option<(char, usize)> {
@@ -208,11 +240,7 @@ fn char_at(b: &[u8], p: usize) -> Option<(char, usize)> {
     if lead < 0x80 {
         return Some((char::from(lead), 1));
     }
-    let len = match lead {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        _ => 4,
-    };
+    let len = utf8_len(lead);
     let s = std::str::from_utf8(b.get(p..p + len)?).ok()?;
     s.chars().next().map(|c| (c, len))
 }
@@ -235,12 +263,89 @@ fn char_before(b: &[u8], p: usize) -> Option<char> {
         .map(|(c, _)| c)
 }
 
+/// Per-character properties of the Basic Multilingual Plane, one bit each,
+/// computed once from the standard library's tables: its look-ups are
+/// binary searches, and non-Latin text asks them for every character.
+struct Bmp {
+    /// `char::is_alphabetic`.
+    alpha: Vec<u64>,
+    /// `char::is_alphanumeric`.
+    alnum: Vec<u64>,
+    /// [`Buf::fold`] writes the char as it is (no NFKC change, mark,
+    /// invisible, diacritic or case to fold).
+    plain: Vec<u64>,
+}
+
+fn bmp() -> &'static Bmp {
+    static B: OnceLock<Bmp> = OnceLock::new();
+    B.get_or_init(|| {
+        let mut b = Bmp {
+            alpha: vec![0; 1024],
+            alnum: vec![0; 1024],
+            plain: vec![0; 1024],
+        };
+        for u in 0x80u32..0x10000 {
+            let Some(c) = char::from_u32(u) else { continue };
+            let (w, bit) = ((u >> 6) as usize, 1u64 << (u & 63));
+            let set = |v: &mut Vec<u64>, on: bool| {
+                if let Some(x) = v.get_mut(w) {
+                    if on {
+                        *x |= bit;
+                    }
+                }
+            };
+            set(&mut b.alpha, c.is_alphabetic());
+            set(&mut b.alnum, c.is_alphanumeric());
+            let mut lower = c.to_lowercase();
+            let plain = !invisible(c)
+                && emoji_letter(c).is_none()
+                && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
+                && !dropped_mark(c)
+                && !latin_ext(c)
+                && lower.next() == Some(c)
+                && lower.next().is_none();
+            set(&mut b.plain, plain);
+        }
+        b
+    })
+}
+
+/// Bit `c` of a [`Bmp`] table; `None` outside the BMP.
+#[inline]
+fn bmp_bit(v: &[u64], c: char) -> Option<bool> {
+    let u = c as u32;
+    if u >= 0x10000 {
+        return None;
+    }
+    v.get((u >> 6) as usize).map(|w| (w >> (u & 63)) & 1 == 1)
+}
+
+fn is_alpha(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    bmp_bit(&bmp().alpha, c).unwrap_or_else(|| c.is_alphabetic())
+}
+
 fn letter_like(c: char) -> bool {
-    c.is_alphabetic() || leet(c).is_some()
+    is_alpha(c) || leet(c).is_some()
 }
 
 fn word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '@' || c == '$'
+    if c.is_ascii() {
+        return class(c as u8) & C_WORD != 0;
+    }
+    bmp_bit(&bmp().alnum, c).unwrap_or_else(|| c.is_alphanumeric())
+}
+
+/// Combining diacritics and Arabic marks, dropped after NFKC.
+fn dropped_mark(c: char) -> bool {
+    ('\u{0300}'..='\u{036F}').contains(&c) || arabic_mark(c) || invisible(c)
+}
+
+/// Latin letters that may carry a diacritic.
+fn latin_ext(c: char) -> bool {
+    ('\u{00C0}'..='\u{024F}').contains(&c) || ('\u{1E00}'..='\u{1EFF}').contains(&c)
 }
 
 /// `letter_like` of the char at byte `p`, if there is one.
@@ -334,6 +439,11 @@ impl Buf {
             self.push(c.to_ascii_lowercase(), s, e);
             return;
         }
+        // Most other characters have nothing to fold either.
+        if bmp_bit(&bmp().plain, c) == Some(true) {
+            self.push(c, s, e);
+            return;
+        }
         // Unicode tag characters: invisible copies of ASCII used to smuggle
         // instructions; a model tokenises them, so recover the ASCII.
         if ('\u{E0000}'..='\u{E007F}').contains(&c) {
@@ -368,12 +478,10 @@ impl Buf {
     /// One character of NFKC output: combining and Arabic marks and
     /// invisibles dropped, Latin letters stripped of diacritics, lowercased.
     fn fold_nfkc_char(&mut self, k: char, s: u32, e: u32) {
-        if ('\u{0300}'..='\u{036F}').contains(&k) || arabic_mark(k) || invisible(k) {
+        if dropped_mark(k) {
             return;
         }
-        let latin_ext =
-            ('\u{00C0}'..='\u{024F}').contains(&k) || ('\u{1E00}'..='\u{1EFF}').contains(&k);
-        if latin_ext {
+        if latin_ext(k) {
             for d in std::iter::once(k).nfd() {
                 if !('\u{0300}'..='\u{036F}').contains(&d) {
                     self.push_lower(d, s, e);
@@ -881,7 +989,7 @@ fn spaced_run(b: &[u8], p: usize) -> Spaced {
     };
     let (mut last, mut last_len) = (p, len);
     let mut letters = 1usize;
-    let mut alpha = usize::from(c.is_alphabetic());
+    let mut alpha = usize::from(is_alpha(c));
     loop {
         let q = last + last_len;
         if char_at(b, q).map(|(s, _)| s) != Some(sep) {
@@ -897,7 +1005,7 @@ fn spaced_run(b: &[u8], p: usize) -> Spaced {
         last = r;
         last_len = l2;
         letters += 1;
-        alpha += usize::from(c2.is_alphabetic());
+        alpha += usize::from(is_alpha(c2));
     }
     if letters >= 3 && alpha >= 2 {
         Spaced::Join(last + last_len)
@@ -923,11 +1031,20 @@ fn join_spaced(buf: &mut Buf) {
         let mut from = 0usize;
         let mut q = 0usize;
         while let Some(&x) = t.get(q) {
+            // Eight positions at once: a run needs a separator repeated two
+            // bytes on, or non-ASCII text.
+            if let (Some(a), Some(c)) = (load8(t, q), load8(t, q + 2)) {
+                if below_lanes(a ^ c, 1) == 0 && (a | c) & HIGHS == 0 {
+                    q += 8;
+                    continue;
+                }
+            }
             // A separator, and (for an ASCII one before an ASCII letter) the
             // same separator two bytes on: a run has three letters at least.
             let sp = if class(x) & C_SPACER != 0 {
                 match t.get(q + 1) {
-                    Some(&y) if y >= 0x80 => true,
+                    // A non-ASCII letter: the same check past its length.
+                    Some(&y) if y >= 0x80 => t.get(q + 1 + utf8_len(y)) == Some(&x),
                     Some(&y) => class(y) & C_LL != 0 && t.get(q + 2) == Some(&x),
                     None => false,
                 }
@@ -1081,7 +1198,7 @@ fn fold_words(buf: &mut Buf) {
                 leets += usize::from(leet(c).is_some());
             } else if confusable(c).is_some() {
                 conf += 1;
-            } else if c.is_alphabetic() {
+            } else if is_alpha(c) {
                 other = true;
             }
             chars += 1;
@@ -1191,8 +1308,21 @@ fn collapse_space(buf: &mut Buf) {
         let mut k = r;
         let mut ws_len = 0;
         while let Some(&x) = buf.text.get(k) {
+            // Eight bytes at once inside a segment: ASCII without control
+            // bytes, where every space is a lone one.
+            if k > r {
+                if let (Some(a), Some(b)) = (load8(&buf.text, k), load8(&buf.text, k + 1)) {
+                    let spaces = below_lanes(a ^ (ONES * 0x20), 1);
+                    let ws_after = below_lanes(b ^ (ONES * 0x20), 1) | below_lanes(b, 0x0E) | b;
+                    if (below_lanes(a, 0x0E) | a) & HIGHS == 0 && spaces & ws_after & HIGHS == 0 {
+                        k += 8;
+                        continue;
+                    }
+                }
+            }
             let cl = class(x);
-            if cl & (C_WS | C_HI) == 0 {
+            // Non-ASCII whitespace starts with one of these bytes.
+            if cl & C_WS == 0 && !matches!(x, 0xC2 | 0xE1 | 0xE2 | 0xE3) {
                 k += 1;
                 continue;
             }
@@ -1422,6 +1552,37 @@ mod tests {
         ] {
             same_as_oracle(t);
         }
+    }
+
+    #[test]
+    fn bmp_tables_and_whitespace_leads_agree_with_std() {
+        for u in 0..0x11_0000u32 {
+            let Some(c) = char::from_u32(u) else { continue };
+            assert_eq!(is_alpha(c), c.is_alphabetic(), "{u:x}");
+            assert_eq!(
+                word_char(c),
+                c.is_alphanumeric() || c == '@' || c == '$',
+                "{u:x}"
+            );
+            if c.is_whitespace() && !c.is_ascii() {
+                let mut b = [0u8; 4];
+                let lead = c.encode_utf8(&mut b).as_bytes()[0];
+                assert!(matches!(lead, 0xC2 | 0xE1 | 0xE2 | 0xE3), "{u:x}");
+            }
+            // The first pass's fold of every char, table or not.
+            let mut one = Buf::with_capacity(4);
+            one.fold(c, 0, 1);
+            assert_eq!(
+                String::from_utf8(one.text).ok(),
+                Some(oracle::fold_one(c)),
+                "{u:x}"
+            );
+        }
+        // Letters a model reads as their plain form are not `plain`.
+        for c in ['é', 'Ж', '\u{FF49}', '\u{200B}', '\u{0301}', 'ﷺ'] {
+            assert_eq!(bmp_bit(&bmp().plain, c), Some(false), "{c:?}");
+        }
+        assert_eq!(bmp_bit(&bmp().plain, '中'), Some(true));
     }
 
     /// Every text of the evaluation corpus, when it is there.

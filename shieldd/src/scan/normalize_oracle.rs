@@ -509,6 +509,14 @@ fn invisible(c: char) -> bool {
         | '\u{1D173}'..='\u{1D17A}')
 }
 
+/// The Unicode folds of one character, for comparison.
+pub(super) fn fold_one(c: char) -> String {
+    unicode_fold(vec![Ch { c, s: 0, e: 1 }])
+        .iter()
+        .map(|ch| ch.c)
+        .collect()
+}
+
 fn unicode_fold(chars: Vec<Ch>) -> Vec<Ch> {
     let mut out = Vec::with_capacity(chars.len());
     for ch in chars {
