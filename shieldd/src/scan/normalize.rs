@@ -81,6 +81,15 @@ impl Normalized {
     /// written backwards), offsets still pointing at the original.
     pub fn reversed(&self) -> Normalized {
         let n = self.text.len();
+        // ASCII text (most text) reverses byte by byte, map and all.
+        if self.text.is_ascii() {
+            let bytes: Vec<u8> = self.text.bytes().rev().collect();
+            return Normalized {
+                text: String::from_utf8(bytes).unwrap_or_default(),
+                starts: self.starts.iter().rev().copied().collect(),
+                ends: self.ends.iter().rev().copied().collect(),
+            };
+        }
         let mut out = Normalized {
             text: String::with_capacity(n),
             starts: Vec::with_capacity(n),
@@ -214,9 +223,9 @@ fn load8(b: &[u8], at: usize) -> Option<u64> {
     <[u8; 8]>::try_from(s).ok().map(u64::from_le_bytes)
 }
 
-/// The high bit of every byte of `v` below `n` (`n <= 0x20`) is set in the
-/// result; a byte above such a byte may be flagged too (a borrow), so a
-/// zero result is exact, a non-zero one only says "look closer".
+/// The high bit of every ASCII byte of `v` below `n` (`n < 0x80`) is set
+/// in the result; a byte above such a byte may be flagged too (a borrow),
+/// so a zero result is exact, a non-zero one only says "look closer".
 #[inline]
 fn below_lanes(v: u64, n: u8) -> u64 {
     v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
@@ -554,6 +563,15 @@ fn markup_fold(input: &str, out: &mut Buf) {
         // A run of plain ASCII, copied in bulk.
         let run = i;
         let mut seen = 0u8;
+        // Eight bytes at once while none is special.
+        while let Some(block) = src.get(i..i + 8) {
+            let k = block.iter().fold(0, |k, &b| k | class(b));
+            if k & C_SPECIAL != 0 {
+                break;
+            }
+            seen |= k;
+            i += 8;
+        }
         while let Some(&b) = src.get(i) {
             let k = class(b);
             if k & C_SPECIAL != 0 {
@@ -1031,12 +1049,16 @@ fn join_spaced(buf: &mut Buf) {
         let mut from = 0usize;
         let mut q = 0usize;
         while let Some(&x) = t.get(q) {
-            // Eight positions at once: a run needs a separator repeated two
-            // bytes on, or non-ASCII text.
+            // Eight positions at once: a run needs a separator (never a
+            // lowercase letter) repeated two bytes on, or non-ASCII text.
             if let (Some(a), Some(c)) = (load8(t, q), load8(t, q + 2)) {
-                if below_lanes(a ^ c, 1) == 0 && (a | c) & HIGHS == 0 {
-                    q += 8;
-                    continue;
+                if (a | c) & HIGHS == 0 {
+                    let same = below_lanes(a ^ c, 1);
+                    let not_lower = below_lanes(a, b'a') | (a.wrapping_add(ONES * 5) & HIGHS);
+                    if same & not_lower == 0 {
+                        q += 8;
+                        continue;
+                    }
                 }
             }
             // A separator, and (for an ASCII one before an ASCII letter) the
@@ -1468,6 +1490,10 @@ mod tests {
     fn reversed_and_rot13() {
         let r = normalize("snoitcurtsni erongi").reversed();
         assert_eq!(r.text(), "ignore instructions");
+        for t in ["snoitcurtsni  ERONGI", "é\u{4E00}x \u{430}b", ""] {
+            let (fast, slow) = (normalize(t).reversed(), oracle::normalize(t).reversed());
+            assert_eq!(parts(&fast), slow.parts(), "{t:?}");
+        }
         assert_eq!(normalize("vtaber").rot13().text(), "ignore");
     }
 
