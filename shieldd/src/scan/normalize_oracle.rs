@@ -1,6 +1,6 @@
 //! The normaliser as it was before the speed work (every step a pass over
-//! per-character records), kept as a test oracle: the optimised general
-//! path and the ASCII fast path must give the same text and offsets.
+//! per-character records), kept as a test oracle: the one-pass normaliser must
+//! give the same text and offsets for every input.
 #![allow(dead_code)]
 
 use unicode_normalization::UnicodeNormalization;
