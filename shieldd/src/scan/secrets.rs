@@ -21,19 +21,28 @@ pub use rules::{Check, Rule, RULES};
 /// the API already caps a request at 1 MiB, this bounds direct callers.
 const MAX_SCAN: usize = 4 << 20;
 
+/// Rule indexes as a bitset: bit `i % 64` of word `i / 64` is rule `i`.
+type RuleSet = [u64; RULE_WORDS];
+const RULE_WORDS: usize = RULES.len().div_ceil(64);
+
 struct Engine {
     /// Per-rule regexes, compiled on the first text whose prefilter lets the rule run.
     each: Vec<OnceLock<Option<Regex>>>,
     /// One case-insensitive automaton over every rule's gate words: its
     /// keywords, else the literals every match of its pattern starts with.
     gates: AhoCorasick,
-    /// For each gate word the rules it lets run.
-    word_rules: Vec<Vec<usize>>,
-    /// Rules with no gate word: run on every text.
-    ungated: Vec<usize>,
-    /// The indexes in `gates` of the words the generic detectors need: one
-    /// of them must occur first (one automaton pass serves both).
-    generic_words: Vec<usize>,
+    /// For each gate word the rules it lets run: each match ORs its set in,
+    /// so no per-text table the size of the word list is walked.
+    word_rules: Vec<RuleSet>,
+    /// For each gate word, whether it is one the generic detectors need
+    /// (one of them must occur first; one automaton pass serves both).
+    word_generic: Vec<bool>,
+    /// Rules gated by [`LATE_GATES`]; they run after the others, in index
+    /// order, so that score ties between overlapping findings resolve as
+    /// when they ran on every text.
+    late: RuleSet,
+    /// Rules gated by a run of token bytes instead of a word ([`RUN_GATES`]).
+    run_gated: Vec<(usize, usize)>,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -48,6 +57,23 @@ const MANUAL_GATES: [(&str, &[&str]); 3] = [
     ("facebook-app-token", &["|", "%7c"]),
     ("mailchimp-api-key", &["-us"]),
 ];
+
+/// Gate words for rules whose secret group starts with a class but whose
+/// match always contains a literal elsewhere (a host, an infix, a suffix).
+/// Without them these rules ran their regex over every text.
+const LATE_GATES: [(&str, &[&str]); 6] = [
+    ("slack-webhook", &["hooks.slack.com"]),
+    ("discord-webhook", &["discord"]),
+    ("newrelic-license-key", &["nral"]),
+    ("terraform-cloud-token", &[".atlasv1."]),
+    ("maxmind-license-key", &["_mmk"]),
+    ("twitter-bearer-token", &["aaaaaaaaaaaaaaaaaaaaa"]),
+];
+
+/// Rules with no literal at all: they run only on texts with a run of at
+/// least this many token bytes (`[A-Za-z0-9_-]`, which every match has,
+/// widened to the base64 alphabet of [`has_token_run`]).
+const RUN_GATES: [(&str, usize); 1] = [("discord-bot-token", 24)];
 
 /// The literals every match of `pattern` starts with (lower-case, at least
 /// two bytes each), from the secret group `s` when it has one, else from
@@ -89,52 +115,59 @@ fn prefix_literals(pattern: &str) -> Option<Vec<String>> {
 fn build() -> Option<Engine> {
     let each = RULES.iter().map(|_| OnceLock::new()).collect();
     let mut words: Vec<String> = Vec::new();
-    let mut rule_gates = Vec::with_capacity(RULES.len());
-    let mut ungated = Vec::new();
+    let mut word_rules: Vec<RuleSet> = Vec::new();
+    let mut late = [0u64; RULE_WORDS];
+    let mut run_gated = Vec::new();
+    let mut index_of =
+        |k: String, word_rules: &mut Vec<RuleSet>| match words.iter().position(|w| *w == k) {
+            Some(i) => i,
+            None => {
+                words.push(k);
+                word_rules.push([0; RULE_WORDS]);
+                words.len() - 1
+            }
+        };
     for (i, r) in RULES.iter().enumerate() {
         let manual = MANUAL_GATES.iter().find(|(id, _)| *id == r.id);
+        let later = LATE_GATES.iter().find(|(id, _)| *id == r.id);
         let gate: Vec<String> = if !r.keywords.is_empty() {
             r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect()
-        } else if let Some((_, m)) = manual {
+        } else if let Some((_, m)) = manual.or(later) {
             m.iter().map(|k| k.to_string()).collect()
         } else {
             prefix_literals(&asciify(r.re)).unwrap_or_default()
         };
+        if later.is_some() {
+            set_rule(&mut late, i);
+        }
         if gate.is_empty() {
-            ungated.push(i);
+            // A rule with no gate at all must have a run gate: the
+            // `every_rule_is_gated` test holds the table to that.
+            let min = RUN_GATES
+                .iter()
+                .find(|(id, _)| *id == r.id)
+                .map_or(0, |g| g.1);
+            run_gated.push((i, min));
+            set_rule(&mut late, i);
         }
-        let mut idx = Vec::with_capacity(gate.len());
         for k in gate {
-            let i = match words.iter().position(|w| *w == k) {
-                Some(i) => i,
-                None => {
-                    words.push(k);
-                    words.len() - 1
-                }
-            };
-            idx.push(i);
-        }
-        rule_gates.push(idx);
-    }
-    let generic_words: Vec<usize> = GENERIC_WORDS
-        .iter()
-        .map(|g| match words.iter().position(|w| w == g) {
-            Some(i) => i,
-            None => {
-                words.push((*g).to_string());
-                words.len() - 1
+            let w = index_of(k, &mut word_rules);
+            if let Some(set) = word_rules.get_mut(w) {
+                set_rule(set, i);
             }
-        })
-        .collect();
+        }
+    }
+    let mut generic_idx = Vec::new();
+    for g in GENERIC_WORDS {
+        generic_idx.push(index_of(g.to_string(), &mut word_rules));
+    }
+    let mut word_generic = vec![false; words.len()];
+    for w in generic_idx {
+        if let Some(x) = word_generic.get_mut(w) {
+            *x = true;
+        }
+    }
     // A full DFA: a few hundred short words, searched on every text.
-    let mut word_rules: Vec<Vec<usize>> = vec![Vec::new(); words.len()];
-    for (rule, idx) in rule_gates.iter().enumerate() {
-        for &w in idx {
-            if let Some(v) = word_rules.get_mut(w) {
-                v.push(rule);
-            }
-        }
-    }
     let gates = AhoCorasickBuilder::new()
         .kind(Some(AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
@@ -147,11 +180,31 @@ fn build() -> Option<Engine> {
         each,
         gates,
         word_rules,
-        ungated,
-        generic_words,
+        word_generic,
+        late,
+        run_gated,
         generic,
         generic_pair,
         entropy_assign,
+    })
+}
+
+fn set_rule(set: &mut RuleSet, i: usize) {
+    if let Some(w) = set.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+/// The rules of `set`, in index order.
+fn rules_in(set: RuleSet) -> impl Iterator<Item = usize> {
+    set.into_iter().enumerate().flat_map(|(k, mut bits)| {
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                k * 64 + b
+            })
+        })
     })
 }
 
@@ -217,10 +270,14 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
         return;
     };
     let text = prefix(text, MAX_SCAN);
-    let present = present_keywords(e, text);
+    let (runs, generic_words) = gate(e, text);
     let mut cands: Vec<(usize, Finding)> = Vec::new();
-    rule_hits(e, text, &present, skip_placeholders, &mut cands);
-    generic(e, text, &present, skip_placeholders, &mut cands);
+    rule_hits(e, text, runs, skip_placeholders, &mut cands);
+    generic(e, text, generic_words, skip_placeholders, &mut cands);
+    if cands.len() <= 1 {
+        out.extend(cands);
+        return;
+    }
     // One finding per region: the most specific (highest score, then longest) wins.
     cands.sort_by(|a, b| {
         b.1.score
@@ -242,28 +299,22 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
     out.extend(kept.into_values());
 }
 
-/// Every accepted match of every rule, before overlapping matches are merged.
-/// Only the rules whose gate word occurs in `text` (and the ungated ones) run.
+/// Every accepted match of every rule in `runs`, before overlapping
+/// matches are merged: first the word-gated rules, then the [`Engine::late`] ones.
 fn rule_hits(
     e: &Engine,
     text: &str,
-    present: &[bool],
+    runs: RuleSet,
     skip_placeholders: bool,
     cands: &mut Vec<(usize, Finding)>,
 ) {
-    // From the few words present to their rules, not from every rule to its
-    // words: the rule table is long and most texts have no gate word.
-    let mut runs = vec![false; RULES.len()];
-    for (w, _) in present.iter().enumerate().filter(|(_, &p)| p) {
-        for &r in e.word_rules.get(w).map_or(&[][..], Vec::as_slice) {
-            if let Some(x) = runs.get_mut(r) {
-                *x = true;
-            }
-        }
+    let mut first = runs;
+    let mut then = runs;
+    for ((f, t), l) in first.iter_mut().zip(then.iter_mut()).zip(e.late) {
+        *f &= !l;
+        *t &= l;
     }
-    let gated = runs.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i);
-    let run = gated.chain(e.ungated.iter().copied());
-    for i in run {
+    for i in rules_in(first).chain(rules_in(then)) {
         let (Some(rule), Some(cell)) = (RULES.get(i), e.each.get(i)) else {
             continue;
         };
@@ -318,15 +369,26 @@ fn asciify(pattern: &str) -> String {
     out
 }
 
-/// Which gate words occur in `text` (one Aho-Corasick pass).
-fn present_keywords(e: &Engine, text: &str) -> Vec<bool> {
-    let mut present = vec![false; e.gates.patterns_len()];
+/// The rules whose gate occurs in `text` (one Aho-Corasick pass, plus the
+/// run gates), and whether a word the generic detectors need occurs.
+fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
+    let mut runs = [0u64; RULE_WORDS];
+    let mut generic = false;
     for m in e.gates.find_overlapping_iter(text) {
-        if let Some(p) = present.get_mut(m.pattern().as_usize()) {
-            *p = true;
+        let w = m.pattern().as_usize();
+        if let Some(set) = e.word_rules.get(w) {
+            for (r, s) in runs.iter_mut().zip(set) {
+                *r |= s;
+            }
+        }
+        generic |= e.word_generic.get(w).copied().unwrap_or(false);
+    }
+    for &(i, min) in &e.run_gated {
+        if has_token_run(text, min) {
+            set_rule(&mut runs, i);
         }
     }
-    present
+    (runs, generic)
 }
 
 /// The indexes of the rules with an accepted match in `text`, before overlap
@@ -337,7 +399,7 @@ fn raw_rule_ids(text: &str) -> Vec<usize> {
         return Vec::new();
     };
     let mut c = Vec::new();
-    rule_hits(e, text, &present_keywords(e, text), true, &mut c);
+    rule_hits(e, text, gate(e, text).0, true, &mut c);
     c.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -784,7 +846,7 @@ fn has_token_run(text: &str, min: usize) -> bool {
 fn generic(
     e: &Engine,
     text: &str,
-    present: &[bool],
+    generic_words: bool,
     skip_placeholders: bool,
     out: &mut Vec<(usize, Finding)>,
 ) {
@@ -799,11 +861,7 @@ fn generic(
     if assign && has_token_run(text, 20) {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
-    if !e
-        .generic_words
-        .iter()
-        .any(|&w| present.get(w).copied().unwrap_or(false))
-    {
+    if !generic_words {
         return;
     }
     let caps = e

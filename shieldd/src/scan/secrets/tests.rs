@@ -271,6 +271,37 @@ fn engine_builds() {
 }
 
 #[test]
+fn every_rule_is_gated() {
+    let Some(e) = ENGINE.as_ref() else {
+        panic!("engine does not build");
+    };
+    // A rule with no gate word and no run gate would run on every text.
+    for &(i, min) in &e.run_gated {
+        assert!(min > 0, "{} has no gate", RULES[i].id);
+    }
+    // Gate tables name real rules.
+    for (id, _) in MANUAL_GATES.iter().chain(LATE_GATES.iter()) {
+        assert!(
+            RULES.iter().any(|r| r.id == *id && r.keywords.is_empty()),
+            "{id}"
+        );
+    }
+    for (id, _) in RUN_GATES {
+        assert!(RULES.iter().any(|r| r.id == id), "{id}");
+    }
+    // The gates decide which rules run: prose runs none, a token its own.
+    assert_eq!(
+        gate(e, "A plain sentence about nothing.").0,
+        [0; RULE_WORDS]
+    );
+    let ghp = "token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+    let ids: Vec<&str> = rules_in(gate(e, ghp).0).map(|i| RULES[i].id).collect();
+    assert!(ids.contains(&"github-pat"), "{ids:?}");
+    assert!(!ids.contains(&"discord-bot-token"), "{ids:?}");
+    assert!(gate(e, ghp).1, "`token` is a generic word");
+}
+
+#[test]
 fn at_least_100_rules_with_unique_ids() {
     assert!(RULES.len() >= 100, "only {} rules", RULES.len());
     let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
