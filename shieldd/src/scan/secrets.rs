@@ -10,7 +10,9 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use base64::Engine as _;
 use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
@@ -30,7 +32,8 @@ struct Engine {
     each: Vec<OnceLock<Option<Regex>>>,
     /// One case-insensitive automaton over every rule's gate words: its
     /// keywords, else the literals every match of its pattern starts with.
-    gates: AhoCorasick,
+    /// Walked by [`each_gate_word`], not by the crate's search loop.
+    gates: DFA,
     /// For each gate word the rules it lets run: each match ORs its set in,
     /// so no per-text table the size of the word list is walked.
     word_rules: Vec<RuleSet>,
@@ -167,10 +170,13 @@ fn build() -> Option<Engine> {
             *x = true;
         }
     }
-    // A full DFA: a few hundred short words, searched on every text.
-    let gates = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
+    // A full DFA: a few hundred short words, searched on every text. No
+    // prefilter: every letter starts some word, so it would only slow the walk.
+    let gates = DFA::builder()
+        .match_kind(MatchKind::Standard)
+        .start_kind(StartKind::Unanchored)
         .ascii_case_insensitive(true)
+        .prefilter(false)
         .build(&words)
         .ok()?;
     let generic = compile(&asciify(GENERIC))?;
@@ -374,21 +380,91 @@ fn asciify(pattern: &str) -> String {
 fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
     let mut runs = [0u64; RULE_WORDS];
     let mut generic = false;
-    for m in e.gates.find_overlapping_iter(text) {
-        let w = m.pattern().as_usize();
+    each_gate_word(&e.gates, text.as_bytes(), |w| {
         if let Some(set) = e.word_rules.get(w) {
             for (r, s) in runs.iter_mut().zip(set) {
                 *r |= s;
             }
         }
         generic |= e.word_generic.get(w).copied().unwrap_or(false);
-    }
+    });
     for &(i, min) in &e.run_gated {
         if has_token_run(text, min) {
             set_rule(&mut runs, i);
         }
     }
     (runs, generic)
+}
+
+/// Texts at least this long are walked in [`LANES`] interleaved pieces.
+const LANE_MIN: usize = 192;
+/// A DFA walk is one dependent table load per byte, bound by load latency,
+/// not throughput: several independent walks over pieces of the text in
+/// one loop overlap their loads.
+const LANES: usize = 4;
+
+/// Calls `hit` with the pattern index of every occurrence of a word of
+/// `dfa` in `text` (overlapping ones included; an occurrence near a piece
+/// boundary may be reported twice, which presence tests do not mind).
+fn each_gate_word(dfa: &DFA, text: &[u8], mut hit: impl FnMut(usize)) {
+    let Ok(start) = dfa.start_state(Anchored::No) else {
+        return;
+    };
+    if text.len() < LANE_MIN {
+        walk(dfa, start, text, &mut hit);
+        return;
+    }
+    // Piece `k` covers `[k * piece, (k + 1) * piece)` and starts the longest
+    // word's length earlier, so every occurrence ends inside some piece
+    // that saw all of it.
+    let piece = text.len().div_ceil(LANES);
+    let back = dfa.max_pattern_len().saturating_sub(1);
+    let lanes: [&[u8]; LANES] = std::array::from_fn(|k| {
+        let from = (k * piece).saturating_sub(back);
+        let to = ((k + 1) * piece).min(text.len());
+        text.get(from..to).unwrap_or(&[])
+    });
+    let common = lanes.iter().map(|l| l.len()).min().unwrap_or(0);
+    let heads: [&[u8]; LANES] = lanes.map(|l| l.get(..common).unwrap_or(&[]));
+    let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
+    let [h0, h1, h2, h3] = heads;
+    for (((&b0, &b1), &b2), &b3) in h0.iter().zip(h1).zip(h2).zip(h3) {
+        s0 = dfa.next_state(Anchored::No, s0, b0);
+        s1 = dfa.next_state(Anchored::No, s1, b1);
+        s2 = dfa.next_state(Anchored::No, s2, b2);
+        s3 = dfa.next_state(Anchored::No, s3, b3);
+        // One test for all four: special states (matches) have the lowest ids.
+        if dfa.is_special(s0.min(s1).min(s2).min(s3)) {
+            for s in [s0, s1, s2, s3] {
+                if dfa.is_special(s) {
+                    report(dfa, s, &mut hit);
+                }
+            }
+        }
+    }
+    for (l, s) in lanes.iter().zip([s0, s1, s2, s3]) {
+        walk(dfa, s, l.get(common..).unwrap_or(&[]), &mut hit);
+    }
+}
+
+/// One walk of `dfa` from state `sid` over `text`.
+fn walk(dfa: &DFA, mut sid: StateID, text: &[u8], hit: &mut impl FnMut(usize)) {
+    for &b in text {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) {
+            report(dfa, sid, hit);
+        }
+    }
+}
+
+/// The words that end at a special state (off the hot loop).
+#[cold]
+fn report(dfa: &DFA, sid: StateID, hit: &mut impl FnMut(usize)) {
+    if dfa.is_match(sid) {
+        for i in 0..dfa.match_len(sid) {
+            hit(dfa.match_pattern(sid, i).as_usize());
+        }
+    }
 }
 
 /// The indexes of the rules with an accepted match in `text`, before overlap
