@@ -52,7 +52,11 @@ fn main() {
     let r0 = rss();
     println!("resident at start: {r0} kB");
     let mut out: Vec<Finding> = Vec::new();
-    let steps: [(&str, &dyn Fn(&mut Vec<Finding>)); 7] = [
+    let steps: [(&str, &dyn Fn(&mut Vec<Finding>)); 9] = [
+        ("pii empty", &|o| pii::detect("", o)),
+        ("pii nophone", &|o| {
+            pii::detect("4111 1111 1111 1111 SSN 123-45-6789 a@mail.co.uk", o)
+        }),
         ("pii", &|o| pii::detect(RICH, o)),
         ("secrets", &|o| secrets::detect(RICH, o)),
         ("exfil", &|o| exfil::detect(RICH, &[], o)),

@@ -376,17 +376,21 @@ fn asciify(pattern: &str) -> String {
 }
 
 /// The rules whose gate occurs in `text` (one Aho-Corasick pass, plus the
-/// run gates), and whether a word the generic detectors need occurs.
+/// run gates), and whether a word the generic detectors need occurs with
+/// an assignment after it ([`separator_follows`]).
 fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
     let mut runs = [0u64; RULE_WORDS];
     let mut generic = false;
-    each_gate_word(&e.gates, text.as_bytes(), |w| {
+    let b = text.as_bytes();
+    each_gate_word(&e.gates, b, |w, end| {
         if let Some(set) = e.word_rules.get(w) {
             for (r, s) in runs.iter_mut().zip(set) {
                 *r |= s;
             }
         }
-        generic |= e.word_generic.get(w).copied().unwrap_or(false);
+        if !generic && e.word_generic.get(w).copied().unwrap_or(false) {
+            generic = separator_follows(b, end);
+        }
     });
     for &(i, min) in &e.run_gated {
         if has_token_run(text, min) {
@@ -396,6 +400,55 @@ fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
     (runs, generic)
 }
 
+/// Whether the credential word ending at `end` can be the key of a
+/// [`GENERIC`] or [`GENERIC_PAIR`] match: the rest of the key
+/// (`[A-Za-z0-9_.-]`, which the byte after a key never is), an optional
+/// closing quote or bracket, blanks, then `:`, `=`, `?=`, `+=`, `,` or ` is `.
+/// Most credential words in prose ("the key to", "tokens") fail this, and
+/// then neither regex runs.
+fn separator_follows(b: &[u8], end: usize) -> bool {
+    // Under `(?i)` the key class also holds `ſ` and the Kelvin sign: any
+    // non-ASCII byte is let through as key.
+    let key = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') || *c >= 0x80;
+    let rest = b.get(end..).unwrap_or(&[]);
+    let mut j = rest.iter().take_while(|c| key(c)).count();
+    if matches!(rest.get(j), Some(b'"' | b'\'' | b']')) {
+        j += 1;
+    }
+    let blanks = rest
+        .get(j..)
+        .unwrap_or(&[])
+        .iter()
+        .take_while(|c| matches!(c, b' ' | b'\t'))
+        .count();
+    let after = rest.get(j + blanks..).unwrap_or(&[]);
+    match after {
+        [b':' | b'=' | b'?' | b'+' | b',', ..] => true,
+        [b'i' | b'I', b's' | b'S', b' ' | b'\t', ..] => blanks > 0,
+        // `iſ`: `(?i)s` also matches U+017F.
+        [b'i' | b'I', 0xC5, 0xBF, b' ' | b'\t', ..] => blanks > 0,
+        _ => false,
+    }
+}
+
+/// Whether some `=` or `:` is followed (after blanks and an optional quote)
+/// by a 20-byte token run: the shape every [`ENTROPY_ASSIGN`] match has.
+fn assigns_token(b: &[u8]) -> bool {
+    let token = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-');
+    memchr::memchr2_iter(b'=', b':', b).any(|i| {
+        let rest = b.get(i + 1..).unwrap_or(&[]);
+        let blanks = rest
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count();
+        let mut v = rest.get(blanks..).unwrap_or(&[]);
+        if let [b'"' | b'\'', tail @ ..] = v {
+            v = tail;
+        }
+        v.iter().take(20).take_while(|c| token(c)).count() >= 20
+    })
+}
+
 /// Texts at least this long are walked in [`LANES`] interleaved pieces.
 const LANE_MIN: usize = 192;
 /// A DFA walk is one dependent table load per byte, bound by load latency,
@@ -403,15 +456,15 @@ const LANE_MIN: usize = 192;
 /// one loop overlap their loads.
 const LANES: usize = 4;
 
-/// Calls `hit` with the pattern index of every occurrence of a word of
-/// `dfa` in `text` (overlapping ones included; an occurrence near a piece
-/// boundary may be reported twice, which presence tests do not mind).
-fn each_gate_word(dfa: &DFA, text: &[u8], mut hit: impl FnMut(usize)) {
+/// Calls `hit` with the pattern index and end offset of every occurrence
+/// of a word of `dfa` in `text` (overlapping ones included; an occurrence
+/// near a piece boundary may be reported twice, which callers do not mind).
+fn each_gate_word(dfa: &DFA, text: &[u8], mut hit: impl FnMut(usize, usize)) {
     let Ok(start) = dfa.start_state(Anchored::No) else {
         return;
     };
     if text.len() < LANE_MIN {
-        walk(dfa, start, text, &mut hit);
+        walk(dfa, start, text, 0, &mut hit);
         return;
     }
     // Piece `k` covers `[k * piece, (k + 1) * piece)` and starts the longest
@@ -419,50 +472,51 @@ fn each_gate_word(dfa: &DFA, text: &[u8], mut hit: impl FnMut(usize)) {
     // that saw all of it.
     let piece = text.len().div_ceil(LANES);
     let back = dfa.max_pattern_len().saturating_sub(1);
+    let from: [usize; LANES] = std::array::from_fn(|k| (k * piece).saturating_sub(back));
     let lanes: [&[u8]; LANES] = std::array::from_fn(|k| {
-        let from = (k * piece).saturating_sub(back);
         let to = ((k + 1) * piece).min(text.len());
-        text.get(from..to).unwrap_or(&[])
+        text.get(from[k]..to).unwrap_or(&[])
     });
     let common = lanes.iter().map(|l| l.len()).min().unwrap_or(0);
     let heads: [&[u8]; LANES] = lanes.map(|l| l.get(..common).unwrap_or(&[]));
     let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
     let [h0, h1, h2, h3] = heads;
-    for (((&b0, &b1), &b2), &b3) in h0.iter().zip(h1).zip(h2).zip(h3) {
+    for (j, (((&b0, &b1), &b2), &b3)) in h0.iter().zip(h1).zip(h2).zip(h3).enumerate() {
         s0 = dfa.next_state(Anchored::No, s0, b0);
         s1 = dfa.next_state(Anchored::No, s1, b1);
         s2 = dfa.next_state(Anchored::No, s2, b2);
         s3 = dfa.next_state(Anchored::No, s3, b3);
         // One test for all four: special states (matches) have the lowest ids.
         if dfa.is_special(s0.min(s1).min(s2).min(s3)) {
-            for s in [s0, s1, s2, s3] {
+            for (s, f) in [s0, s1, s2, s3].into_iter().zip(from) {
                 if dfa.is_special(s) {
-                    report(dfa, s, &mut hit);
+                    report(dfa, s, f + j + 1, &mut hit);
                 }
             }
         }
     }
-    for (l, s) in lanes.iter().zip([s0, s1, s2, s3]) {
-        walk(dfa, s, l.get(common..).unwrap_or(&[]), &mut hit);
+    for ((l, s), f) in lanes.iter().zip([s0, s1, s2, s3]).zip(from) {
+        walk(dfa, s, l.get(common..).unwrap_or(&[]), f + common, &mut hit);
     }
 }
 
-/// One walk of `dfa` from state `sid` over `text`.
-fn walk(dfa: &DFA, mut sid: StateID, text: &[u8], hit: &mut impl FnMut(usize)) {
-    for &b in text {
+/// One walk of `dfa` from state `sid` over `text`, which starts at offset
+/// `base` of the whole text.
+fn walk(dfa: &DFA, mut sid: StateID, text: &[u8], base: usize, hit: &mut impl FnMut(usize, usize)) {
+    for (j, &b) in text.iter().enumerate() {
         sid = dfa.next_state(Anchored::No, sid, b);
         if dfa.is_special(sid) {
-            report(dfa, sid, hit);
+            report(dfa, sid, base + j + 1, hit);
         }
     }
 }
 
-/// The words that end at a special state (off the hot loop).
+/// The words that end at `end` in a special state (off the hot loop).
 #[cold]
-fn report(dfa: &DFA, sid: StateID, hit: &mut impl FnMut(usize)) {
+fn report(dfa: &DFA, sid: StateID, end: usize, hit: &mut impl FnMut(usize, usize)) {
     if dfa.is_match(sid) {
         for i in 0..dfa.match_len(sid) {
-            hit(dfa.match_pattern(sid, i).as_usize());
+            hit(dfa.match_pattern(sid, i).as_usize(), end);
         }
     }
 }
@@ -933,8 +987,8 @@ fn generic(
     if !assign && memchr::memchr2(b',', b' ', b).is_none() {
         return;
     }
-    // The entropy form needs an `=`/`:` and a 20-character token run.
-    if assign && has_token_run(text, 20) {
+    // The entropy form needs an `=`/`:` before a 20-character token run.
+    if assign && assigns_token(b) {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
     if !generic_words {
