@@ -26,6 +26,9 @@ fn rss() -> u64 {
         .unwrap_or(0)
 }
 
+/// A layer's name and its first use.
+type Step<'a> = (&'a str, &'a dyn Fn(&mut Vec<Finding>));
+
 fn per_call(n: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..n.min(1000) {
         f();
@@ -52,7 +55,7 @@ fn main() {
     let r0 = rss();
     println!("resident at start: {r0} kB");
     let mut out: Vec<Finding> = Vec::new();
-    let steps: [(&str, &dyn Fn(&mut Vec<Finding>)); 9] = [
+    let steps: [Step; 9] = [
         ("pii empty", &|o| pii::detect("", o)),
         ("pii nophone", &|o| {
             pii::detect("4111 1111 1111 1111 SSN 123-45-6789 a@mail.co.uk", o)

@@ -44,8 +44,9 @@ struct Engine {
     /// order, so that score ties between overlapping findings resolve as
     /// when they ran on every text.
     late: RuleSet,
-    /// Rules gated by a run of token bytes instead of a word ([`RUN_GATES`]).
-    run_gated: Vec<(usize, usize)>,
+    /// Rules gated by a run of bytes instead of a word: the index of their
+    /// [`RUN_GATES`] entry (`None`: no gate, the rule runs on every text).
+    run_gated: Vec<(usize, Option<usize>)>,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -55,9 +56,8 @@ static ENGINE: LazyLock<Option<Engine>> = LazyLock::new(build);
 
 /// Gate words for rules whose pattern starts with a class (digits, `[MNO]`)
 /// rather than a literal: a literal that every match contains.
-const MANUAL_GATES: [(&str, &[&str]); 3] = [
+const MANUAL_GATES: [(&str, &[&str]); 2] = [
     ("telegram-bot-token", &[":aa"]),
-    ("facebook-app-token", &["|", "%7c"]),
     ("mailchimp-api-key", &["-us"]),
 ];
 
@@ -73,10 +73,58 @@ const LATE_GATES: [(&str, &[&str]); 6] = [
     ("twitter-bearer-token", &["aaaaaaaaaaaaaaaaaaaaa"]),
 ];
 
-/// Rules with no literal at all: they run only on texts with a run of at
-/// least this many token bytes (`[A-Za-z0-9_-]`, which every match has,
-/// widened to the base64 alphabet of [`has_token_run`]).
-const RUN_GATES: [(&str, usize); 1] = [("discord-bot-token", 24)];
+/// A rule with no usable literal runs only on texts where some byte of
+/// `ends` has at least `min` bytes of `class` right before it, as in every
+/// match ([`run_before`]). Those bytes are rare enough in prose that testing
+/// each is cheaper than running the rule.
+struct RunGate {
+    id: &'static str,
+    ends: &'static [u8],
+    min: usize,
+    class: fn(&u8) -> bool,
+    /// The rule ran on every text before it had this gate: it still runs
+    /// after the word-gated rules (see [`Engine::late`]).
+    late: bool,
+}
+
+fn token_byte(c: &u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-')
+}
+
+const RUN_GATES: [RunGate; 2] = [
+    // `[MNO][A-Za-z0-9_-]{23,25}\.`
+    RunGate {
+        id: "discord-bot-token",
+        ends: b".",
+        min: 24,
+        class: token_byte,
+        late: true,
+    },
+    // `\d{15,16}(?:\||%7C)`: a `|` alone (tables, shells) let it run on
+    // one text in thirteen.
+    RunGate {
+        id: "facebook-app-token",
+        ends: b"|%",
+        min: 15,
+        class: u8::is_ascii_digit,
+        late: false,
+    },
+];
+
+/// Whether some byte of `g.ends` (one or two bytes) in `b` has `g.min`
+/// bytes of `g.class` right before it.
+fn run_before(b: &[u8], g: &RunGate) -> bool {
+    let (e0, e1) = match g.ends {
+        [x] => (*x, *x),
+        [x, y, ..] => (*x, *y),
+        [] => return false,
+    };
+    memchr::memchr2_iter(e0, e1, b).any(|i| {
+        i >= g.min
+            && b.get(i - g.min..i)
+                .is_some_and(|w| w.iter().rev().all(g.class))
+    })
+}
 
 /// The literals every match of `pattern` starts with (lower-case, at least
 /// two bytes each), from the secret group `s` when it has one, else from
@@ -143,14 +191,17 @@ fn build() -> Option<Engine> {
         if later.is_some() {
             set_rule(&mut late, i);
         }
+        if let Some(k) = RUN_GATES.iter().position(|g| g.id == r.id) {
+            run_gated.push((i, Some(k)));
+            if RUN_GATES.get(k).is_some_and(|g| g.late) {
+                set_rule(&mut late, i);
+            }
+            continue;
+        }
         if gate.is_empty() {
-            // A rule with no gate at all must have a run gate: the
-            // `every_rule_is_gated` test holds the table to that.
-            let min = RUN_GATES
-                .iter()
-                .find(|(id, _)| *id == r.id)
-                .map_or(0, |g| g.1);
-            run_gated.push((i, min));
+            // No gate at all: runs on every text (the `every_rule_is_gated`
+            // test keeps the table free of these).
+            run_gated.push((i, None));
             set_rule(&mut late, i);
         }
         for k in gate {
@@ -392,8 +443,10 @@ fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
             generic = separator_follows(b, end);
         }
     });
-    for &(i, min) in &e.run_gated {
-        if has_token_run(text, min) {
+    for &(i, g) in &e.run_gated {
+        if g.and_then(|k| RUN_GATES.get(k))
+            .is_none_or(|g| run_before(b, g))
+        {
             set_rule(&mut runs, i);
         }
     }
@@ -964,15 +1017,6 @@ fn high_entropy_assignments(
     }
 }
 
-/// Whether `text` has a run of at least `min` base64/base64url characters.
-/// Such a run covers every `min`-th position, so only those are probed and
-/// the run is measured around a hit: prose is skipped `min` bytes at a time.
-fn has_token_run(text: &str, min: usize) -> bool {
-    super::has_run(text.as_bytes(), min, |b: &u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
-    })
-}
-
 fn generic(
     e: &Engine,
     text: &str,
@@ -1085,15 +1129,21 @@ mod tests;
 
 #[cfg(test)]
 mod run_tests {
+    fn has_token_run(text: &str, min: usize) -> bool {
+        crate::scan::has_run(text.as_bytes(), min, |b: &u8| {
+            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+        })
+    }
+
     #[test]
     fn token_run_probe_is_exact() {
         for n in [0, 1, 19, 20, 21, 45] {
             for pre in [0, 1, 10, 19, 20, 33] {
                 let t = format!("{}{}{}", " ".repeat(pre), "a".repeat(n), " x".repeat(15));
-                assert_eq!(super::has_token_run(&t, 20), n >= 20, "{pre} {n}");
+                assert_eq!(has_token_run(&t, 20), n >= 20, "{pre} {n}");
             }
         }
-        assert!(!super::has_token_run(
+        assert!(!has_token_run(
             &format!("{} {}", "a".repeat(15), "b".repeat(15)),
             20
         ));

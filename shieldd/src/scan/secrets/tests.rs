@@ -276,8 +276,8 @@ fn every_rule_is_gated() {
         panic!("engine does not build");
     };
     // A rule with no gate word and no run gate would run on every text.
-    for &(i, min) in &e.run_gated {
-        assert!(min > 0, "{} has no gate", RULES[i].id);
+    for &(i, g) in &e.run_gated {
+        assert!(g.is_some(), "{} has no gate", RULES[i].id);
     }
     // Gate tables name real rules.
     for (id, _) in MANUAL_GATES.iter().chain(LATE_GATES.iter()) {
@@ -286,9 +286,14 @@ fn every_rule_is_gated() {
             "{id}"
         );
     }
-    for (id, _) in RUN_GATES {
-        assert!(RULES.iter().any(|r| r.id == id), "{id}");
+    for g in &RUN_GATES {
+        assert!(RULES.iter().any(|r| r.id == g.id), "{}", g.id);
     }
+    // Facebook app tokens need 15 digits right before `|` or `%7C`.
+    let fb = |t: &str| rules_in(gate(e, t).0).any(|i| RULES[i].id == "facebook-app-token");
+    assert!(fb("app 123456789012345|abc"));
+    assert!(fb("app 123456789012345%7Cabc"));
+    assert!(!fb("| col | 12345 | 1234567890 |"));
     // The gates decide which rules run: prose runs none, a token its own.
     assert_eq!(
         gate(e, "A plain sentence about nothing.").0,
@@ -303,7 +308,9 @@ fn every_rule_is_gated() {
     // The Discord bot token rule needs a 24-byte token run.
     let discord = |t: &str| rules_in(gate(e, t).0).any(|i| RULES[i].id == "discord-bot-token");
     assert!(!discord("short words: abc_def-123 and x.y.z"));
-    assert!(discord(&format!("id {}", "Ab3_".repeat(6))));
+    // ... right before a dot.
+    assert!(discord(&format!("id {}.x", "Ab3_".repeat(6))));
+    assert!(!discord(&format!("id {} x.", "Ab3_".repeat(6))));
 }
 
 #[test]
