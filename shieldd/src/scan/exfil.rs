@@ -67,13 +67,23 @@ pub fn detect(text: &str, allowed_hosts: &[String], out: &mut Vec<Finding>) {
     let Some(p) = PATTERNS.as_ref() else {
         return;
     };
+    let g = gates(text);
+    let any_gate = g.markdown
+        || g.html
+        || g.url
+        || g.data_uri
+        || g.longest_b64_run >= 100
+        || g.longest_hex_run >= 130;
+    if !any_gate {
+        // Most texts: no marker byte and no long run, nothing to set up.
+        return;
+    }
     let allowed: Vec<String> = allowed_hosts
         .iter()
         .filter_map(|h| normalize_host(h))
         .collect();
     let mut found: Vec<Finding> = Vec::new();
     let mut seen_urls: Vec<(usize, usize)> = Vec::new();
-    let g = gates(text);
 
     let markdown = g.markdown.then(|| p.markdown.captures_iter(text));
     for c in markdown.into_iter().flatten() {

@@ -10,7 +10,9 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use base64::Engine as _;
 use regex::Regex;
 use shield_client::wire::{Finding, FindingKind};
@@ -21,19 +23,30 @@ pub use rules::{Check, Rule, RULES};
 /// the API already caps a request at 1 MiB, this bounds direct callers.
 const MAX_SCAN: usize = 4 << 20;
 
+/// Rule indexes as a bitset: bit `i % 64` of word `i / 64` is rule `i`.
+type RuleSet = [u64; RULE_WORDS];
+const RULE_WORDS: usize = RULES.len().div_ceil(64);
+
 struct Engine {
     /// Per-rule regexes, compiled on the first text whose prefilter lets the rule run.
     each: Vec<OnceLock<Option<Regex>>>,
     /// One case-insensitive automaton over every rule's gate words: its
     /// keywords, else the literals every match of its pattern starts with.
-    gates: AhoCorasick,
-    /// For each gate word the rules it lets run.
-    word_rules: Vec<Vec<usize>>,
-    /// Rules with no gate word: run on every text.
-    ungated: Vec<usize>,
-    /// The indexes in `gates` of the words the generic detectors need: one
-    /// of them must occur first (one automaton pass serves both).
-    generic_words: Vec<usize>,
+    /// Walked by [`each_gate_word`], not by the crate's search loop.
+    gates: DFA,
+    /// For each gate word the rules it lets run: each match ORs its set in,
+    /// so no per-text table the size of the word list is walked.
+    word_rules: Vec<RuleSet>,
+    /// For each gate word, whether it is one the generic detectors need
+    /// (one of them must occur first; one automaton pass serves both).
+    word_generic: Vec<bool>,
+    /// Rules gated by [`LATE_GATES`]; they run after the others, in index
+    /// order, so that score ties between overlapping findings resolve as
+    /// when they ran on every text.
+    late: RuleSet,
+    /// Rules gated by a run of bytes instead of a word: the index of their
+    /// [`RUN_GATES`] entry (`None`: no gate, the rule runs on every text).
+    run_gated: Vec<(usize, Option<usize>)>,
     generic: Regex,
     generic_pair: Regex,
     entropy_assign: Regex,
@@ -43,11 +56,75 @@ static ENGINE: LazyLock<Option<Engine>> = LazyLock::new(build);
 
 /// Gate words for rules whose pattern starts with a class (digits, `[MNO]`)
 /// rather than a literal: a literal that every match contains.
-const MANUAL_GATES: [(&str, &[&str]); 3] = [
+const MANUAL_GATES: [(&str, &[&str]); 2] = [
     ("telegram-bot-token", &[":aa"]),
-    ("facebook-app-token", &["|", "%7c"]),
     ("mailchimp-api-key", &["-us"]),
 ];
+
+/// Gate words for rules whose secret group starts with a class but whose
+/// match always contains a literal elsewhere (a host, an infix, a suffix).
+/// Without them these rules ran their regex over every text.
+const LATE_GATES: [(&str, &[&str]); 6] = [
+    ("slack-webhook", &["hooks.slack.com"]),
+    ("discord-webhook", &["discord"]),
+    ("newrelic-license-key", &["nral"]),
+    ("terraform-cloud-token", &[".atlasv1."]),
+    ("maxmind-license-key", &["_mmk"]),
+    ("twitter-bearer-token", &["aaaaaaaaaaaaaaaaaaaaa"]),
+];
+
+/// A rule with no usable literal runs only on texts where some byte of
+/// `ends` has at least `min` bytes of `class` right before it, as in every
+/// match ([`run_before`]). Those bytes are rare enough in prose that testing
+/// each is cheaper than running the rule.
+struct RunGate {
+    id: &'static str,
+    ends: &'static [u8],
+    min: usize,
+    class: fn(&u8) -> bool,
+    /// The rule ran on every text before it had this gate: it still runs
+    /// after the word-gated rules (see [`Engine::late`]).
+    late: bool,
+}
+
+fn token_byte(c: &u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-')
+}
+
+const RUN_GATES: [RunGate; 2] = [
+    // `[MNO][A-Za-z0-9_-]{23,25}\.`
+    RunGate {
+        id: "discord-bot-token",
+        ends: b".",
+        min: 24,
+        class: token_byte,
+        late: true,
+    },
+    // `\d{15,16}(?:\||%7C)`: a `|` alone (tables, shells) let it run on
+    // one text in thirteen.
+    RunGate {
+        id: "facebook-app-token",
+        ends: b"|%",
+        min: 15,
+        class: u8::is_ascii_digit,
+        late: false,
+    },
+];
+
+/// Whether some byte of `g.ends` (one or two bytes) in `b` has `g.min`
+/// bytes of `g.class` right before it.
+fn run_before(b: &[u8], g: &RunGate) -> bool {
+    let (e0, e1) = match g.ends {
+        [x] => (*x, *x),
+        [x, y, ..] => (*x, *y),
+        [] => return false,
+    };
+    memchr::memchr2_iter(e0, e1, b).any(|i| {
+        i >= g.min
+            && b.get(i - g.min..i)
+                .is_some_and(|w| w.iter().rev().all(g.class))
+    })
+}
 
 /// The literals every match of `pattern` starts with (lower-case, at least
 /// two bytes each), from the secret group `s` when it has one, else from
@@ -89,55 +166,68 @@ fn prefix_literals(pattern: &str) -> Option<Vec<String>> {
 fn build() -> Option<Engine> {
     let each = RULES.iter().map(|_| OnceLock::new()).collect();
     let mut words: Vec<String> = Vec::new();
-    let mut rule_gates = Vec::with_capacity(RULES.len());
-    let mut ungated = Vec::new();
+    let mut word_rules: Vec<RuleSet> = Vec::new();
+    let mut late = [0u64; RULE_WORDS];
+    let mut run_gated = Vec::new();
+    let mut index_of =
+        |k: String, word_rules: &mut Vec<RuleSet>| match words.iter().position(|w| *w == k) {
+            Some(i) => i,
+            None => {
+                words.push(k);
+                word_rules.push([0; RULE_WORDS]);
+                words.len() - 1
+            }
+        };
     for (i, r) in RULES.iter().enumerate() {
         let manual = MANUAL_GATES.iter().find(|(id, _)| *id == r.id);
+        let later = LATE_GATES.iter().find(|(id, _)| *id == r.id);
         let gate: Vec<String> = if !r.keywords.is_empty() {
             r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect()
-        } else if let Some((_, m)) = manual {
+        } else if let Some((_, m)) = manual.or(later) {
             m.iter().map(|k| k.to_string()).collect()
         } else {
             prefix_literals(&asciify(r.re)).unwrap_or_default()
         };
+        if later.is_some() {
+            set_rule(&mut late, i);
+        }
+        if let Some(k) = RUN_GATES.iter().position(|g| g.id == r.id) {
+            run_gated.push((i, Some(k)));
+            if RUN_GATES.get(k).is_some_and(|g| g.late) {
+                set_rule(&mut late, i);
+            }
+            continue;
+        }
         if gate.is_empty() {
-            ungated.push(i);
+            // No gate at all: runs on every text (the `every_rule_is_gated`
+            // test keeps the table free of these).
+            run_gated.push((i, None));
+            set_rule(&mut late, i);
         }
-        let mut idx = Vec::with_capacity(gate.len());
         for k in gate {
-            let i = match words.iter().position(|w| *w == k) {
-                Some(i) => i,
-                None => {
-                    words.push(k);
-                    words.len() - 1
-                }
-            };
-            idx.push(i);
-        }
-        rule_gates.push(idx);
-    }
-    let generic_words: Vec<usize> = GENERIC_WORDS
-        .iter()
-        .map(|g| match words.iter().position(|w| w == g) {
-            Some(i) => i,
-            None => {
-                words.push((*g).to_string());
-                words.len() - 1
-            }
-        })
-        .collect();
-    // A full DFA: a few hundred short words, searched on every text.
-    let mut word_rules: Vec<Vec<usize>> = vec![Vec::new(); words.len()];
-    for (rule, idx) in rule_gates.iter().enumerate() {
-        for &w in idx {
-            if let Some(v) = word_rules.get_mut(w) {
-                v.push(rule);
+            let w = index_of(k, &mut word_rules);
+            if let Some(set) = word_rules.get_mut(w) {
+                set_rule(set, i);
             }
         }
     }
-    let gates = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
+    let mut generic_idx = Vec::new();
+    for g in GENERIC_WORDS {
+        generic_idx.push(index_of(g.to_string(), &mut word_rules));
+    }
+    let mut word_generic = vec![false; words.len()];
+    for w in generic_idx {
+        if let Some(x) = word_generic.get_mut(w) {
+            *x = true;
+        }
+    }
+    // A full DFA: a few hundred short words, searched on every text. No
+    // prefilter: every letter starts some word, so it would only slow the walk.
+    let gates = DFA::builder()
+        .match_kind(MatchKind::Standard)
+        .start_kind(StartKind::Unanchored)
         .ascii_case_insensitive(true)
+        .prefilter(false)
         .build(&words)
         .ok()?;
     let generic = compile(&asciify(GENERIC))?;
@@ -147,11 +237,31 @@ fn build() -> Option<Engine> {
         each,
         gates,
         word_rules,
-        ungated,
-        generic_words,
+        word_generic,
+        late,
+        run_gated,
         generic,
         generic_pair,
         entropy_assign,
+    })
+}
+
+fn set_rule(set: &mut RuleSet, i: usize) {
+    if let Some(w) = set.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+/// The rules of `set`, in index order.
+fn rules_in(set: RuleSet) -> impl Iterator<Item = usize> {
+    set.into_iter().enumerate().flat_map(|(k, mut bits)| {
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                k * 64 + b
+            })
+        })
     })
 }
 
@@ -217,10 +327,14 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
         return;
     };
     let text = prefix(text, MAX_SCAN);
-    let present = present_keywords(e, text);
+    let (runs, generic_words) = gate(e, text);
     let mut cands: Vec<(usize, Finding)> = Vec::new();
-    rule_hits(e, text, &present, skip_placeholders, &mut cands);
-    generic(e, text, &present, skip_placeholders, &mut cands);
+    rule_hits(e, text, runs, skip_placeholders, &mut cands);
+    generic(e, text, generic_words, skip_placeholders, &mut cands);
+    if cands.len() <= 1 {
+        out.extend(cands);
+        return;
+    }
     // One finding per region: the most specific (highest score, then longest) wins.
     cands.sort_by(|a, b| {
         b.1.score
@@ -242,28 +356,22 @@ fn scan_with(text: &str, skip_placeholders: bool, out: &mut Vec<(usize, Finding)
     out.extend(kept.into_values());
 }
 
-/// Every accepted match of every rule, before overlapping matches are merged.
-/// Only the rules whose gate word occurs in `text` (and the ungated ones) run.
+/// Every accepted match of every rule in `runs`, before overlapping
+/// matches are merged: first the word-gated rules, then the [`Engine::late`] ones.
 fn rule_hits(
     e: &Engine,
     text: &str,
-    present: &[bool],
+    runs: RuleSet,
     skip_placeholders: bool,
     cands: &mut Vec<(usize, Finding)>,
 ) {
-    // From the few words present to their rules, not from every rule to its
-    // words: the rule table is long and most texts have no gate word.
-    let mut runs = vec![false; RULES.len()];
-    for (w, _) in present.iter().enumerate().filter(|(_, &p)| p) {
-        for &r in e.word_rules.get(w).map_or(&[][..], Vec::as_slice) {
-            if let Some(x) = runs.get_mut(r) {
-                *x = true;
-            }
-        }
+    let mut first = runs;
+    let mut then = runs;
+    for ((f, t), l) in first.iter_mut().zip(then.iter_mut()).zip(e.late) {
+        *f &= !l;
+        *t &= l;
     }
-    let gated = runs.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i);
-    let run = gated.chain(e.ungated.iter().copied());
-    for i in run {
+    for i in rules_in(first).chain(rules_in(then)) {
         let (Some(rule), Some(cell)) = (RULES.get(i), e.each.get(i)) else {
             continue;
         };
@@ -318,15 +426,152 @@ fn asciify(pattern: &str) -> String {
     out
 }
 
-/// Which gate words occur in `text` (one Aho-Corasick pass).
-fn present_keywords(e: &Engine, text: &str) -> Vec<bool> {
-    let mut present = vec![false; e.gates.patterns_len()];
-    for m in e.gates.find_overlapping_iter(text) {
-        if let Some(p) = present.get_mut(m.pattern().as_usize()) {
-            *p = true;
+/// The rules whose gate occurs in `text` (one Aho-Corasick pass, plus the
+/// run gates), and whether a word the generic detectors need occurs with
+/// an assignment after it ([`separator_follows`]).
+fn gate(e: &Engine, text: &str) -> (RuleSet, bool) {
+    let mut runs = [0u64; RULE_WORDS];
+    let mut generic = false;
+    let b = text.as_bytes();
+    each_gate_word(&e.gates, b, |w, end| {
+        if let Some(set) = e.word_rules.get(w) {
+            for (r, s) in runs.iter_mut().zip(set) {
+                *r |= s;
+            }
+        }
+        if !generic && e.word_generic.get(w).copied().unwrap_or(false) {
+            generic = separator_follows(b, end);
+        }
+    });
+    for &(i, g) in &e.run_gated {
+        if g.and_then(|k| RUN_GATES.get(k))
+            .is_none_or(|g| run_before(b, g))
+        {
+            set_rule(&mut runs, i);
         }
     }
-    present
+    (runs, generic)
+}
+
+/// Whether the credential word ending at `end` can be the key of a
+/// [`GENERIC`] or [`GENERIC_PAIR`] match: the rest of the key
+/// (`[A-Za-z0-9_.-]`, which the byte after a key never is), an optional
+/// closing quote or bracket, blanks, then `:`, `=`, `?=`, `+=`, `,` or ` is `.
+/// Most credential words in prose ("the key to", "tokens") fail this, and
+/// then neither regex runs.
+fn separator_follows(b: &[u8], end: usize) -> bool {
+    // Under `(?i)` the key class also holds `ſ` and the Kelvin sign: any
+    // non-ASCII byte is let through as key.
+    let key = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-') || *c >= 0x80;
+    let rest = b.get(end..).unwrap_or(&[]);
+    let mut j = rest.iter().take_while(|c| key(c)).count();
+    if matches!(rest.get(j), Some(b'"' | b'\'' | b']')) {
+        j += 1;
+    }
+    let blanks = rest
+        .get(j..)
+        .unwrap_or(&[])
+        .iter()
+        .take_while(|c| matches!(c, b' ' | b'\t'))
+        .count();
+    let after = rest.get(j + blanks..).unwrap_or(&[]);
+    match after {
+        [b':' | b'=' | b'?' | b'+' | b',', ..] => true,
+        [b'i' | b'I', b's' | b'S', b' ' | b'\t', ..] => blanks > 0,
+        // `iſ`: `(?i)s` also matches U+017F.
+        [b'i' | b'I', 0xC5, 0xBF, b' ' | b'\t', ..] => blanks > 0,
+        _ => false,
+    }
+}
+
+/// Whether some `=` or `:` is followed (after blanks and an optional quote)
+/// by a 20-byte token run: the shape every [`ENTROPY_ASSIGN`] match has.
+fn assigns_token(b: &[u8]) -> bool {
+    let token = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-');
+    memchr::memchr2_iter(b'=', b':', b).any(|i| {
+        let rest = b.get(i + 1..).unwrap_or(&[]);
+        let blanks = rest
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count();
+        let mut v = rest.get(blanks..).unwrap_or(&[]);
+        if let [b'"' | b'\'', tail @ ..] = v {
+            v = tail;
+        }
+        v.iter().take(20).take_while(|c| token(c)).count() >= 20
+    })
+}
+
+/// Texts at least this long are walked in [`LANES`] interleaved pieces.
+const LANE_MIN: usize = 192;
+/// A DFA walk is one dependent table load per byte, bound by load latency,
+/// not throughput: several independent walks over pieces of the text in
+/// one loop overlap their loads.
+const LANES: usize = 4;
+
+/// Calls `hit` with the pattern index and end offset of every occurrence
+/// of a word of `dfa` in `text` (overlapping ones included; an occurrence
+/// near a piece boundary may be reported twice, which callers do not mind).
+fn each_gate_word(dfa: &DFA, text: &[u8], mut hit: impl FnMut(usize, usize)) {
+    let Ok(start) = dfa.start_state(Anchored::No) else {
+        return;
+    };
+    if text.len() < LANE_MIN {
+        walk(dfa, start, text, 0, &mut hit);
+        return;
+    }
+    // Piece `k` covers `[k * piece, (k + 1) * piece)` and starts the longest
+    // word's length earlier, so every occurrence ends inside some piece
+    // that saw all of it.
+    let piece = text.len().div_ceil(LANES);
+    let back = dfa.max_pattern_len().saturating_sub(1);
+    let from: [usize; LANES] = std::array::from_fn(|k| (k * piece).saturating_sub(back));
+    let lanes: [&[u8]; LANES] = std::array::from_fn(|k| {
+        let to = ((k + 1) * piece).min(text.len());
+        text.get(from[k]..to).unwrap_or(&[])
+    });
+    let common = lanes.iter().map(|l| l.len()).min().unwrap_or(0);
+    let heads: [&[u8]; LANES] = lanes.map(|l| l.get(..common).unwrap_or(&[]));
+    let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
+    let [h0, h1, h2, h3] = heads;
+    for (j, (((&b0, &b1), &b2), &b3)) in h0.iter().zip(h1).zip(h2).zip(h3).enumerate() {
+        s0 = dfa.next_state(Anchored::No, s0, b0);
+        s1 = dfa.next_state(Anchored::No, s1, b1);
+        s2 = dfa.next_state(Anchored::No, s2, b2);
+        s3 = dfa.next_state(Anchored::No, s3, b3);
+        // One test for all four: special states (matches) have the lowest ids.
+        if dfa.is_special(s0.min(s1).min(s2).min(s3)) {
+            for (s, f) in [s0, s1, s2, s3].into_iter().zip(from) {
+                if dfa.is_special(s) {
+                    report(dfa, s, f + j + 1, &mut hit);
+                }
+            }
+        }
+    }
+    for ((l, s), f) in lanes.iter().zip([s0, s1, s2, s3]).zip(from) {
+        walk(dfa, s, l.get(common..).unwrap_or(&[]), f + common, &mut hit);
+    }
+}
+
+/// One walk of `dfa` from state `sid` over `text`, which starts at offset
+/// `base` of the whole text.
+fn walk(dfa: &DFA, mut sid: StateID, text: &[u8], base: usize, hit: &mut impl FnMut(usize, usize)) {
+    for (j, &b) in text.iter().enumerate() {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) {
+            report(dfa, sid, base + j + 1, hit);
+        }
+    }
+}
+
+/// The words that end at `end` in a special state (off the hot loop).
+#[cold]
+fn report(dfa: &DFA, sid: StateID, end: usize, hit: &mut impl FnMut(usize, usize)) {
+    if dfa.is_match(sid) {
+        for i in 0..dfa.match_len(sid) {
+            hit(dfa.match_pattern(sid, i).as_usize(), end);
+        }
+    }
 }
 
 /// The indexes of the rules with an accepted match in `text`, before overlap
@@ -337,7 +582,7 @@ fn raw_rule_ids(text: &str) -> Vec<usize> {
         return Vec::new();
     };
     let mut c = Vec::new();
-    rule_hits(e, text, &present_keywords(e, text), true, &mut c);
+    rule_hits(e, text, gate(e, text).0, true, &mut c);
     c.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -772,19 +1017,10 @@ fn high_entropy_assignments(
     }
 }
 
-/// Whether `text` has a run of at least `min` base64/base64url characters.
-/// Such a run covers every `min`-th position, so only those are probed and
-/// the run is measured around a hit: prose is skipped `min` bytes at a time.
-fn has_token_run(text: &str, min: usize) -> bool {
-    super::has_run(text.as_bytes(), min, |b: &u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
-    })
-}
-
 fn generic(
     e: &Engine,
     text: &str,
-    present: &[bool],
+    generic_words: bool,
     skip_placeholders: bool,
     out: &mut Vec<(usize, Finding)>,
 ) {
@@ -795,15 +1031,11 @@ fn generic(
     if !assign && memchr::memchr2(b',', b' ', b).is_none() {
         return;
     }
-    // The entropy form needs an `=`/`:` and a 20-character token run.
-    if assign && has_token_run(text, 20) {
+    // The entropy form needs an `=`/`:` before a 20-character token run.
+    if assign && assigns_token(b) {
         high_entropy_assignments(e, text, skip_placeholders, out);
     }
-    if !e
-        .generic_words
-        .iter()
-        .any(|&w| present.get(w).copied().unwrap_or(false))
-    {
+    if !generic_words {
         return;
     }
     let caps = e
@@ -897,15 +1129,21 @@ mod tests;
 
 #[cfg(test)]
 mod run_tests {
+    fn has_token_run(text: &str, min: usize) -> bool {
+        crate::scan::has_run(text.as_bytes(), min, |b: &u8| {
+            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+        })
+    }
+
     #[test]
     fn token_run_probe_is_exact() {
         for n in [0, 1, 19, 20, 21, 45] {
             for pre in [0, 1, 10, 19, 20, 33] {
                 let t = format!("{}{}{}", " ".repeat(pre), "a".repeat(n), " x".repeat(15));
-                assert_eq!(super::has_token_run(&t, 20), n >= 20, "{pre} {n}");
+                assert_eq!(has_token_run(&t, 20), n >= 20, "{pre} {n}");
             }
         }
-        assert!(!super::has_token_run(
+        assert!(!has_token_run(
             &format!("{} {}", "a".repeat(15), "b".repeat(15)),
             20
         ));

@@ -271,6 +271,110 @@ fn engine_builds() {
 }
 
 #[test]
+fn every_rule_is_gated() {
+    let Some(e) = ENGINE.as_ref() else {
+        panic!("engine does not build");
+    };
+    // A rule with no gate word and no run gate would run on every text.
+    for &(i, g) in &e.run_gated {
+        assert!(g.is_some(), "{} has no gate", RULES[i].id);
+    }
+    // Gate tables name real rules.
+    for (id, _) in MANUAL_GATES.iter().chain(LATE_GATES.iter()) {
+        assert!(
+            RULES.iter().any(|r| r.id == *id && r.keywords.is_empty()),
+            "{id}"
+        );
+    }
+    for g in &RUN_GATES {
+        assert!(RULES.iter().any(|r| r.id == g.id), "{}", g.id);
+    }
+    // Facebook app tokens need 15 digits right before `|` or `%7C`.
+    let fb = |t: &str| rules_in(gate(e, t).0).any(|i| RULES[i].id == "facebook-app-token");
+    assert!(fb("app 123456789012345|abc"));
+    assert!(fb("app 123456789012345%7Cabc"));
+    assert!(!fb("| col | 12345 | 1234567890 |"));
+    // The gates decide which rules run: prose runs none, a token its own.
+    assert_eq!(
+        gate(e, "A plain sentence about nothing.").0,
+        [0; RULE_WORDS]
+    );
+    let ghp = "token = ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+    let ids: Vec<&str> = rules_in(gate(e, ghp).0).map(|i| RULES[i].id).collect();
+    assert!(ids.contains(&"github-pat"), "{ids:?}");
+    assert!(!ids.contains(&"slack-webhook"), "{ids:?}");
+    assert!(gate(e, ghp).1, "`token =` is a generic assignment");
+    assert!(!gate(e, "token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5").1);
+    // The Discord bot token rule needs a 24-byte token run.
+    let discord = |t: &str| rules_in(gate(e, t).0).any(|i| RULES[i].id == "discord-bot-token");
+    assert!(!discord("short words: abc_def-123 and x.y.z"));
+    // ... right before a dot.
+    assert!(discord(&format!("id {}.x", "Ab3_".repeat(6))));
+    assert!(!discord(&format!("id {} x.", "Ab3_".repeat(6))));
+}
+
+#[test]
+fn separator_gate_follows_the_generic_forms() {
+    let after = |t: &str, w: &str| {
+        let end = t.find(w).map_or(0, |i| i + w.len());
+        separator_follows(t.as_bytes(), end)
+    };
+    assert!(after("api_key = 'x'", "key"));
+    assert!(after("DB_PASSWORD: hunter2", "pass"));
+    assert!(after("\"client_secret\", \"v\"", "secret"));
+    assert!(after("my token is abc123", "token"));
+    assert!(after("token ?= abc", "token"));
+    assert!(after("[auth]=x", "auth"));
+    // Prose: no assignment after the word.
+    assert!(!after("the key to success", "key"));
+    assert!(!after("tokens are counted", "token"));
+    assert!(!after("password is", "pass"));
+    assert!(!after("token", "token"));
+    assert!(!after("tokenisation", "token"));
+}
+
+#[test]
+fn entropy_gate_needs_a_token_after_the_assignment() {
+    assert!(assigns_token(b"k = 'Zx8fK2mQ9pL4vR7tY1uW3sA6'"));
+    assert!(assigns_token(b"k:Zx8fK2mQ9pL4vR7tY1uW3sA6"));
+    assert!(!assigns_token(b"k = short, Zx8fK2mQ9pL4vR7tY1uW3sA6"));
+    assert!(!assigns_token(b"note: Zx8fK2mQ9pL4vR7tY1 and more"));
+    assert!(!assigns_token(b"="));
+}
+
+#[test]
+fn lane_walk_finds_every_word_the_single_walk_finds() {
+    let Some(e) = ENGINE.as_ref() else {
+        panic!("engine does not build");
+    };
+    let Ok(start) = e.gates.start_state(Anchored::No) else {
+        panic!("no unanchored start");
+    };
+    // Words at and across every piece boundary, for several lengths.
+    for n in [LANE_MIN, LANE_MIN + 1, 300, 1000, 4099] {
+        for shift in [0usize, 1, 3, 7, 20, 43] {
+            let mut t = "x".repeat(n);
+            let piece = n.div_ceil(LANES);
+            for k in 1..LANES {
+                let at = (k * piece).saturating_sub(shift).min(n);
+                t.replace_range(at..at, "ghp_ password sk-ant-api03- ");
+            }
+            t.push_str("hooks.slack.com");
+            let b = t.as_bytes();
+            let mut lanes = Vec::new();
+            each_gate_word(&e.gates, b, |w, end| lanes.push((w, end)));
+            let mut single = Vec::new();
+            walk(&e.gates, start, b, 0, &mut |w, end| single.push((w, end)));
+            lanes.sort_unstable();
+            lanes.dedup();
+            single.sort_unstable();
+            assert!(!single.is_empty());
+            assert_eq!(lanes, single, "n {n} shift {shift}");
+        }
+    }
+}
+
+#[test]
 fn at_least_100_rules_with_unique_ids() {
     assert!(RULES.len() >= 100, "only {} rules", RULES.len());
     let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
