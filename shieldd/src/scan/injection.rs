@@ -577,18 +577,21 @@ impl InjectionRules {
     /// reversed views; the views are built only when a gate automaton says a
     /// strong rule's literal occurs in them.
     pub fn scan_all(&self, norm: &Normalized, out: &mut Vec<Finding>) {
-        let hits = self.hits(norm.text(), true);
-        self.scan_hits(norm, &hits, 0.0, "", out);
+        let mut hits = self.hits(norm.text(), true);
         let strong_possible = |present: &[bool]| {
             self.rules
                 .iter()
                 .enumerate()
                 .any(|(i, r)| r.score >= STRONG_SCORE && self.gate.possible(i, present))
         };
-        if strong_possible(&hits.present[View::Rot13 as usize]) {
+        let rot13 = strong_possible(&hits.present[View::Rot13 as usize]);
+        let reversed = strong_possible(&hits.present[View::Reversed as usize]);
+        self.scan_hits(norm, &mut hits, 0.0, "", out);
+        hits.recycle();
+        if rot13 {
             self.scan(&norm.rot13(), STRONG_SCORE, "rot13", out);
         }
-        if strong_possible(&hits.present[View::Reversed as usize]) {
+        if reversed {
             self.scan(&norm.reversed(), STRONG_SCORE, "reversed", out);
         }
     }
@@ -602,20 +605,16 @@ impl InjectionRules {
     /// whole text: every match starts with one of the rule's literal
     /// prefixes, so this finds the matches a full search would.
     pub fn scan(&self, norm: &Normalized, min_score: f32, detail: &str, out: &mut Vec<Finding>) {
-        let hits = self.hits(norm.text(), false);
-        self.scan_hits(norm, &hits, min_score, detail, out);
+        let mut hits = self.hits(norm.text(), false);
+        self.scan_hits(norm, &mut hits, min_score, detail, out);
+        hits.recycle();
     }
 
     /// One pass of the literal automaton over `text`: the rules' prefix
     /// and inner literal hits, and which gate sets occur in the text (and,
     /// with `views`, in its ROT13 and reversed views).
     fn hits(&self, text: &str, views: bool) -> Hits {
-        let sets = self.gate.sets;
-        let mut h = Hits {
-            prefix: Vec::new(),
-            inner: Vec::new(),
-            present: [vec![false; sets], vec![false; sets], vec![false; sets]],
-        };
+        let mut h = Hits::take(self.gate.sets);
         for m in self.literals.find_overlapping_iter(text) {
             let Some(actions) = self.actions.get(m.pattern().as_usize()) else {
                 continue;
@@ -660,7 +659,7 @@ impl InjectionRules {
     fn scan_hits(
         &self,
         norm: &Normalized,
-        found: &Hits,
+        found: &mut Hits,
         min_score: f32,
         detail: &str,
         out: &mut Vec<Finding>,
@@ -677,14 +676,11 @@ impl InjectionRules {
             .collect();
         let is_live = |i: usize| live.get(i).copied().unwrap_or(false);
         // (rule, position) of every literal occurrence of a live rule.
-        let mut hits: Vec<(u32, u32)> = found
-            .prefix
-            .iter()
-            .copied()
-            .filter(|&(rule, _)| is_live(rule as usize))
-            .collect();
+        let hits = &mut found.prefix;
+        hits.retain(|&(rule, _)| is_live(rule as usize));
         hits.sort_unstable();
         hits.dedup();
+        let hits = &found.prefix;
         let mut cues = Cues::default();
         let mut k = 0;
         while let Some(&(rule, _)) = hits.get(k) {
@@ -709,7 +705,7 @@ impl InjectionRules {
                 self.run_at(idx, positions, norm, min_score, detail, &mut cues, out);
             }
         }
-        self.run_inner(norm, &found.inner, &live, detail, &mut cues, out);
+        self.run_inner(norm, &mut found.inner, &live, detail, &mut cues, out);
         for &idx in &self.always {
             if is_live(idx) {
                 self.run_full(idx, norm, min_score, detail, &mut cues, out);
@@ -794,19 +790,16 @@ impl InjectionRules {
     fn run_inner(
         &self,
         norm: &Normalized,
-        inner: &[(u32, u32, u32)],
+        inner: &mut Vec<(u32, u32, u32)>,
         live: &[bool],
         detail: &str,
         cues: &mut Cues,
         out: &mut Vec<Finding>,
     ) {
         let text = norm.text();
-        let mut hits: Vec<(u32, u32, u32)> = inner
-            .iter()
-            .copied()
-            .filter(|&(rule, _, _)| live.get(rule as usize).copied().unwrap_or(false))
-            .collect();
-        hits.sort_unstable();
+        inner.retain(|&(rule, _, _)| live.get(rule as usize).copied().unwrap_or(false));
+        inner.sort_unstable();
+        let hits = &*inner;
         let mut k = 0;
         while let Some(&(rule, _, _)) = hits.get(k) {
             let n = hits
@@ -1171,6 +1164,35 @@ struct Hits {
     inner: Vec<(u32, u32, u32)>,
     /// Per [`View`], which gate sets occur in it.
     present: [Vec<bool>; 3],
+}
+
+thread_local! {
+    /// The last text's [`Hits`], kept for their capacity: a scan then
+    /// allocates nothing for its literal hits.
+    static SPARE_HITS: std::cell::Cell<Option<Hits>> = const { std::cell::Cell::new(None) };
+}
+
+impl Hits {
+    /// Empty hits for `sets` gate sets, reusing this thread's spare ones.
+    fn take(sets: usize) -> Hits {
+        let mut h = SPARE_HITS.with(|s| s.take()).unwrap_or(Hits {
+            prefix: Vec::new(),
+            inner: Vec::new(),
+            present: [Vec::new(), Vec::new(), Vec::new()],
+        });
+        h.prefix.clear();
+        h.inner.clear();
+        for p in &mut h.present {
+            p.clear();
+            p.resize(sets, false);
+        }
+        h
+    }
+
+    /// Keep these hits' buffers for the thread's next scan.
+    fn recycle(self) {
+        SPARE_HITS.with(|s| s.set(Some(self)));
+    }
 }
 
 /// The literals of the automaton, each once, with their meanings.
