@@ -102,28 +102,173 @@ fn canon(p: &Path) -> PathBuf {
     fs::canonicalize(p).unwrap_or_else(|_| crate::policy::normalize_lexically(p))
 }
 
+/// The roots of `spec` with the rights each grants, in rule order.
+fn roots(spec: &FsSpec) -> Vec<(&Path, BitFlags<AccessFs>)> {
+    let exec_everywhere = spec.exec.is_none();
+    let mut r: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
+    r.extend(
+        spec.read
+            .iter()
+            .map(|p| (p.as_path(), read_access(exec_everywhere))),
+    );
+    r.extend(spec.write.iter().map(|p| (p.as_path(), write_access())));
+    if let Some(exec) = &spec.exec {
+        let rights = make_bitflags!(AccessFs::{Execute | ReadFile});
+        r.extend(exec.iter().map(|p| (p.as_path(), rights)));
+    }
+    r
+}
+
 /// Compute the rules for the file-system part of `spec`.
 pub fn fs_rules(spec: &FsSpec) -> Vec<FsRule> {
     let denies: Vec<PathBuf> = spec.deny.iter().map(|d| canon(d)).collect();
     let mut out = Vec::new();
-    let exec_everywhere = spec.exec.is_none();
-    for p in &spec.read {
+    for (p, access) in roots(spec) {
         grant(
             p,
-            read_access(exec_everywhere),
+            access,
             &denies,
             &mut out,
             &mut HashSet::new(),
             0,
+            &mut None,
         );
     }
-    for p in &spec.write {
-        grant(p, write_access(), &denies, &mut out, &mut HashSet::new(), 0);
+    out
+}
+
+/// What a carved root's rules were worked out from, to tell whether they
+/// still hold.
+#[derive(Debug, Default)]
+struct Inputs {
+    /// Every path resolved (the root, symlinks met on the way), with what
+    /// it resolved to and whether that was a directory.
+    resolved: Vec<(PathBuf, Option<(PathBuf, bool)>)>,
+    /// Every directory listed, with its stamp taken before the listing.
+    listed: Vec<(PathBuf, Option<DirStamp>)>,
+}
+
+/// Identity and last change of a listed directory: an entry created,
+/// removed or renamed in it moves its mtime; a directory replaced (or
+/// mounted over) changes device or inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirStamp {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn dir_stamp(p: &Path) -> Option<DirStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(p).ok()?;
+    Some(DirStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        mode: m.mode(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// A directory changed less than this before it was listed is not cached:
+/// a second change within the file system's timestamp granularity could
+/// leave its mtime as it was (git's "racy" entries, same remedy).
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn racy(s: &DirStamp) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(i64::MAX);
+    // mtime alone: a change to the listing moves it; a ctime moved by
+    // chmod or utimes alone changes no listing (and is still compared).
+    now.saturating_sub(s.mtime.0) < RACY.as_secs() as i64 + 1
+}
+
+impl Inputs {
+    /// Whether working the rules out again would give the same list. The
+    /// rules are a function of exactly these inputs (plus the denies and
+    /// rights, which are the key), so equal inputs mean equal rules.
+    fn still_hold(&self) -> bool {
+        self.listed.iter().all(|(p, s)| dir_stamp(p) == *s)
+            && self
+                .resolved
+                .iter()
+                .all(|(p, r)| resolve(p).as_ref() == r.as_ref())
     }
-    if let Some(exec) = &spec.exec {
-        for p in exec {
-            let rights = make_bitflags!(AccessFs::{Execute | ReadFile});
-            grant(p, rights, &denies, &mut out, &mut HashSet::new(), 0);
+
+    fn cacheable(&self) -> bool {
+        !self.listed.is_empty()
+            && self
+                .listed
+                .iter()
+                .all(|(_, s)| s.as_ref().is_some_and(|s| !racy(s)))
+    }
+}
+
+fn resolve(p: &Path) -> Option<(PathBuf, bool)> {
+    let real = fs::canonicalize(p).ok()?;
+    let is_dir = real.is_dir();
+    Some((real, is_dir))
+}
+
+/// A root as given, its rights and the resolved denies.
+type CacheKey = (PathBuf, u64, Vec<PathBuf>);
+type CarveCache = std::collections::HashMap<CacheKey, (Vec<FsRule>, Inputs)>;
+
+/// Carved roots' rules, kept by the daemon across sessions. Revalidated on
+/// every use, never trusted by age: a stamp check is a few statx and
+/// realpath calls, a fraction of listing and resolving /etc again, and a
+/// time-to-live would let a session run under rules one change stale.
+static CARVE_CACHE: std::sync::Mutex<Option<CarveCache>> = std::sync::Mutex::new(None);
+
+/// Times [`fs_rules_cached`] reused a carved root's rules (for tests).
+static CACHE_HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times a carved root's rules were reused since start.
+pub fn carve_cache_hits() -> u64 {
+    CACHE_HITS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// [`fs_rules`], reusing the rules of a root whose carving (the listing of
+/// the directories above a denied path) was worked out before and whose
+/// inputs are unchanged. Roots with nothing carved are computed directly
+/// (one realpath each; nothing to save).
+pub fn fs_rules_cached(spec: &FsSpec) -> Vec<FsRule> {
+    const MAX_ENTRIES: usize = 64;
+    let denies: Vec<PathBuf> = spec.deny.iter().map(|d| canon(d)).collect();
+    let mut out = Vec::new();
+    let mut guard = CARVE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = guard.get_or_insert_with(Default::default);
+    for (p, access) in roots(spec) {
+        let key: CacheKey = (p.to_path_buf(), access.bits(), denies.clone());
+        if let Some((rules, inputs)) = cache.get(&key) {
+            if inputs.still_hold() {
+                CACHE_HITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                out.extend(rules.iter().cloned());
+                continue;
+            }
+            cache.remove(&key);
+        }
+        let mut rules = Vec::new();
+        let mut inputs = Some(Inputs::default());
+        grant(
+            p,
+            access,
+            &denies,
+            &mut rules,
+            &mut HashSet::new(),
+            0,
+            &mut inputs,
+        );
+        out.extend(rules.iter().cloned());
+        if let Some(inputs) = inputs.filter(Inputs::cacheable) {
+            if cache.len() >= MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, (rules, inputs));
         }
     }
     out
@@ -136,20 +281,25 @@ fn grant(
     out: &mut Vec<FsRule>,
     seen: &mut HashSet<PathBuf>,
     depth: usize,
+    inputs: &mut Option<Inputs>,
 ) {
     // Rules attach to inodes, so compare real paths: a symlink into a denied
     // tree must not smuggle it back in.
-    let Ok(real) = fs::canonicalize(path) else {
+    let r = resolve(path);
+    if let Some(i) = inputs {
+        i.resolved.push((path.to_path_buf(), r.clone()));
+    }
+    let Some((real, is_dir)) = r else {
         tracing::debug!(path = %path.display(), "policy path does not exist; no rule");
         return;
     };
-    let is_dir = real.is_dir();
-    grant_real(real, is_dir, access, denies, out, seen, depth);
+    grant_real(real, is_dir, access, denies, out, seen, depth, inputs);
 }
 
 /// `real` is canonical; entries of a canonical directory that are not
 /// symlinks are canonical too, which saves a realpath per entry when
 /// carving a large directory like /etc.
+#[allow(clippy::too_many_arguments)]
 fn grant_real(
     real: PathBuf,
     is_dir: bool,
@@ -158,6 +308,7 @@ fn grant_real(
     out: &mut Vec<FsRule>,
     seen: &mut HashSet<PathBuf>,
     depth: usize,
+    inputs: &mut Option<Inputs>,
 ) {
     if depth > 32 || !seen.insert(real.clone()) {
         return;
@@ -179,15 +330,26 @@ fn grant_real(
         path: real.clone(),
         access: access & AccessFs::ReadDir,
     });
+    if let Some(i) = inputs {
+        // Stamped before listing, so a change during the listing shows.
+        i.listed.push((real.clone(), dir_stamp(&real)));
+    }
     let Ok(entries) = fs::read_dir(&real) else {
         return;
     };
     for e in entries.flatten() {
         match e.file_type() {
-            Ok(t) if !t.is_symlink() => {
-                grant_real(e.path(), t.is_dir(), access, denies, out, seen, depth + 1)
-            }
-            _ => grant(&e.path(), access, denies, out, seen, depth + 1),
+            Ok(t) if !t.is_symlink() => grant_real(
+                e.path(),
+                t.is_dir(),
+                access,
+                denies,
+                out,
+                seen,
+                depth + 1,
+                inputs,
+            ),
+            _ => grant(&e.path(), access, denies, out, seen, depth + 1, inputs),
         }
     }
 }
@@ -274,7 +436,7 @@ pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
 /// in the child. `abi` is the kernel's ABI, already checked by the caller
 /// against what the policy needs.
 pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> {
-    let rules = fs_rules(spec);
+    let rules = fs_rules_cached(spec);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(ABI::V5))?;
@@ -452,6 +614,108 @@ mod tests {
         assert!(expand_exec_allow(&["/nonexistent/*".to_string()])
             .unwrap()
             .is_empty());
+    }
+
+    /// Whether `cat path` succeeds under the ruleset (a real confined
+    /// process opening the file).
+    fn can_read(ruleset: &OwnedFd, path: &Path) -> bool {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = ruleset.as_raw_fd();
+        let mut cmd = std::process::Command::new("/bin/cat");
+        cmd.arg(path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.status().map(|s| s.success()).unwrap_or(false)
+    }
+
+    fn age(p: &Path) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::open(p).unwrap().set_modified(t).unwrap();
+    }
+
+    /// A change after the first session is seen by the next one exactly as
+    /// without the cache, and what is denied stays denied.
+    #[test]
+    fn carve_cache_sees_changes_and_keeps_denies() {
+        if kernel_abi() < 3
+            || !caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            )
+            .unwrap_or(false)
+        {
+            eprintln!("skipped: needs Landlock and root");
+            return;
+        }
+        let dir = tempdir();
+        fs::create_dir_all(dir.join("a/secret")).unwrap();
+        fs::write(dir.join("a/secret/key"), "k").unwrap();
+        fs::write(dir.join("a/old"), "o").unwrap();
+        age(&dir.join("a"));
+        age(&dir);
+        let spec = FsSpec {
+            read: ["/usr", "/lib", "/lib64", "/bin", "/etc"]
+                .iter()
+                .map(PathBuf::from)
+                .chain([dir.clone()])
+                .collect(),
+            deny: vec![dir.join("a/secret")],
+            ..Default::default()
+        };
+        let abi = kernel_abi();
+        let build = || build_ruleset(&spec, abi).unwrap();
+        let first = build();
+        assert!(can_read(&first, &dir.join("a/old")));
+        assert!(!can_read(&first, &dir.join("a/secret/key")));
+        let hits = carve_cache_hits();
+        let second = build();
+        assert!(carve_cache_hits() > hits, "second session reuses the rules");
+        assert!(can_read(&second, &dir.join("a/old")));
+        assert!(!can_read(&second, &dir.join("a/secret/key")));
+
+        // A new file in the carved directory: readable by the next session.
+        fs::write(dir.join("a/new"), "n").unwrap();
+        assert_eq!(fs_rules_cached(&spec), fs_rules(&spec));
+        let third = build();
+        assert!(can_read(&third, &dir.join("a/new")));
+        assert!(!can_read(&third, &dir.join("a/secret/key")));
+
+        // Cached again, then the denied tree replaced by a file and a
+        // symlink into it added: both stay denied.
+        age(&dir.join("a"));
+        let _ = build();
+        let hits = carve_cache_hits();
+        let _ = build();
+        assert!(carve_cache_hits() > hits);
+        fs::remove_dir_all(dir.join("a/secret")).unwrap();
+        fs::write(dir.join("a/secret"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.join("a/secret"), dir.join("a/sneak")).unwrap();
+        assert_eq!(fs_rules_cached(&spec), fs_rules(&spec));
+        let fourth = build();
+        assert!(!can_read(&fourth, &dir.join("a/secret")));
+        assert!(!can_read(&fourth, &dir.join("a/sneak")));
+        assert!(can_read(&fourth, &dir.join("a/new")));
+
+        // A file in a granted subtree replaced: no carving there, the
+        // next session opens whatever is at the path (as without a cache).
+        age(&dir.join("a"));
+        let _ = build();
+        fs::write(dir.join("a/old"), "o2").unwrap();
+        assert!(can_read(&build(), &dir.join("a/old")));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempdir() -> PathBuf {
