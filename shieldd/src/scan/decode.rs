@@ -350,6 +350,23 @@ mod tests {
         .unwrap_or_default()
     }
 
+    /// The hex and binary gates of `found` (the scan of `t`) hide no match
+    /// of the patterns they guard.
+    fn gates_hide_nothing(
+        t: &str,
+        found: &Scan,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Some(p) = patterns() {
+            if !found.hex && !t.contains("\\x") {
+                proptest::prop_assert!(p.hex.find(t).is_none());
+            }
+            if !found.binary {
+                proptest::prop_assert!(p.binary.find(t).is_none());
+            }
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
         #[test]
@@ -357,29 +374,14 @@ mod tests {
             t in r"([A-Za-z0-9+/_\-]{0,24}[=]{0,3}[ .é\n]{0,2}){0,12}"
         ) {
             let found = scan(&t);
-            proptest::prop_assert_eq!(found.base64, regex_base64(&t));
+            proptest::prop_assert_eq!(&found.base64, &regex_base64(&t));
             // The gates never hide a match of the patterns they guard.
-            if let Some(p) = patterns() {
-                if !found.hex && !t.contains("\\x") {
-                    proptest::prop_assert!(p.hex.find(&t).is_none());
-                }
-                if !found.binary {
-                    proptest::prop_assert!(p.binary.find(&t).is_none());
-                }
-            }
+            gates_hide_nothing(&t, &found)?;
         }
 
         #[test]
         fn hex_and_binary_gates_never_hide_a_match(t in r"[0-9a-fA-F :xX\\.é]{0,80}") {
-            let found = scan(&t);
-            if let Some(p) = patterns() {
-                if !found.hex && !t.contains("\\x") {
-                    proptest::prop_assert!(p.hex.find(&t).is_none());
-                }
-                if !found.binary {
-                    proptest::prop_assert!(p.binary.find(&t).is_none());
-                }
-            }
+            gates_hide_nothing(&t, &scan(&t))?;
         }
 
         #[test]
