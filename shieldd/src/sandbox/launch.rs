@@ -624,21 +624,26 @@ unsafe fn reset_signals() {
     );
 }
 
-unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
-    let (spec, gate, err) = (p.spec, p.gate, p.err);
-    raw::sys(libc::SYS_close, &[p.gate_w as usize]);
-    reset_signals();
+/// SIGKILL on the parent's death, then exit if the parent already died
+/// (before the signal was armed). Raw system calls only, as in the child.
+unsafe fn arm_death_signal(p: &ChildCtx<'_>) {
     let r = raw::sys(
         libc::SYS_prctl,
         &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
     );
     if r != 0 {
-        fail(err, Stage::DeathSignal, r);
+        fail(p.err, Stage::DeathSignal, r);
     }
-    // The parent may have died before PDEATHSIG was armed.
     if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
         raw::exit(125);
     }
+}
+
+unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
+    let (spec, gate, err) = (p.spec, p.gate, p.err);
+    raw::sys(libc::SYS_close, &[p.gate_w as usize]);
+    reset_signals();
+    arm_death_signal(p);
     // Into the v1 hierarchies (the v2 one placed us at birth). Writing 0 to
     // `tasks` moves only the calling thread, the one thread of this
     // process, and the kernel then skips the global threadgroup lock that
@@ -734,17 +739,8 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
             }
         }
         // A change of uid clears the parent-death signal, and we still
-        // wait at the gate: arm it again, then check the parent is there.
-        let r = raw::sys(
-            libc::SYS_prctl,
-            &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
-        );
-        if r != 0 {
-            fail(err, Stage::DeathSignal, r);
-        }
-        if raw::sys(libc::SYS_getppid, &[]) != p.parent as isize {
-            raw::exit(125);
-        }
+        // wait at the gate: arm it again.
+        arm_death_signal(p);
     }
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
