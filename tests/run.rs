@@ -432,20 +432,7 @@ fn tree_dies_when_shieldd_is_killed() {
     let session = format!("it-kill-{}", std::process::id());
     // The agent double-forks a daemon, then both wait forever.
     let code = "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        os.setsid(); time.sleep(300)\n    os._exit(0)\nprint('ready', flush=True)\ntime.sleep(300)\n";
-    let mut child = Command::new(shieldd())
-        .args(["run", "--session", &session, "--", PY, "-c", code])
-        .current_dir(d.path())
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut buf = [0u8; 6];
-    child
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut buf)
-        .expect("agent ready");
+    let mut child = run_until_ready(&session, &d, code);
     let procs_file = cgroup2_mount()
         .join("shieldd")
         .join(&session)
@@ -1111,20 +1098,7 @@ fn a_reused_session_id_gets_a_fresh_private_dir_and_the_leftover_is_kept_aside()
     let _ = std::fs::remove_dir_all(&private);
     // A first session plants a file in its TMPDIR, then its shieldd dies.
     let code = "import os, time\nopen(os.path.join(os.environ['TMPDIR'], 'planted'), 'w').write('x')\nprint('ready', flush=True)\ntime.sleep(300)\n";
-    let mut child = Command::new(shieldd())
-        .args(["run", "--session", &session, "--", PY, "-c", code])
-        .current_dir(d.path())
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut buf = [0u8; 6];
-    child
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut buf)
-        .expect("agent ready");
+    let mut child = run_until_ready(&session, &d, code);
     // SAFETY: killing the shieldd process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
@@ -1264,6 +1238,26 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
 
 /// The policy allows `dnstest.shieldd.invalid:PORT` and denies (without
 /// killing) every other destination.
+/// `shieldd run --session SESSION -- python -c CODE` in `dir`, returned once
+/// the agent has printed "ready" (CODE must print it first).
+fn run_until_ready(session: &str, dir: &TempDir, code: &str) -> std::process::Child {
+    let mut child = Command::new(shieldd())
+        .args(["run", "--session", session, "--", PY, "-c", code])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut buf = [0u8; 6];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut buf)
+        .expect("agent ready");
+    child
+}
+
 fn flip_policy(dir: &TempDir, port: u16) -> std::path::PathBuf {
     dir.write(
         "flip.yaml",
