@@ -382,7 +382,11 @@ fn rule_hits(
             let Some(m) = c.name("s").or_else(|| c.get(0)) else {
                 continue;
             };
-            if !accept(rule, m.as_str(), skip_placeholders) {
+            let after = c
+                .get(0)
+                .and_then(|all| text.get(all.end()..))
+                .unwrap_or("");
+            if !accept(rule, m.as_str(), after, skip_placeholders) {
                 continue;
             }
             cands.push((
@@ -597,18 +601,38 @@ fn prefix(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or("")
 }
 
-fn accept(rule: &Rule, value: &str, skip_placeholders: bool) -> bool {
+/// Whether a match of `rule` with secret `value` is reported; `after` is
+/// the text that follows the whole match.
+fn accept(rule: &Rule, value: &str, after: &str, skip_placeholders: bool) -> bool {
     let placeholder = || skip_placeholders && is_placeholder(value);
+    let entropy_ok =
+        || rule.min_entropy <= 0.0 || shannon_entropy(value) >= f64::from(rule.min_entropy);
     match rule.check {
         Check::Block => true,
+        Check::KeyHeader => !short_block_follows(after),
         Check::Jwt => jwt_valid(value) && !placeholder(),
         Check::UserPass => user_pass_real(value),
+        Check::Loose => !placeholder() && entropy_ok(),
         Check::Plain => {
-            !placeholder()
-                && (rule.min_entropy <= 0.0
-                    || shannon_entropy(value) >= f64::from(rule.min_entropy))
+            let v = value.trim_matches(|c| c == '"' || c == '\'');
+            !(skip_placeholders && marker(v)) && entropy_ok()
         }
     }
+}
+
+/// Whether the key header just matched is closed by an `-----END` line
+/// with too little between them to be key material (`anything`, `...`):
+/// a block whose end is in view is judged by its body, not its header.
+fn short_block_follows(after: &str) -> bool {
+    let window = prefix(after, 256);
+    let Some(end) = window.find("-----END") else {
+        return false;
+    };
+    let body = window.get(..end).unwrap_or("");
+    body.bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .count()
+        < 16
 }
 
 /// Shannon entropy of `s` in bits per byte.
@@ -691,9 +715,18 @@ const PLACEHOLDER_VALUES: [&str; 18] = [
 ];
 
 /// True for values that are placeholders: documentation words, template
-/// variables, one repeated character, or a sequential run.
+/// variables, one repeated character, or a hand-typed filler (a sequential
+/// or repeated run, [`filler`]).
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim_matches(|c| c == '"' || c == '\'');
+    marker(v) || filler(v)
+}
+
+/// A value that says it is not real: documentation words (`EXAMPLE`,
+/// `your_key_here`), fill-in markers (`<token>`, `${VAR}`, `%VAR%`), one
+/// character making up the value, or a stretch of the alphabet typed out.
+/// These hold for every detector, however specific its format.
+fn marker(v: &str) -> bool {
     // `<user:password>`, `[PASSWORD]`, `{token}` are fill-in markers.
     let unwrapped = v
         .trim_start_matches(['<', '[', '{', '('])
@@ -726,7 +759,61 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
-    repetitive(v) || sequential(v) || has_runs(v) || repeated_chunk(v)
+    repetitive(v) || same_run(v) || letter_run(v)
+}
+
+/// A hand-typed filler: counting digits (`12345678`), a chunk typed three
+/// times (`1234-1234-1234`), a value that is one ascending or descending
+/// run. Weaker than a [`marker`]: counting runs also sit in real numeric
+/// ids, so provider formats (where the prefix and shape are the evidence)
+/// report them, and only the keyword detectors drop them.
+fn filler(v: &str) -> bool {
+    sequential(v) || ascending_run(v, 6, |_| true) || repeated_chunk(v)
+}
+
+/// Eight equal characters (`########`, `11111111`) in a plain value. Long
+/// random binary in base64 has zero-byte runs (`AAAAAAAAAA`); a filler run
+/// sits in an otherwise low-entropy value.
+fn same_run(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() >= 40 && shannon_entropy(v) >= 4.0 {
+        return false;
+    }
+    let mut same = 1usize;
+    for w in b.windows(2) {
+        same = if w.first() == w.get(1) { same + 1 } else { 1 };
+        if same >= 8 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Eight letters of the alphabet in order (`abcdefgh`, `KLMNOPQR`): no
+/// random token has them, and no numeric id either.
+fn letter_run(v: &str) -> bool {
+    ascending_run(v, 8, u8::is_ascii_alphabetic)
+}
+
+/// Whether `v` has `min` bytes in a row, each one above the last and each
+/// passing `class` (and alphanumeric).
+fn ascending_run(v: &str, min: usize, class: fn(&u8) -> bool) -> bool {
+    let mut up = 1usize;
+    for w in v.as_bytes().windows(2) {
+        let (Some(&x), Some(&y)) = (w.first(), w.get(1)) else {
+            continue;
+        };
+        let step = y == x.wrapping_add(1)
+            && x.is_ascii_alphanumeric()
+            && y.is_ascii_alphanumeric()
+            && class(&x)
+            && class(&y);
+        up = if step { up + 1 } else { 1 };
+        if up >= min {
+            return true;
+        }
+    }
+    false
 }
 
 /// A four-character chunk typed three times (`xoxp-1234-1234-1234-...`,
@@ -755,31 +842,45 @@ fn repeated_chunk(v: &str) -> bool {
     })
 }
 
-/// Runs no random token has: eight equal characters (`########`) or six
-/// ascending ones (`123456`, `abcdef`), the marks of hand-typed fillers.
-fn has_runs(v: &str) -> bool {
+/// Hex digits in both cases (`acdeFf05b1a6...`): machines print hex in one
+/// case, so a mix is a hand-edited sample. A random mixed-case token of
+/// this length is all hex digits with negligible probability.
+fn hand_edited_hex(v: &str) -> bool {
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    v.len() >= 16
+        && v.bytes().all(|b| b.is_ascii_hexdigit())
+        && v.bytes().any(|b| b.is_ascii_uppercase())
+        && v.bytes().any(|b| b.is_ascii_lowercase())
+}
+
+/// An identifier spelt out of words (`desktop-rhf_SponsoredProductsClick`):
+/// at least half of it is lower-case runs of four or more letters (with
+/// an optional capital before). Random tokens switch case every byte or
+/// two, so such runs cover a small part of them.
+fn worded_identifier(v: &str) -> bool {
     let b = v.as_bytes();
-    let (mut same, mut up) = (1usize, 1usize);
-    for w in b.windows(2) {
-        let (Some(&x), Some(&y)) = (w.first(), w.get(1)) else {
-            continue;
-        };
-        same = if x == y { same + 1 } else { 1 };
-        up = if y == x.wrapping_add(1) && y.is_ascii_alphanumeric() {
-            up + 1
-        } else {
-            1
-        };
-        if up >= 6 {
-            return true;
+    let mut worded = 0usize;
+    let mut i = 0usize;
+    while i < b.len() {
+        let start = i;
+        if b.get(i).is_some_and(u8::is_ascii_uppercase) {
+            i += 1;
         }
-        // Long random binary in base64 has zero-byte runs (`AAAAAAAAAA`);
-        // a filler run sits in an otherwise plain value.
-        if same >= 8 && (b.len() < 40 || shannon_entropy(v) < 4.0) {
-            return true;
+        let lower = i;
+        while b.get(i).is_some_and(u8::is_ascii_lowercase) {
+            i += 1;
+        }
+        if i - lower >= 4 {
+            worded += i - start;
+        }
+        if i == start {
+            i += 1;
+        } else if i == lower {
+            // A capital with no lower-case run after it: go on from the next byte.
+            i = start + 1;
         }
     }
-    false
+    worded * 2 >= b.len()
 }
 
 /// One character making up most of the value (`aaaaaaaa`, `0000-0000`).
@@ -993,6 +1094,10 @@ fn high_entropy_assignments(
             // `name="authenticity_token" value="..."`: the field's name
             // comes just before its value in HTML forms.
             || super::pii::keyword_before(text, k.start(), 48, &["authenticity", "csrf", "xsrf"])
+            // SOPS keeps `data:`, `iv:`, `tag:` ciphertext in `ENC[...]`:
+            // encrypted values are what a secret should look like at rest.
+            || super::pii::keyword_before(text, k.start(), 24, &["enc["])
+            || worded_identifier(value)
             || (skip_placeholders && is_placeholder(value))
         {
             continue;
@@ -1055,13 +1160,22 @@ fn generic(
             }
         }
         let value = v.as_str();
-        if benign_key(k.as_str())
-            || code_reference(value)
-            || (skip_placeholders && is_placeholder(value))
-        {
+        let key = k.as_str().to_ascii_lowercase();
+        let password_like = ["password", "passwd", "passphrase", "pwd"]
+            .iter()
+            .any(|p| key.contains(p));
+        // People type passwords, and runs (`Summer123456`) are common in
+        // real ones: for them only a marker or a value that is one whole
+        // run (`12345678`) counts as a placeholder.
+        let placeholder = if password_like {
+            let v = value.trim_matches(|c| c == '"' || c == '\'');
+            marker(v) || sequential(v)
+        } else {
+            is_placeholder(value) || hand_edited_hex(value)
+        };
+        if benign_key(k.as_str()) || code_reference(value) || (skip_placeholders && placeholder) {
             continue;
         }
-        let key = k.as_str().to_ascii_lowercase();
         // Bare `key` is only a credential name at the end (`api.key`,
         // `signingKey`), not inside `keyboard` or `key_bindings`.
         let strong = [
@@ -1081,9 +1195,6 @@ fn generic(
         if key_only && !key.trim_end_matches(['_', '-', '.']).ends_with("key") {
             continue;
         }
-        let password_like = ["password", "passwd", "passphrase", "pwd"]
-            .iter()
-            .any(|p| key.contains(p));
         let ent = shannon_entropy(value);
         let has_digit = value.bytes().any(|b| b.is_ascii_digit());
         let has_alpha = value.bytes().any(|b| b.is_ascii_alphabetic());

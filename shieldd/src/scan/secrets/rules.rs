@@ -9,8 +9,17 @@
 /// Extra validation a rule's match must pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
-    /// Placeholder and repetition filters only.
+    /// A provider's own format: only values that mark themselves as
+    /// placeholders (`EXAMPLE`, `xxxx`, `${VAR}`, one repeated character,
+    /// the alphabet typed out) are dropped; counting digits are not, since
+    /// the prefix and shape are the evidence and ids hold such runs.
     Plain,
+    /// A generic shape (an HTTP header, a URL, a connection string): every
+    /// placeholder filter applies, hand-typed fillers (`12345678`) included.
+    Loose,
+    /// A private-key header alone: reported unless an `-----END` line
+    /// follows with too little between them to be key material.
+    KeyHeader,
     /// Header must base64url-decode to a JSON object with an `alg` member.
     Jwt,
     /// A key block: structure is the evidence, no placeholder filter on the body.
@@ -59,7 +68,7 @@ pub const RULES: &[Rule] = &[
     rule!("aws-bedrock-long-lived", "aws_bedrock_key", 0.9, [], 4.0, r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}"),
     rule!("aws-bedrock-short-lived", "aws_bedrock_key", 0.9, [], 0.0, r"\bbedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&.-]{20,}"),
     // ---- Google
-    rule!("gcp-api-key", "gcp_api_key", 0.9, [], 3.5, r"\b(?P<s>AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)"),
+    rule!("gcp-api-key", "gcp_api_key", 0.9, [], 3.5, r"\b(?P<s>AIzaSy[0-9A-Za-z_-]{33})(?:[^0-9A-Za-z_-]|$)"),
     rule!("gcp-service-account-key-id", "gcp_service_account", 0.9, ["private_key_id"], 3.0, r#""private_key_id"\s*:\s*"(?P<s>[0-9a-f]{40})""#),
     rule!("gcp-oauth-client-secret", "gcp_oauth_secret", 0.95, [], 0.0, r"\b(?P<s>GOCSPX-[A-Za-z0-9_-]{28})"),
     rule!("google-oauth-access-token", "google_oauth_token", 0.9, [], 3.5, r"\b(?P<s>ya29\.[0-9A-Za-z_-]{30,})"),
@@ -100,7 +109,7 @@ pub const RULES: &[Rule] = &[
     rule!("slack-config-token", "slack_token", 0.95, [], 3.0, r"(?i)\b(?P<s>xoxe\.xox[bp]-\d-[A-Z0-9]{150,180})\b"),
     rule!("slack-config-refresh", "slack_token", 0.95, [], 3.0, r"(?i)\b(?P<s>xoxe-\d-[A-Z0-9]{140,150})\b"),
     rule!("slack-legacy-token", "slack_token", 0.9, [], 3.0, r"\b(?P<s>xox[os]-\d{3,}-\d{3,}-\d{3,}-[A-Fa-f0-9]{8,})\b"),
-    rule!("slack-legacy-workspace", "slack_token", 0.9, [], 3.0, r"\b(?P<s>xox[ar]-(?:\d+-)*[0-9A-Za-z]{8,48})\b"),
+    rule!("slack-legacy-workspace", "slack_token", 0.9, [], 2.5, r"\b(?P<s>xox[ar]-(?:\d+-)*[0-9A-Za-z]{8,48})\b"),
     rule!("slack-webhook", "slack_webhook", 0.95, [], 0.0, r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9+/_-]{30,})"),
     // ---- Discord / Telegram
     rule!("discord-bot-token", "discord_token", 0.85, [], 3.5, r"\b(?P<s>[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38})\b"),
@@ -153,9 +162,9 @@ pub const RULES: &[Rule] = &[
     rule!("pypi-token", "pypi_token", 0.95, [], 0.0, r"\b(?P<s>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,})"),
     rule!("rubygems-key", "rubygems_key", 0.95, [], 3.0, r"\b(?P<s>rubygems_[a-f0-9]{48})\b"),
     rule!("clojars-token", "clojars_token", 0.95, [], 3.0, r"\b(?P<s>CLOJARS_[a-z0-9]{60})\b"),
-    rule!("nuget-config-password", "nuget_password", 0.85, ["password"], 0.0, r#"(?i)<add\s+key=["'](?:ClearText)?Password["']\s+value=["'](?P<s>[^"']{4,})["']"#),
+    rule!("nuget-config-password", "nuget_password", 0.85, ["password"], 0.0, r#"(?i)<add\s+key=["'](?:ClearText)?Password["']\s+value=["'](?P<s>[^"']{4,})["']"#, Loose),
     rule!("dockerhub-pat", "dockerhub_token", 0.95, [], 3.0, r"\b(?P<s>dckr_pat_[A-Za-z0-9_-]{27})"),
-    rule!("docker-config-auth", "docker_auth", 0.85, ["auths"], 3.0, r#""auth"\s*:\s*"(?P<s>[A-Za-z0-9+/=]{16,})""#),
+    rule!("docker-config-auth", "docker_auth", 0.85, ["auths"], 3.0, r#""auth"\s*:\s*"(?P<s>[A-Za-z0-9+/=]{16,})""#, Loose),
     rule!("artifactory-api-key", "artifactory_key", 0.9, [], 3.5, r"\b(?P<s>AKCp[A-Za-z0-9]{69})\b"),
     rule!("artifactory-reference-token", "artifactory_key", 0.85, [], 3.5, r"\b(?P<s>cmVmd[A-Za-z0-9]{59})\b"),
     rule!("heroku-api-key", "heroku_key", 0.85, ["heroku"], 3.0, r#"(?i)(?:\b|_)heroku(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#),
@@ -198,13 +207,13 @@ pub const RULES: &[Rule] = &[
     rule!("readme-token", "readme_token", 0.95, [], 3.0, r"\b(?P<s>rdme_[a-z0-9]{70})\b"),
     rule!("clickhouse-cloud-secret", "clickhouse_key", 0.9, [], 3.5, r"\b(?P<s>4b1d[A-Za-z0-9]{38})\b"),
     rule!("snyk-token", "snyk_token", 0.8, ["snyk"], 3.0, r#"(?i)(?:\b|_)snyk(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})\b"#),
-    rule!("sonar-token", "sonar_token", 0.9, [], 3.0, r"\b(?P<s>sq[upa]_[a-f0-9]{40})\b"),
-    rule!("sonar-keyword-token", "sonar_token", 0.8, ["sonar"], 3.0, r#"(?i)(?:\b|_)sonar(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}(?:token|login)[\w.-]{0,5}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[a-f0-9]{40})\b"#),
+    rule!("sonar-token", "sonar_token", 0.9, [], 3.0, r"\b(?P<s>sq[upa]_[A-Za-z0-9]{40})\b"),
+    rule!("sonar-keyword-token", "sonar_token", 0.8, ["sonar"], 3.0, r#"(?i)(?:\b|_)sonar(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}(?:token|login)[\w.-]{0,5}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>(?:sq[upa]_)?[A-Za-z0-9]{40})\b"#),
     rule!("sourcegraph-token", "sourcegraph_token", 0.9, [], 3.0, r"\b(?P<s>sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}|sgph_[a-fA-F0-9]{16}_[a-fA-F0-9]{40})\b"),
     rule!("sourcegraph-keyword-token", "sourcegraph_token", 0.8, ["sourcegraph"], 3.0, r#"(?i)(?:\b|_)sourcegraph(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,20}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[a-fA-F0-9]{40})\b"#),
     rule!("sumologic-access-id", "sumologic_key", 0.8, ["sumo"], 3.0, r#"(?i)(?:\b|_)sumo(?:logic)?(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>su[A-Za-z0-9]{12})\b"#),
     rule!("sumologic-access-key", "sumologic_key", 0.8, ["sumo"], 3.5, r#"(?i)(?:\b|_)sumo(?:logic)?(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[A-Za-z0-9]{64})\b"#),
-    rule!("sidekiq-secret", "sidekiq_secret", 0.9, ["contribsys"], 3.0, r#"(?i)BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[a-f0-9]{8}:[a-f0-9]{8})\b"#),
+    rule!("sidekiq-secret", "sidekiq_secret", 0.9, ["contribsys"], 0.0, r#"(?i)BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[a-f0-9]{8}:[a-f0-9]{8})\b"#),
     rule!("maxmind-license-key", "maxmind_key", 0.95, [], 3.0, r"\b(?P<s>[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk)\b"),
     rule!("hubspot-api-key", "hubspot_key", 0.8, ["hubspot", "hapikey"], 3.0, r#"(?i)(?:\b|_)(?:hubspot|hapikey)(?:\b|[_.-]|(?-i:[A-Z]))[\w.-]{0,25}["']?\s*(?:[:?+]{0,3}=>?|:)\s*["']?(?P<s>[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})\b"#),
     rule!("intra42-secret", "intra42_secret", 0.95, [], 3.0, r"\b(?P<s>s-s4t2(?:ud|af)-[a-f0-9]{64})\b"),
@@ -233,8 +242,8 @@ pub const RULES: &[Rule] = &[
     rule!("launchdarkly-key", "launchdarkly_key", 0.9, [], 3.0, r"\b(?P<s>(?:api|sdk|mob)-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})\b"),
     rule!("onepassword-service-token", "onepassword_token", 0.95, [], 3.5, r"\b(?P<s>ops_eyJ[A-Za-z0-9+/=_-]{100,})"),
     rule!("onepassword-secret-key", "onepassword_key", 0.9, [], 3.0, r"\b(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b"),
-    rule!("kubernetes-secret-data", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)kind:\s*['\x22]?(?i:secret)['\x22]?\s*\n(?:.{0,400}?\n)?\s*(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})"),
-    rule!("kubernetes-secret-data-first", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})['\x22]?\s*\n.{0,400}?kind:\s*['\x22]?(?i:secret)['\x22]?(?:\s|$)"),
+    rule!("kubernetes-secret-data", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)kind:\s*['\x22]?(?i:secret)['\x22]?\s*\n(?:.{0,400}?\n)?\s*(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})", Loose),
+    rule!("kubernetes-secret-data-first", "kubernetes_secret", 0.8, ["secret"], 3.0, r"(?s)(?:data|stringData):\s*\n(?:\s*#[^\n]*\n)*\s+[\w.-]+:\s*(?:[|>][-+]?\s*)?['\x22]?(?P<s>[A-Za-z0-9+/=_.-]{8,})['\x22]?\s*\n.{0,400}?kind:\s*['\x22]?(?i:secret)['\x22]?(?:\s|$)", Loose),
     // ---- Private keys
     rule!("private-key-rsa", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN RSA PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END RSA PRIVATE KEY-----)?", Block),
     rule!("private-key-ec", "private_key", 0.99, ["private key"], 0.0, r"-----BEGIN EC PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,._]|-[A-Za-z0-9]){16,}(?:-----END EC PRIVATE KEY-----)?", Block),
@@ -246,25 +255,25 @@ pub const RULES: &[Rule] = &[
     // A key header alone (the body cut off, on the next line or in the next
     // message) still says key material is being written out; a header
     // inside a code string (`"...-----\\n" + key`) is not at a line end.
-    rule!("private-key-header", "private_key", 0.9, ["private key"], 0.0, r"(?m)-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP) )?PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?$", Block),
+    rule!("private-key-header", "private_key", 0.9, ["private key"], 0.0, r"(?m)-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP) )?PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?$", KeyHeader),
     rule!("private-key-putty", "private_key", 0.95, ["putty-user-key-file"], 0.0, r"PuTTY-User-Key-File-[23]: [\w-]+\s+Encryption: [\w-]+\s+Comment: [^\n]*\s+Public-Lines: \d+(?:\s+[A-Za-z0-9+/=]+)+\s+Private-Lines: \d+(?:\s+[A-Za-z0-9+/=]{8,})+", Block),
     // ---- Credentials in URLs and connection strings
-    rule!("postgres-url-password", "connection_string_password", 0.9, ["postgres"], 0.0, r#"\bpostgres(?:ql)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("mysql-url-password", "connection_string_password", 0.9, ["mysql"], 0.0, r#"\bmysql(?:x)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("mongodb-url-password", "connection_string_password", 0.9, ["mongodb"], 0.0, r#"\bmongodb(?:\+srv)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("redis-url-password", "connection_string_password", 0.9, ["redis"], 0.0, r#"\brediss?://[^\s:/@'"]*:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("amqp-url-password", "connection_string_password", 0.9, ["amqp"], 0.0, r#"\bamqps?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("mssql-url-password", "connection_string_password", 0.9, ["sqlserver", "mssql"], 0.0, r#"\b(?:sqlserver|mssql)://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#),
-    rule!("url-basic-auth", "url_password", 0.8, ["://"], 0.0, r#"\b(?:https?|ftps?|sftp|smtps?|imaps?|ldaps?|git|ssh|svn)://[A-Za-z0-9._%+-]+:(?P<s>[^\s@/'"]{3,})@[A-Za-z0-9.-]+"#),
-    rule!("ado-connection-password", "connection_string_password", 0.85, ["password", "pwd"], 0.0, r#"(?i)(?:server|data source|host)=[^;\n]{1,100};[^\n]{0,200}?\b(?:password|pwd)=(?P<s>[^;'"\s]{3,})"#),
-    rule!("jdbc-password", "connection_string_password", 0.85, ["jdbc"], 0.0, r#"(?i)jdbc:[a-z0-9]+:[^\s'"]{0,200}?[?;&]password=(?P<s>[^;&'"\s]{3,})"#),
+    rule!("postgres-url-password", "connection_string_password", 0.9, ["postgres"], 0.0, r#"\bpostgres(?:ql)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("mysql-url-password", "connection_string_password", 0.9, ["mysql"], 0.0, r#"\bmysql(?:x)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("mongodb-url-password", "connection_string_password", 0.9, ["mongodb"], 0.0, r#"\bmongodb(?:\+srv)?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("redis-url-password", "connection_string_password", 0.9, ["redis"], 0.0, r#"\brediss?://[^\s:/@'"]*:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("amqp-url-password", "connection_string_password", 0.9, ["amqp"], 0.0, r#"\bamqps?://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("mssql-url-password", "connection_string_password", 0.9, ["sqlserver", "mssql"], 0.0, r#"\b(?:sqlserver|mssql)://[^\s:/@'"]+:(?P<s>[^\s@/'"]{3,})@[^\s/'"]+"#, Loose),
+    rule!("url-basic-auth", "url_password", 0.8, ["://"], 0.0, r#"\b(?:https?|ftps?|sftp|smtps?|imaps?|ldaps?|git|ssh|svn)://[A-Za-z0-9._%+-]+:(?P<s>[^\s@/'"]{3,})@[A-Za-z0-9.-]+"#, Loose),
+    rule!("ado-connection-password", "connection_string_password", 0.85, ["password", "pwd"], 0.0, r#"(?i)(?:server|data source|host)=[^;\n]{1,100};[^\n]{0,200}?\b(?:password|pwd)=(?P<s>[^;'"\s]{3,})"#, Loose),
+    rule!("jdbc-password", "connection_string_password", 0.85, ["jdbc"], 0.0, r#"(?i)jdbc:[a-z0-9]+:[^\s'"]{0,200}?[?;&]password=(?P<s>[^;&'"\s]{3,})"#, Loose),
     // ---- HTTP auth, tokens in command lines
-    rule!("http-basic-auth-header", "http_auth_header", 0.85, ["authorization"], 2.5, r"(?i)authorization\x22?\s*:\s*\x22?basic\s+(?P<s>[A-Za-z0-9+/=]{8,})"),
-    rule!("http-bearer-header", "http_auth_header", 0.85, ["authorization", "bearer"], 3.0, r"(?i)(?:authorization\x22?\s*:\s*\x22?)?bearer\s+(?P<s>[A-Za-z0-9._~+/=-]{16,})"),
-    rule!("http-auth-header-raw", "http_auth_header", 0.75, ["authorization"], 3.0, r"(?i)authorization\x22?\s*:\s*\x22?(?:(?:token|api-?token|api-?key|key|sso-key|digest)\s+)?(?P<s>[A-Za-z0-9._~+/=-]{16,})"),
-    rule!("curl-token-header", "http_auth_header", 0.8, ["-h", "--header"], 2.5, r#"(?i)(?:-H|--header)\s+["'](?:x-)?(?:api[_-]?token|api[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?token|token|apikey)\s*:\s*(?P<s>[A-Za-z0-9._~+/=-]{8,})["']"#),
+    rule!("http-basic-auth-header", "http_auth_header", 0.85, ["authorization"], 2.5, r"(?i)authorization\x22?\s*:\s*\x22?basic\s+(?P<s>[A-Za-z0-9+/=]{8,})", Loose),
+    rule!("http-bearer-header", "http_auth_header", 0.85, ["authorization", "bearer"], 3.0, r"(?i)(?:authorization\x22?\s*:\s*\x22?)?bearer\s+(?P<s>[A-Za-z0-9._~+/=-]{16,})", Loose),
+    rule!("http-auth-header-raw", "http_auth_header", 0.75, ["authorization"], 3.0, r"(?i)authorization\x22?\s*:\s*\x22?(?:(?:token|api-?token|api-?key|key|sso-key|digest)\s+)?(?P<s>[A-Za-z0-9._~+/=@!*-]{16,})", Loose),
+    rule!("curl-token-header", "http_auth_header", 0.8, ["-h", "--header"], 2.5, r#"(?i)(?:-H|--header)\s+["'](?:x-)?(?:api[_-]?token|api[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?token|token|apikey)\s*:\s*(?P<s>[A-Za-z0-9._~+/=-]{8,})["']"#, Loose),
     rule!("curl-user-password", "curl_credentials", 0.85, ["curl"], 0.0, r#"(?i)\bcurl\b(?:[^\n]|\\\r?\n){0,400}?\s(?:-u|--user)\s*(?P<s>['"]?[^\s'":]*['"]?:['"]?[^\s'"]*['"]?)"#, UserPass),
-    rule!("x-api-key-header", "http_auth_header", 0.8, ["api-key", "api_key", "apikey"], 3.5, r"(?i)x-api-key\x22?\s*:\s*\x22?(?P<s>[A-Za-z0-9._~+/=-]{20,})"),
+    rule!("x-api-key-header", "http_auth_header", 0.8, ["api-key", "api_key", "apikey"], 3.5, r"(?i)x-api-key\x22?\s*:\s*\x22?(?P<s>[A-Za-z0-9._~+/=-]{20,})", Loose),
     // ---- JWT
     rule!("jwt", "jwt", 0.85, ["eyj"], 0.0, r"\b(?P<s>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,600})", Jwt),
     rule!("jwt-base64", "jwt", 0.8, ["zxlk"], 0.0, r"\b(?P<s>ZXlK[A-Za-z0-9+/]{40,}={0,2})", Jwt),

@@ -64,7 +64,7 @@ fn samples() -> Vec<(&'static str, String)> {
         ("aws-mws-key", format!("amzn.mws.{}", uuid(4))),
         ("aws-bedrock-long-lived", format!("ABSK{}", g(AN, 120, 5))),
         ("aws-bedrock-short-lived", format!("bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t{}", g(AN, 40, 6))),
-        ("gcp-api-key", format!("key AIza{} ok", g(AN, 35, 7))),
+        ("gcp-api-key", format!("key AIzaSy{} ok", g(AN, 33, 7))),
         ("gcp-service-account-key-id", format!("\"private_key_id\": \"{}\"", g(HEX, 40, 8))),
         ("gcp-oauth-client-secret", format!("GOCSPX-{}", g(URL, 28, 9))),
         ("google-oauth-access-token", format!("ya29.{}", g(URL, 60, 10))),
@@ -462,11 +462,129 @@ fn placeholders_do_not_fire() {
 
 #[test]
 fn placeholders_are_reported_only_on_request() {
-    let text = "SNYK_TOKEN = \"12345678-ABCD-ABCD-ABCD-1234567890AB\"";
+    let text = "SNYK_TOKEN = \"AAAAAAAA-EXAMPLE-ABCD-1234567890AB\"";
     assert!(found(text).is_empty());
     let mut all = Vec::new();
     detect_including_placeholders(text, &mut all);
     assert_eq!(all.len(), 1, "{all:?}");
+}
+
+/// Counting digits and repeated chunks do not hide a value of a provider's
+/// own format under the provider's name (ids hold such runs); the keyword
+/// detectors, which have no format to go by, still drop them.
+#[test]
+fn provider_formats_report_hand_typed_fillers() {
+    for text in [
+        "SNYK_TOKEN = \"12345678-ABCD-ABCD-ABCD-1234567890AB\"",
+        "const hubspotKey = \"12345678-ABCD-ABCD-ABCD-1234567890AB\"",
+        "SONAR.LOGIN ?= \"12345678ABCDEFH1234567890ABCDEFH12345678\"",
+        "const SONAR_TOKEN = \"squ_12345678ABCDEFH1234567890ABCDEFH12345678\"",
+        "ARG token=sq0atp-812erere3wewew45678901",
+        "\"access_token7\": \"xoxo-523423-234243-234233-e039d02840a0b9379c\"",
+    ] {
+        assert!(!found(text).is_empty(), "{text}");
+    }
+    // Markers still hold for provider formats: the alphabet typed out,
+    // a documentation word, one repeated character.
+    for text in [
+        "AIzaSyabcdefghijklmnopqrstuvwxyz1234567",
+        "AKIAIOSFODNN7EXAMPLE",
+        "AKIAXXXXXXXXXXXXXXXX",
+        "SNYK_TOKEN = \"00000000-0000-0000-0000-000000000000\"",
+        // Generic keys: fillers are placeholders there.
+        "token = \"1234567890123456789\"",
+        "\"token\": \"xoxp-1234-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d\"",
+        // Shapes with no provider (headers, URLs) keep every filter.
+        "Authorization: Bearer 12345678901234567890",
+        "curl -H \"Authorization: 1234567890123456789\" https://x.invalid",
+    ] {
+        assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+    }
+}
+
+/// Google API keys all start `AIzaSy`; `AIza` alone is not enough.
+#[test]
+fn gcp_api_keys_need_the_full_prefix() {
+    let k = g(URL, 33, 950);
+    assert!(!found(&format!("(AIzaSy{k})")).is_empty());
+    assert!(found(&format!("(AIzay{k}X)")).is_empty());
+}
+
+/// Passwords are typed by people: a counting run inside one does not make
+/// it a placeholder, a value that is nothing but a run does.
+#[test]
+fn passwords_with_runs_fire_whole_runs_do_not() {
+    let f = found("password = 123456789a1234");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].ty, "password");
+    assert!(!found("db_password: \"Summer123456!\"").is_empty());
+    for text in [
+        "password = 12345678",
+        "password = abcdefghij",
+        "password: \"your_password_here\"",
+        "skipped_sequential_false_positive = '0123456789a'",
+    ] {
+        assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+    }
+}
+
+/// Look-alikes of high-entropy assignments: hex edited by hand (both
+/// cases), identifiers spelt out of words, SOPS ciphertext.
+#[test]
+fn entropy_lookalikes_do_not_fire() {
+    for text in [
+        "meraki-api-key: acdeFf05b1a6d4c890237bf08c5e6e8d2b4d0f2e",
+        "div[data-cel-widget=\"desktop-rhf_SponsoredProductsRemoteSearchK2ClickPagination\"]",
+        "mac: ENC[AES256_GCM,data:Tl1V1PuI5tZ0Hu3qxxzpDNeKQkuW0g/x/Mlp1yM6HaBqDr+r2FukLdYSYqjjJ3A8g+YkpvMib50M7j0V7zoX9sgCvMKE=,type:str]",
+    ] {
+        assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+    }
+    // The same shapes with machine-made values still fire.
+    assert!(!found(&format!("meraki-api-key: {}", g(HEX, 40, 951))).is_empty());
+    assert!(!found(&format!("widget_key={}", g(AN, 40, 952))).is_empty());
+    assert!(!found(&format!("mimi={}", g(AN, 44, 953))).is_empty());
+    assert!(worded_identifier("desktop-rhf_SponsoredProductsRemoteSearch"));
+    assert!(hand_edited_hex("acdeFf05b1a6d4c890237bf08c5e6e8d2b4d0f2e"));
+    for seed in 0..200 {
+        assert!(!worded_identifier(&g(AN, 40, 2000 + seed)), "seed {seed}");
+        assert!(!hand_edited_hex(&g(AN, 40, 3000 + seed)), "seed {seed}");
+    }
+}
+
+/// A key header closed a few bytes later by its END line, with no key
+/// material between, is a template, not a leak.
+#[test]
+fn key_header_with_an_empty_body_does_not_fire() {
+    for text in [
+        "-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----",
+        "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n",
+    ] {
+        assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+    }
+    let f = found(&key_block("PRIVATE KEY", 954));
+    assert!(f.iter().any(|x| x.ty == "private_key"), "{f:?}");
+}
+
+/// Provider-named assignments whose formats were narrower than the
+/// providers' own: Sidekiq licence pairs (hex words are common in them),
+/// Sonar tokens in either case, raw `Authorization` values with symbols.
+#[test]
+fn widened_provider_forms_fire() {
+    for text in [
+        "export BUNDLE_ENTERPRISE__CONTRIBSYS__COM=cafebabe:deadbeef",
+        "BUNDLE_GEMS__CONTRIBSYS__COM: \"cafebabe:deadbeef\"",
+        "const SONAR_LOGIN = \"5Qk1LnbG0aCwKx9M2dRvT7uYe4HsJ8pZ3fNiB6oW\"",
+        "curl -L -H \"Authorization: sha256~bRLFnzd5@=-.a+/hgdS\"",
+    ] {
+        assert!(!found(text).is_empty(), "{text}");
+    }
+    for text in [
+        "export BUNDLE_ENTERPRISE__CONTRIBSYS__COM=$SIDEKIQ_LICENSE",
+        "the sonar login page",
+        "Authorization: see https://example.invalid/docs",
+    ] {
+        assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+    }
 }
 
 #[test]
