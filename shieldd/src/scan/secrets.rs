@@ -842,6 +842,16 @@ fn repeated_chunk(v: &str) -> bool {
     })
 }
 
+/// Whether the text between a name and its unquoted value is ` = ` with
+/// blanks on both sides: the style of code (`sumOfExposures = x;`), where
+/// a literal would be quoted and a bare word is an expression. Config
+/// files write `NAME=value` or `name: value`. Used only where the name
+/// itself says nothing (no name, or a bare `key`).
+fn code_assignment(between: &str) -> bool {
+    let b = between.trim_start_matches(['"', '\'', ']']);
+    b.starts_with([' ', '\t']) && b.trim() == "="
+}
+
 /// Hex digits in both cases (`acdeFf05b1a6...`): machines print hex in one
 /// case, so a mix is a hand-edited sample. A random mixed-case token of
 /// this length is all hex digits with negligible probability.
@@ -1102,6 +1112,10 @@ fn high_entropy_assignments(
         {
             continue;
         }
+        let quoted = c.name("q").is_some_and(|q| !q.as_str().is_empty());
+        if !quoted && code_assignment(text.get(k.end()..v.start()).unwrap_or("")) {
+            continue;
+        }
         let upper = value.bytes().any(|b| b.is_ascii_uppercase());
         let lower = value.bytes().any(|b| b.is_ascii_lowercase());
         let digit = value.bytes().any(|b| b.is_ascii_digit());
@@ -1198,9 +1212,12 @@ fn generic(
         let ent = shannon_entropy(value);
         let has_digit = value.bytes().any(|b| b.is_ascii_digit());
         let has_alpha = value.bytes().any(|b| b.is_ascii_alphabetic());
+        let spaced_code = !quoted
+            && code_assignment(text.get(k.end()..v.start()).unwrap_or(""));
         let ok = if key_only {
-            // `bucket_key`, `schemaKey`: most keys are names; only random ones are secrets.
-            value.len() >= 20 && ent >= 4.0 && has_digit && has_alpha
+            // `bucket_key`, `schemaKey`: most keys are names; only random
+            // ones are secrets, and only as literals.
+            !spaced_code && value.len() >= 20 && ent >= 4.0 && has_digit && has_alpha
         } else if password_like {
             // Passwords are short and low-entropy; demand a literal that is
             // not a plain word of prose.

@@ -543,6 +543,17 @@ fn entropy_lookalikes_do_not_fire() {
     assert!(!found(&format!("meraki-api-key: {}", g(HEX, 40, 951))).is_empty());
     assert!(!found(&format!("widget_key={}", g(AN, 40, 952))).is_empty());
     assert!(!found(&format!("mimi={}", g(AN, 44, 953))).is_empty());
+    // Unnamed (or bare `key`) values written as code, `name = bare;`, are
+    // expressions; the same value quoted, or in `NAME=value` form, fires.
+    let v = g(AN, 44, 955);
+    assert!(found(&format!("sumOfExposures = {v};")).is_empty());
+    assert!(found(&format!("key = {v}")).is_empty());
+    assert!(!found(&format!("key = \"{v}\"")).is_empty());
+    assert!(!found(&format!("KEY={v}")).is_empty());
+    assert!(!found(&format!("rookTable = '{v}'")).is_empty());
+    assert!(code_assignment(" = "));
+    assert!(!code_assignment("="));
+    assert!(!code_assignment(": "));
     assert!(worded_identifier("desktop-rhf_SponsoredProductsRemoteSearch"));
     assert!(hand_edited_hex("acdeFf05b1a6d4c890237bf08c5e6e8d2b4d0f2e"));
     for seed in 0..200 {
