@@ -2,9 +2,11 @@
 //! pass over every rule's gate words decides which few rule regexes run),
 //! JWTs checked
 //! by decoding their header, and keyword-plus-entropy detection of generic
-//! `password = ...` / `token: ...` assignments. Placeholders (`EXAMPLE`,
-//! `xxxx`, `<your-key>`, `${VAR}`, repeated or sequential characters) are not
-//! reported.
+//! `password = ...` / `token: ...` assignments. Values that mark themselves
+//! as placeholders (`EXAMPLE`, `xxxx`, `<your-key>`, `${VAR}`, one repeated
+//! character, the alphabet typed out) are not reported; hand-typed fillers
+//! (`12345678`, `1234-1234-1234`) are dropped only by the keyword detectors,
+//! since a provider's own format under its name is evidence enough.
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -308,7 +310,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
 }
 
 /// Like [`detect`], but also reports placeholder-shaped values (`EXAMPLE`,
-/// `12345678-ABCD-...`, `${VAR}`): for audits of committed files and for
+/// `xxxx`, `${VAR}`, `token = "12345678"`): for audits of committed files and for
 /// measuring how much of a corpus is placeholders.
 pub fn detect_including_placeholders(text: &str, out: &mut Vec<Finding>) {
     let mut found = Vec::new();
@@ -382,10 +384,7 @@ fn rule_hits(
             let Some(m) = c.name("s").or_else(|| c.get(0)) else {
                 continue;
             };
-            let after = c
-                .get(0)
-                .and_then(|all| text.get(all.end()..))
-                .unwrap_or("");
+            let after = c.get(0).and_then(|all| text.get(all.end()..)).unwrap_or("");
             if !accept(rule, m.as_str(), after, skip_placeholders) {
                 continue;
             }
@@ -1212,8 +1211,7 @@ fn generic(
         let ent = shannon_entropy(value);
         let has_digit = value.bytes().any(|b| b.is_ascii_digit());
         let has_alpha = value.bytes().any(|b| b.is_ascii_alphabetic());
-        let spaced_code = !quoted
-            && code_assignment(text.get(k.end()..v.start()).unwrap_or(""));
+        let spaced_code = !quoted && code_assignment(text.get(k.end()..v.start()).unwrap_or(""));
         let ok = if key_only {
             // `bucket_key`, `schemaKey`: most keys are names; only random
             // ones are secrets, and only as literals.

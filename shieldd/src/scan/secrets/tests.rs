@@ -554,7 +554,9 @@ fn entropy_lookalikes_do_not_fire() {
     assert!(code_assignment(" = "));
     assert!(!code_assignment("="));
     assert!(!code_assignment(": "));
-    assert!(worded_identifier("desktop-rhf_SponsoredProductsRemoteSearch"));
+    assert!(worded_identifier(
+        "desktop-rhf_SponsoredProductsRemoteSearch"
+    ));
     assert!(hand_edited_hex("acdeFf05b1a6d4c890237bf08c5e6e8d2b4d0f2e"));
     for seed in 0..200 {
         assert!(!worded_identifier(&g(AN, 40, 2000 + seed)), "seed {seed}");
