@@ -758,7 +758,20 @@ fn marker(v: &str) -> bool {
     {
         return true;
     }
-    repetitive(v) || same_run(v) || letter_run(v)
+    repetitive(v) || same_run(v) || letter_run(v) || stuttered_word(v)
+}
+
+/// Four letters typed three times back to back (`TESTTESTTEST`,
+/// `abcdabcdabcd`): a word repeated to fill a field, which neither a
+/// random token nor a numeric id is.
+fn stuttered_word(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.windows(12).any(|w| {
+        let (Some(a), Some(x), Some(y)) = (w.get(..4), w.get(4..8), w.get(8..12)) else {
+            return false;
+        };
+        a.iter().all(u8::is_ascii_alphabetic) && a == x && a == y
+    })
 }
 
 /// A hand-typed filler: counting digits (`12345678`), a chunk typed three

@@ -490,6 +490,7 @@ fn provider_formats_report_hand_typed_fillers() {
         "AIzaSyabcdefghijklmnopqrstuvwxyz1234567",
         "AKIAIOSFODNN7EXAMPLE",
         "AKIAXXXXXXXXXXXXXXXX",
+        "AKIATESTTESTTESTTEST",
         "SNYK_TOKEN = \"00000000-0000-0000-0000-000000000000\"",
         // Generic keys: fillers are placeholders there.
         "token = \"1234567890123456789\"",
