@@ -119,6 +119,9 @@ struct SlotState {
     net_keys: HashSet<(u32, NetData)>,
     bind_set: HashSet<u16>,
     cgroup_ids: Vec<u64>,
+    /// Pids user space put in the tracked map for this slot (the kernel's
+    /// fork hook adds their children, its exit hook removes every one).
+    pids: Vec<u32>,
     addr_links: Vec<(&'static str, CgroupSockAddrLinkId)>,
     sock_links: Vec<CgroupSockLinkId>,
     attached: Vec<PathBuf>,
@@ -1054,15 +1057,18 @@ impl Monitor {
                 "tracked_cgroups",
             ));
         }
-        let pids: Vec<u32> = self
-            .tracked_pids
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|&(_, s)| s == slot)
-            .map(|(p, _)| p)
-            .collect();
-        for p in pids {
-            keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
+        // Only the pids put in from here: the exit hook removed every
+        // tracked task that exited, a pid put in here may have died before
+        // it went in (and would stay, for the next process given that pid).
+        // Walking the whole map instead cost a scan of all its buckets
+        // (65,536 in the daemon) in the kernel per session, and a task of
+        // the session still alive would have left it untracked rather than
+        // inert.
+        for p in std::mem::take(&mut st.pids) {
+            // Not a reused pid another session's fork put in since.
+            if self.tracked_pids.get(&p, 0).ok() == Some(slot) {
+                keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
+            }
         }
         // Every exec of the slot denied from now on; should that entry not
         // go in, the allowlist goes instead (an empty one admits nothing).
@@ -1169,7 +1175,17 @@ impl Monitor {
         self.start_tracking(slot)?;
         self.tracked_pids
             .insert(pid, slot, 0)
-            .map_err(|e| map_error("tracked_pids", e))
+            .map_err(|e| map_error("tracked_pids", e))?;
+        let mut pids = std::mem::take(&mut self.slot_mut(slot)?.pids);
+        // A long single-session run may track many: keep the list bounded
+        // by those still in the map for this slot (the exit hook removed
+        // the rest).
+        if pids.len() >= 1024 {
+            pids.retain(|p| self.tracked_pids.get(p, 0).ok() == Some(slot));
+        }
+        pids.push(pid);
+        self.slot_mut(slot)?.pids = pids;
+        Ok(())
     }
 
     /// Stop tracking one process (its descendants stay tracked).

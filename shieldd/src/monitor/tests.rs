@@ -1215,10 +1215,23 @@ async fn a_reused_slot_enforces_only_its_new_sessions_rules() {
     mon.remove_session(h).expect("remove 2");
 
     // Same slot, the first rules again: all back in force.
-    let (h, _cg3, echo, net) = run(&mut mon, "reuse-3", &wide);
+    let (h, cg3, echo, net) = run(&mut mon, "reuse-3", &wide);
     assert_eq!(h.slot(), slot);
     assert!(echo);
     assert_eq!(net, "ok");
+    // Tracked tasks leave the map: an exited one by the exit hook, a live
+    // one tracked from here by remove_session (no walk of the whole map).
+    let done = gated_in("exit 0", &cg3, &mut mon, slot);
+    let done_pid = done.id();
+    assert!(finish(done).0.success());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!mon.is_tracked(done_pid), "the exit hook untracks");
+    let mut live = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+    mon.track_pid_in(slot, live.id()).expect("track");
+    assert!(mon.is_tracked(live.id()));
     mon.remove_session(h).expect("remove 3");
+    assert!(!mon.is_tracked(live.id()), "remove_session untracks");
+    let _ = live.kill();
+    let _ = live.wait();
     drop(listener);
 }
