@@ -1019,8 +1019,10 @@ impl Monitor {
     /// maps, out of force (isolated, every exec denied by a `/` entry in the
     /// exec denylist, deny paths off): the next session in the slot, most
     /// often under the same policy, then changes only what differs instead
-    /// of deleting and re-inserting every entry (a system call each). The
-    /// maps hold no more entries than when those sessions were live.
+    /// of deleting and re-inserting every entry (a system call each). Free
+    /// slots are given out lowest first, so the maps hold no more entries
+    /// than at the peak of live sessions (plus the `/` entry of each freed
+    /// slot).
     pub fn remove_session(&mut self, handle: SessionSlot) -> Result<(), MonitorError> {
         let slot = handle.0;
         let mut st = std::mem::take(self.slot_mut(slot)?);
