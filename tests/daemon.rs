@@ -1013,3 +1013,136 @@ fn the_daemon_resolves_host_names_again_on_its_period() {
     let _ = daemon.call(json!({"op": "kill", "session": "it-d-dns-other"}));
     let _ = bystander.finish();
 }
+
+/// Arguments, environment and working directory reach a daemon-started
+/// agent as exact bytes, not as lossy UTF-8 (U+FFFD would be EF BF BD).
+#[test]
+fn the_agent_gets_the_callers_exact_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !privileged("the_agent_gets_the_callers_exact_bytes") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("daemon-bytes");
+    let daemon = Daemon::start(d.path());
+    // The daemon says what confinement it found (here: none, full root).
+    let log = std::fs::read_to_string(d.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("shieldd daemon: hardening in force: capabilities CAP_BPF"),
+        "{log}"
+    );
+    let mut cwd = d.path().as_os_str().as_bytes().to_vec();
+    cwd.extend_from_slice(b"/cwd-\xff\xfe");
+    let cwd = PathBuf::from(OsStr::from_bytes(&cwd));
+    std::fs::create_dir(&cwd).expect("non-UTF-8 directory");
+    let o = output_within(
+        Command::new(shieldd())
+            .arg("run")
+            .arg("--control")
+            .arg(&daemon.control)
+            .args(["--session", "it-bytes", "--", "/bin/sh", "-c"])
+            .arg("printf '%s|%s|%s|' \"$1\" \"$SHIELD_RAW_ENV\" \"$SHIELD_UTF8_ENV\"; pwd -P")
+            .arg("sh")
+            .arg(OsStr::from_bytes(b"arg-\x80-\xc3"))
+            .env("SHIELD_RAW_ENV", OsStr::from_bytes(b"v\xe9\x80\xff"))
+            .env("SHIELD_UTF8_ENV", "h\u{e9}llo")
+            .current_dir(&cwd),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let mut want = b"arg-\x80-\xc3|v\xe9\x80\xff|h\xc3\xa9llo|".to_vec();
+    want.extend_from_slice(cwd.as_os_str().as_bytes());
+    want.push(b'\n');
+    assert_eq!(o.stdout, want, "{:?}", String::from_utf8_lossy(&o.stdout));
+    // It ran through the daemon.
+    assert!(daemon
+        .records("it-bytes")
+        .iter()
+        .any(|r| r["event"] == "session_start"));
+}
+
+/// A daemon started without what its work needs refuses to start and names
+/// the unit option, instead of failing later per session.
+#[test]
+fn a_daemon_without_its_capabilities_or_cgroups_refuses_clearly() {
+    use std::os::unix::process::CommandExt;
+    if !privileged("a_daemon_without_its_capabilities_or_cgroups_refuses_clearly") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("daemon-hardening");
+    let cfg = d.write(
+        "config.yaml",
+        &format!(
+            "audit_dir: {p}/log\ncontrol_socket: {p}/control.sock\nsession_socket_dir: {p}/sessions\ndbus: {{enabled: false}}\n",
+            p = d.path().display()
+        ),
+    );
+    let daemon = |prepare: Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>| {
+        let mut c = Command::new(shieldd());
+        c.args(["daemon", "--config"]).arg(&cfg);
+        // SAFETY: the closures only make system calls (prctl, unshare,
+        // mount) on data prepared before the fork.
+        unsafe { c.pre_exec(prepare) };
+        output_within(&mut c, Duration::from_secs(30))
+    };
+
+    // CapabilityBoundingSet= without CAP_NET_ADMIN: root's exec gets the
+    // bounding set as its capabilities.
+    let o = daemon(Box::new(|| {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 12, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("lacking CAP_NET_ADMIN"), "{err}");
+    assert!(
+        err.contains(
+            "missing capabilities CAP_NET_ADMIN: add them to the unit's CapabilityBoundingSet="
+        ),
+        "{err}"
+    );
+    assert!(!d.path().join("control.sock").exists());
+
+    // ProtectControlGroups=yes: the cgroup v2 mount read-only in a mount
+    // namespace of its own.
+    let cg = shieldd::monitor::cgroup2_mount().expect("cgroup2 mount");
+    let cg_c = std::ffi::CString::new(cg.as_os_str().as_encoded_bytes()).expect("path");
+    let root = std::ffi::CString::new("/").expect("root");
+    let o = daemon(Box::new(move || {
+        // SAFETY: unshare and mount with pointers to C strings that outlive
+        // the calls.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    cg_c.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("ProtectControlGroups"), "{err}");
+    assert!(
+        err.contains(&format!("{} read-only", cg.display())),
+        "{err}"
+    );
+}

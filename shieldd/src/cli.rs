@@ -260,22 +260,16 @@ pub fn main_with(cli: Cli) -> i32 {
                             },
                             None => None,
                         };
+                        // Exact bytes: an agent started through the daemon
+                        // sees what it would see started directly.
                         let cwd = std::env::current_dir()
-                            .map(|c| c.to_string_lossy().into_owned())
+                            .map(|c| c.into_os_string().into())
                             .unwrap_or_else(|_| "/".into());
                         let start = crate::service::registry::StartRequest {
-                            argv: cmd
-                                .iter()
-                                .map(|c| c.to_string_lossy().into_owned())
-                                .collect(),
+                            argv: cmd.iter().map(|c| c.as_os_str().into()).collect(),
                             cwd,
                             env: std::env::vars_os()
-                                .map(|(k, v)| {
-                                    (
-                                        k.to_string_lossy().into_owned(),
-                                        v.to_string_lossy().into_owned(),
-                                    )
-                                })
+                                .map(|(k, v)| (k.into(), v.into()))
                                 .collect(),
                             policy: text,
                             policy_source: loaded.as_ref().map(|(_, s)| s.clone()),

@@ -119,6 +119,9 @@ struct SlotState {
     net_keys: HashSet<(u32, NetData)>,
     bind_set: HashSet<u16>,
     cgroup_ids: Vec<u64>,
+    /// Pids user space put in the tracked map for this slot (the kernel's
+    /// fork hook adds their children, its exit hook removes every one).
+    pids: Vec<u32>,
     addr_links: Vec<(&'static str, CgroupSockAddrLinkId)>,
     sock_links: Vec<CgroupSockLinkId>,
     attached: Vec<PathBuf>,
@@ -974,8 +977,15 @@ impl Monitor {
         }
         let st = self.slot_mut(slot)?;
         st.active = true;
+        // Isolated, exec enforced, until its own rules are in: a freed slot
+        // keeps the rule entries of its last session (see remove_session),
+        // and they must not be in force for anyone meanwhile.
         st.config = RawConfig {
             quiet: u32::from(quiet),
+            isolated: 1,
+            exec_enforce: 1,
+            exec_kill: 1,
+            bind_enforce: 1,
             ..RawConfig::default()
         };
         let handle = SessionSlot(slot);
@@ -985,6 +995,8 @@ impl Monitor {
             .and_then(|_| self.write_config(slot))
             .and_then(|_| {
                 self.apply_slot(slot, rules)?;
+                self.slot_mut(slot)?.config.isolated = 0;
+                self.write_config(slot)?;
                 tracing::debug!(
                     us = t0.elapsed().as_micros() as u64,
                     "session rules in the maps"
@@ -1002,18 +1014,25 @@ impl Monitor {
     }
 
     /// Unregister a session: detach its cgroup programs, drop its tracked
-    /// pids and cgroups and every rule entry of its slot, and leave the slot
-    /// inert (no network, no exec) until it is given to another session.
+    /// pids and cgroups, and leave the slot inert (no network, no exec)
+    /// until it is given to another session. Its rule entries stay in the
+    /// maps, out of force (isolated, every exec denied by a `/` entry in the
+    /// exec denylist, deny paths off): the next session in the slot, most
+    /// often under the same policy, then changes only what differs instead
+    /// of deleting and re-inserting every entry (a system call each). Free
+    /// slots are given out lowest first, so the maps hold no more entries
+    /// than at the peak of live sessions (plus the `/` entry of each freed
+    /// slot).
     pub fn remove_session(&mut self, handle: SessionSlot) -> Result<(), MonitorError> {
         let slot = handle.0;
-        let st = std::mem::take(self.slot_mut(slot)?);
+        let mut st = std::mem::take(self.slot_mut(slot)?);
         let mut first_err: Option<MonitorError> = None;
         let mut keep = |r: Result<(), MonitorError>| {
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }
         };
-        for (name, link) in st.addr_links {
+        for (name, link) in std::mem::take(&mut st.addr_links) {
             let r = self
                 ._ebpf
                 .program_mut(name)
@@ -1023,7 +1042,7 @@ impl Monitor {
                 keep(Err(program_error(name, "detach", e, "")));
             }
         }
-        for link in st.sock_links {
+        for link in std::mem::take(&mut st.sock_links) {
             let r = self
                 ._ebpf
                 .program_mut("sock_create")
@@ -1033,65 +1052,59 @@ impl Monitor {
                 keep(Err(program_error("sock_create", "detach", e, "")));
             }
         }
-        for id in st.cgroup_ids {
+        for id in std::mem::take(&mut st.cgroup_ids) {
             keep(remove_key(
                 &mut self.tracked_cgroups,
                 &id,
                 "tracked_cgroups",
             ));
         }
-        let pids: Vec<u32> = self
-            .tracked_pids
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|&(_, s)| s == slot)
-            .map(|(p, _)| p)
-            .collect();
-        for p in pids {
-            keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
+        // Only the pids put in from here: the exit hook removed every
+        // tracked task that exited, a pid put in here may have died before
+        // it went in (and would stay, for the next process given that pid).
+        // Walking the whole map instead cost a scan of all its buckets
+        // (65,536 in the daemon) in the kernel per session, and a task of
+        // the session still alive would have left it untracked rather than
+        // inert.
+        for p in std::mem::take(&mut st.pids) {
+            // Not a reused pid another session's fork put in since.
+            if self.tracked_pids.get(&p, 0).ok() == Some(slot) {
+                keep(remove_key(&mut self.tracked_pids, &p, "tracked_pids"));
+            }
         }
-        let mut cur = st.exec_keys;
-        keep(sync_paths(
-            &mut self.exec_allow,
-            slot,
-            &mut cur,
-            HashSet::new(),
-            "exec_allow",
-        ));
-        let mut cur = st.deny_keys;
-        keep(sync_paths(
-            &mut self.deny_paths,
-            slot,
-            &mut cur,
-            HashSet::new(),
-            "deny_paths",
-        ));
-        let mut cur = st.exec_deny_keys;
-        keep(sync_paths(
-            &mut self.exec_deny,
-            slot,
-            &mut cur,
-            HashSet::new(),
-            "exec_deny",
-        ));
-        let mut cur = st.net_keys;
-        keep(sync_net(
-            &mut self.net_allow,
-            slot,
-            &mut cur,
-            HashSet::new(),
-        ));
-        for port in st.bind_set {
-            let k = BindKey {
+        // Every exec of the slot denied from now on; should that entry not
+        // go in, the allowlist goes instead (an empty one admits nothing).
+        let mut exec_deny = std::mem::take(&mut st.exec_deny_keys);
+        let sealed = rules::path_entries(&[PathRule::Dir(PathBuf::from("/"))]).and_then(|all| {
+            let mut sealed = exec_deny.clone();
+            sealed.extend(all);
+            sync_paths(
+                &mut self.exec_deny,
                 slot,
-                port,
-                _pad: 0,
-            };
-            keep(remove_key(&mut self.bind_ports, &k, "bind_ports"));
+                &mut exec_deny,
+                sealed,
+                "exec_deny",
+            )
+        });
+        if let Err(e) = sealed {
+            keep(Err(e));
+            keep(sync_paths(
+                &mut self.exec_allow,
+                slot,
+                &mut st.exec_keys,
+                HashSet::new(),
+                "exec_allow",
+            ));
         }
+        st.exec_deny_keys = exec_deny;
         self.attached.retain(|a| !st.attached.contains(a));
         let inert = self.slot_mut(slot)?;
         inert.config = INERT;
+        inert.exec_keys = st.exec_keys;
+        inert.deny_keys = st.deny_keys;
+        inert.exec_deny_keys = st.exec_deny_keys;
+        inert.net_keys = st.net_keys;
+        inert.bind_set = st.bind_set;
         keep(self.write_config(slot));
         match first_err {
             Some(e) => Err(e),
@@ -1164,7 +1177,17 @@ impl Monitor {
         self.start_tracking(slot)?;
         self.tracked_pids
             .insert(pid, slot, 0)
-            .map_err(|e| map_error("tracked_pids", e))
+            .map_err(|e| map_error("tracked_pids", e))?;
+        let mut pids = std::mem::take(&mut self.slot_mut(slot)?.pids);
+        // A long single-session run may track many: keep the list bounded
+        // by those still in the map for this slot (the exit hook removed
+        // the rest).
+        if pids.len() >= 1024 {
+            pids.retain(|p| self.tracked_pids.get(p, 0).ok() == Some(slot));
+        }
+        pids.push(pid);
+        self.slot_mut(slot)?.pids = pids;
+        Ok(())
     }
 
     /// Stop tracking one process (its descendants stay tracked).
@@ -1209,33 +1232,34 @@ impl Monitor {
     /// [`Monitor::set_bind_ports`] for one slot.
     pub fn set_bind_ports_in(&mut self, slot: u32, ports: &[u16]) -> Result<(), MonitorError> {
         let new: HashSet<u16> = ports.iter().copied().collect();
-        for &port in &new {
-            self.bind_ports
-                .insert(
-                    BindKey {
-                        slot,
-                        port,
-                        _pad: 0,
-                    },
-                    1,
-                    0,
-                )
-                .map_err(|e| map_error("bind_ports", e))?;
+        let mut cur = std::mem::take(&mut self.slot_mut(slot)?.bind_set);
+        let key = |port: u16| BindKey {
+            slot,
+            port,
+            _pad: 0,
+        };
+        let mut r = Ok(());
+        let add: Vec<u16> = new.difference(&cur).copied().collect();
+        for port in add {
+            if let Err(e) = self.bind_ports.insert(key(port), 1, 0) {
+                r = Err(map_error("bind_ports", e));
+                break;
+            }
+            cur.insert(port);
         }
-        let old = std::mem::take(&mut self.slot_mut(slot)?.bind_set);
-        for &port in old.difference(&new) {
-            remove_key(
-                &mut self.bind_ports,
-                &BindKey {
-                    slot,
-                    port,
-                    _pad: 0,
-                },
-                "bind_ports",
-            )?;
+        if r.is_ok() {
+            let stale: Vec<u16> = cur.difference(&new).copied().collect();
+            for port in stale {
+                if let Err(e) = remove_key(&mut self.bind_ports, &key(port), "bind_ports") {
+                    r = Err(e);
+                    break;
+                }
+                cur.remove(&port);
+            }
         }
         let st = self.slot_mut(slot)?;
-        st.bind_set = new;
+        st.bind_set = cur;
+        r?;
         st.config.bind_enforce = 1;
         self.write_config(slot)
     }
@@ -1425,17 +1449,22 @@ fn sync_paths(
     name: &'static str,
 ) -> Result<(), MonitorError> {
     let key = |bits: u32, path: PathData| Key::new(32 + bits, PathKeyData { slot, path });
-    for (bits, data) in &new {
-        trie.insert(&key(*bits, *data), 1, 0)
+    // `current` is kept equal to what the map holds, even on an error, so
+    // that nothing inserted is ever forgotten (and left in force).
+    let add: Vec<(u32, PathData)> = new.difference(current).copied().collect();
+    for (bits, data) in add {
+        trie.insert(&key(bits, data), 1, 0)
             .map_err(|e| map_error(name, e))?;
+        current.insert((bits, data));
     }
-    for (bits, data) in current.difference(&new) {
-        match trie.remove(&key(*bits, *data)) {
+    let stale: Vec<(u32, PathData)> = current.difference(&new).copied().collect();
+    for (bits, data) in stale {
+        match trie.remove(&key(bits, data)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(e) => return Err(map_error(name, e)),
         }
+        current.remove(&(bits, data));
     }
-    *current = new;
     Ok(())
 }
 
@@ -1447,16 +1476,19 @@ fn sync_net(
     new: HashSet<(u32, NetData)>,
 ) -> Result<(), MonitorError> {
     let key = |bits: u32, net: NetData| Key::new(32 + bits, NetKeyData { slot, net });
-    for (bits, data) in &new {
-        trie.insert(&key(*bits, *data), 1, 0)
+    let add: Vec<(u32, NetData)> = new.difference(current).copied().collect();
+    for (bits, data) in add {
+        trie.insert(&key(bits, data), 1, 0)
             .map_err(|e| map_error("net_allow", e))?;
+        current.insert((bits, data));
     }
-    for (bits, data) in current.difference(&new) {
-        match trie.remove(&key(*bits, *data)) {
+    let stale: Vec<(u32, NetData)> = current.difference(&new).copied().collect();
+    for (bits, data) in stale {
+        match trie.remove(&key(bits, data)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(e) => return Err(map_error("net_allow", e)),
         }
+        current.remove(&(bits, data));
     }
-    *current = new;
     Ok(())
 }

@@ -81,7 +81,7 @@ impl MonitorRules {
         let named: Vec<PathBuf> = exec_allow
             .iter()
             .filter_map(|r| match r {
-                PathRule::Exact(p) => Some(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+                PathRule::Exact(p) => Some(super::rules::canonical(p).unwrap_or_else(|| p.clone())),
                 _ => None,
             })
             .collect();
@@ -89,7 +89,7 @@ impl MonitorRules {
             .into_iter()
             .filter(|r| match r {
                 PathRule::Exact(p) => {
-                    let c = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                    let c = super::rules::canonical(p).unwrap_or_else(|| p.clone());
                     !named.contains(&c)
                 }
                 _ => true,

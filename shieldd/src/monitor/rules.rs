@@ -113,11 +113,38 @@ fn rule_entries(rule: &PathRule, out: &mut BTreeSet<(u32, Vec<u8>)>) -> Result<(
     }
 }
 
+/// `p` with every symlink resolved, as `std::fs::canonicalize` gives it,
+/// in three system calls (open with O_PATH, read the link of its
+/// /proc/self/fd entry, close): realpath(3) reads the link of every
+/// prefix of the path, each a walk from the root, and this runs for every
+/// path rule of every session the daemon starts.
+pub(crate) fn canonical(p: &Path) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let slow = || std::fs::canonicalize(p).ok();
+    if !p.is_absolute() {
+        return slow();
+    }
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(p)
+    else {
+        return None;
+    };
+    match std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        // A path the kernel could not express from our root (" (deleted)",
+        // another mount namespace's view) is left to realpath.
+        Ok(c) if c.is_absolute() && !c.as_os_str().as_bytes().ends_with(b" (deleted)") => Some(c),
+        _ => slow(),
+    }
+}
+
 /// The rule and, when symlinks make it differ, its canonical form: the
 /// kernel sees resolved paths (`/bin/sh` runs as `/usr/bin/dash`).
 fn with_canonical(rule: &PathRule) -> Vec<PathRule> {
     let mut v = vec![rule.clone()];
-    let canon = |p: &Path| std::fs::canonicalize(p).ok().filter(|c| c != p);
+    let canon = |p: &Path| canonical(p).filter(|c| c != p);
     match rule {
         PathRule::Exact(p) => v.extend(canon(p).map(PathRule::Exact)),
         PathRule::Dir(p) => v.extend(canon(p).map(PathRule::Dir)),
@@ -258,6 +285,44 @@ mod tests {
     fn key_str(e: &PathEntry) -> (u32, String) {
         let n = (e.0 / 8) as usize;
         (e.0, String::from_utf8_lossy(&e.1[..n]).into_owned())
+    }
+
+    #[test]
+    fn canonical_agrees_with_realpath() {
+        let base = std::env::temp_dir().join(format!("shieldd-canon-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("real/sub")).expect("dirs");
+        std::fs::write(base.join("real/sub/f"), "x").expect("file");
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).expect("dir link");
+        std::os::unix::fs::symlink("sub/f", base.join("real/rel")).expect("relative link");
+        std::os::unix::fs::symlink(base.join("gone"), base.join("dangling")).expect("dangling");
+        let cases = [
+            PathBuf::from("/"),
+            PathBuf::from("/bin/sh"),
+            PathBuf::from("/usr/bin/python3.11"),
+            base.join("real/sub/f"),
+            base.join("link/sub/f"),
+            base.join("link/rel"),
+            base.join("link/sub/../sub/./f"),
+            base.join("link/"),
+            base.join("dangling"),
+            base.join("nonexistent"),
+            base.join("real/sub/f/below-a-file"),
+            PathBuf::from("relative/path"),
+        ];
+        for p in &cases {
+            assert_eq!(
+                canonical(p),
+                std::fs::canonicalize(p).ok(),
+                "{}",
+                p.display()
+            );
+        }
+        assert_eq!(
+            canonical(&base.join("link/rel")),
+            Some(base.join("real/sub/f"))
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -1157,3 +1157,81 @@ fn opens_under(events: &[Event], prefix: &str) -> Vec<(String, bool)> {
         })
         .collect()
 }
+
+/// A freed slot keeps its entries out of force; the next session in it
+/// gets exactly its own rules, whether it allows less or the same again.
+#[tokio::test]
+async fn a_reused_slot_enforces_only_its_new_sessions_rules() {
+    if !root_or_skip("a_reused_slot_enforces_only_its_new_sessions_rules") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let listener = free_port_tcp();
+    let port = port_of(listener.local_addr());
+    let code = format!(
+        "import socket\ntry:\n    socket.create_connection((\"127.0.0.1\", {port}), 3).close()\n    print(\"ok\")\nexcept OSError as e:\n    print(e.errno)"
+    );
+    let mut wide = exec_rules(&[PY, "/usr/bin/echo"]);
+    wide.connect = vec![ConnectRule::host(
+        "127.0.0.1".parse().expect("ip"),
+        Some(port),
+    )];
+    wide.bind = vec![port];
+    wide.deny_paths = vec![PathRule::Dir(PathBuf::from("/nonexistent-shieldd-reuse"))];
+    let narrow = exec_rules(&[PY]);
+    let mut mon = Monitor::load(&MonitorConfig::default()).expect("load");
+
+    let run = |mon: &mut Monitor, tag: &str, rules: &MonitorRules| {
+        let cg = TestCgroup::new(tag);
+        let slot = mon.free_slot().expect("slot");
+        let h = mon
+            .add_session(slot, Some(&cg.path), rules, true)
+            .expect("session");
+        let (st, echo, _) = finish(gated_in("exec /bin/echo E", &cg, mon, slot));
+        let echo_ok = st.success() && echo == "E\n";
+        if !echo_ok {
+            killed_silently(st, &echo);
+        }
+        let (st, net, err) = finish(gated_in(&py(&code), &cg, mon, slot));
+        assert!(st.success(), "{err}");
+        (h, cg, echo_ok, net.trim().to_string())
+    };
+
+    let (h, _cg1, echo, net) = run(&mut mon, "reuse-1", &wide);
+    assert!(echo, "echo allowed in the first session");
+    assert_eq!(net, "ok");
+    let slot = h.slot();
+    mon.remove_session(h).expect("remove 1");
+    // Freed: nothing runs, nothing connects, though its entries remain.
+    let cg = TestCgroup::new("reuse-freed");
+    let (st, out, _) = finish(gated_in("exec /bin/echo FREED", &cg, &mut mon, slot));
+    killed_silently(st, &out);
+
+    // Same slot, fewer rights: echo killed, connect refused.
+    let (h, _cg2, echo, net) = run(&mut mon, "reuse-2", &narrow);
+    assert_eq!(h.slot(), slot, "the freed slot is given out again");
+    assert!(!echo, "echo is not in the second session's allowlist");
+    assert_eq!(net, "1", "connect refused with EPERM");
+    mon.remove_session(h).expect("remove 2");
+
+    // Same slot, the first rules again: all back in force.
+    let (h, cg3, echo, net) = run(&mut mon, "reuse-3", &wide);
+    assert_eq!(h.slot(), slot);
+    assert!(echo);
+    assert_eq!(net, "ok");
+    // Tracked tasks leave the map: an exited one by the exit hook, a live
+    // one tracked from here by remove_session (no walk of the whole map).
+    let done = gated_in("exit 0", &cg3, &mut mon, slot);
+    let done_pid = done.id();
+    assert!(finish(done).0.success());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!mon.is_tracked(done_pid), "the exit hook untracks");
+    let mut live = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+    mon.track_pid_in(slot, live.id()).expect("track");
+    assert!(mon.is_tracked(live.id()));
+    mon.remove_session(h).expect("remove 3");
+    assert!(!mon.is_tracked(live.id()), "remove_session untracks");
+    let _ = live.kill();
+    let _ = live.wait();
+    drop(listener);
+}

@@ -187,6 +187,14 @@ pub fn run_daemon_with(
         Ok(c) => Arc::new(c),
         Err(e) => return fail(&e.to_string()),
     };
+    // What the unit (or whoever started us) really left the daemon: logged,
+    // and a start refused with the option to change when it rules out the
+    // daemon's kernel work.
+    let hardening = super::hardening::probe();
+    eprintln!("shieldd daemon: {}", hardening.summary());
+    if let Err(e) = hardening.check() {
+        return fail(&e.to_string());
+    }
     // Block the stop signals before any thread exists: every thread (and
     // agent fork) inherits the mask, and the main thread takes them from
     // a signalfd. Agents reset their mask before exec.

@@ -4,7 +4,6 @@
 //! [`Registry`] implements [`Manager`] for the control socket and D-Bus.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::hooks::Hooks;
+use super::osbytes::OsBytes;
 use super::{ControlError, Counters, Manager, Observer, SessionInfo, SessionState, Signal};
 use crate::api::{Peer, Service, StreamScan};
 use crate::audit::{now_rfc3339, AuditLog};
@@ -141,13 +141,13 @@ impl StreamScan for Closed {
 /// `start` op of the control socket).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StartRequest {
-    /// Command and arguments.
-    pub argv: Vec<String>,
-    /// The caller's working directory.
-    pub cwd: String,
-    /// The caller's environment.
+    /// Command and arguments, exact bytes.
+    pub argv: Vec<OsBytes>,
+    /// The caller's working directory, exact bytes.
+    pub cwd: OsBytes,
+    /// The caller's environment, exact bytes.
     #[serde(default)]
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(OsBytes, OsBytes)>,
     /// Policy YAML; None = the daemon's default policy.
     #[serde(default)]
     pub policy: Option<String>,
@@ -420,17 +420,17 @@ impl Registry {
             policy: policy.clone(),
             policy_source: source.clone(),
             request: Request {
-                command: req.argv.iter().map(OsString::from).collect(),
+                command: req.argv.iter().map(OsBytes::to_os_string).collect(),
                 session: session.clone(),
                 user: req.user.clone(),
                 degrade,
                 extra_env: Vec::new(),
                 monitor: true,
-                cwd: Some(PathBuf::from(&req.cwd)),
+                cwd: Some(req.cwd.to_path_buf()),
                 env: Some(
                     req.env
                         .iter()
-                        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+                        .map(|(k, v)| (k.to_os_string(), v.to_os_string()))
                         .collect(),
                 ),
             },
