@@ -602,8 +602,7 @@ fn launch_in(
     };
     let stop_watchdog = |w: Option<launch::Watchdog>| {
         if let Some(w) = w {
-            drop(w.lifeline);
-            launch::reap(w.pid);
+            w.stop();
         }
         if shared.is_some() {
             if let Some(sw) = &env.watchdog {
@@ -693,11 +692,28 @@ impl Launched {
     /// After the agent has exited: kill what it left running, record what
     /// the kernel still had for it, take the session out of the monitor,
     /// stop the watchdog and remove the private temp dir.
-    pub fn finish(mut self, rt: &tokio::runtime::Handle) {
-        let _ = self.cg.remove();
+    pub fn finish(self, rt: &tokio::runtime::Handle) {
+        if let Some(w) = self.finish_as(rt, false) {
+            w.reap();
+        }
+    }
+
+    /// [`Launched::finish`]; with `exiting` (standalone `run`, whose
+    /// process ends next) a session watchdog of its own is told the
+    /// directories are gone and returned to be reaped last, its exit
+    /// overlapping the rest of the teardown.
+    fn finish_as(mut self, rt: &tokio::runtime::Handle, exiting: bool) -> Option<launch::Released> {
+        let removed = self.cg.remove();
         // The daemon's runtime outlives the session: stop its scan API and
         // let its scanner go (an ended session's record stays listed).
         self.server.abort();
+        if exiting {
+            // Let the abort land, so the runtime can tell it has nothing
+            // left in flight.
+            let server = &mut self.server;
+            let _ = rt
+                .block_on(async { tokio::time::timeout(Duration::from_millis(100), server).await });
+        }
         self.service.close();
         if let Some((p, stop)) = self.pump.take() {
             let _ = stop.send(());
@@ -729,13 +745,21 @@ impl Launched {
                 }
             }
         }
+        let mut released = None;
         if let Some(w) = self.watchdog.take() {
-            drop(w.lifeline);
-            launch::reap(w.pid);
+            // Only once every directory is gone (the tree was killed and
+            // was empty) is the watchdog left with nothing but its own
+            // kill; otherwise it removes what is left, waited for.
+            if exiting && removed.is_ok() {
+                released = Some(w.release_clean());
+            } else {
+                w.stop();
+            }
         }
         if let Some(w) = self.shared_watchdog.take() {
             w.unwatch(&self.containment.session);
         }
+        released
     }
 }
 
@@ -779,8 +803,19 @@ fn supervise(
     let outcome = wait_agent(launched.pid, &mut sfd, &launched.cg, opts.grace);
     drop(refresher);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
-    launched.finish(rt.handle());
-    rt.shutdown_timeout(Duration::from_millis(500));
+    let watchdog = launched.finish_as(rt.handle(), true);
+    // The scan API was aborted; once its tasks are gone nothing is left in
+    // flight (a connection still running may be recording a verdict: then
+    // wait for it as before). Not joining idle worker threads saves their
+    // wake-up on the way out; the process exits next.
+    if rt.metrics().num_alive_tasks() == 0 {
+        rt.shutdown_background();
+    } else {
+        rt.shutdown_timeout(Duration::from_millis(500));
+    }
+    if let Some(w) = watchdog {
+        w.reap();
+    }
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "session done");
     let _ = mask.thread_unblock();
     Ok(outcome)
