@@ -693,7 +693,7 @@ impl Launched {
     /// the kernel still had for it, take the session out of the monitor,
     /// stop the watchdog and remove the private temp dir.
     pub fn finish(self, rt: &tokio::runtime::Handle) {
-        if let Some(w) = self.finish_as(rt, false) {
+        if let (Some(w), _) = self.finish_as(rt, false) {
             w.reap();
         }
     }
@@ -702,18 +702,15 @@ impl Launched {
     /// process ends next) a session watchdog of its own is told the
     /// directories are gone and returned to be reaped last, its exit
     /// overlapping the rest of the teardown.
-    fn finish_as(mut self, rt: &tokio::runtime::Handle, exiting: bool) -> Option<launch::Released> {
+    fn finish_as(
+        mut self,
+        rt: &tokio::runtime::Handle,
+        exiting: bool,
+    ) -> (Option<launch::Released>, bool) {
         let removed = self.cg.remove();
         // The daemon's runtime outlives the session: stop its scan API and
         // let its scanner go (an ended session's record stays listed).
         self.server.abort();
-        if exiting {
-            // Let the abort land, so the runtime can tell it has nothing
-            // left in flight.
-            let server = &mut self.server;
-            let _ = rt
-                .block_on(async { tokio::time::timeout(Duration::from_millis(100), server).await });
-        }
         self.service.close();
         if let Some((p, stop)) = self.pump.take() {
             let _ = stop.send(());
@@ -759,7 +756,13 @@ impl Launched {
         if let Some(w) = self.shared_watchdog.take() {
             w.unwatch(&self.containment.session);
         }
-        released
+        // Nothing in flight on the runtime: no task alive but, at most, the
+        // aborted accept loop (whose cancellation runs no code of ours).
+        // Read in this order, a task that ends between the two reads only
+        // makes the answer more cautious; the count never under-reports.
+        let server_done = self.server.is_finished();
+        let idle = rt.metrics().num_alive_tasks() <= usize::from(!server_done);
+        (released, idle)
     }
 }
 
@@ -803,16 +806,16 @@ fn supervise(
     let outcome = wait_agent(launched.pid, &mut sfd, &launched.cg, opts.grace);
     drop(refresher);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
-    let watchdog = launched.finish_as(rt.handle(), true);
-    // The scan API was aborted; once its tasks are gone nothing is left in
-    // flight (a connection still running may be recording a verdict: then
-    // wait for it as before). Not joining idle worker threads saves their
-    // wake-up on the way out; the process exits next.
-    if rt.metrics().num_alive_tasks() == 0 {
+    let (watchdog, idle) = launched.finish_as(rt.handle(), true);
+    // Nothing in flight: the idle workers are not joined (their wake-up and
+    // exit cost the way out ~0.5 ms; the process exits next). A connection
+    // still running may be recording a verdict: then wait for it, as before.
+    if idle {
         rt.shutdown_background();
     } else {
         rt.shutdown_timeout(Duration::from_millis(500));
     }
+    tracing::debug!(idle, "runtime shut down");
     if let Some(w) = watchdog {
         w.reap();
     }
