@@ -1357,3 +1357,60 @@ fn host_names_are_resolved_again_while_a_standalone_agent_runs() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "127.0.0.2 ok\n127.0.0.3 1\n");
 }
+
+/// A normal exit tears everything down before `shieldd run` returns: what
+/// the agent left running is dead and no cgroup directory of the session is
+/// left in any hierarchy (the watchdog is only told so; it removes nothing
+/// after shieldd has returned, so a next session of the same id is safe).
+#[test]
+fn normal_exit_leaves_no_cgroup_and_no_process() {
+    if !privileged("normal_exit_leaves_no_cgroup_and_no_process") {
+        return;
+    }
+    let d = TempDir::new("teardown");
+    let session = format!("it-teardown-{}", std::process::id());
+    // The agent leaves a sleeper behind and exits at once.
+    let o = run_in(
+        d.path(),
+        None,
+        &["--session", &session],
+        &["/bin/sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pid: i32 = stdout(&o).trim().parse().expect("the sleeper's pid");
+    assert!(!alive(pid), "the agent's leftover {pid} still runs");
+    let mut dirs = vec![cgroup2_mount().join("shieldd").join(&session)];
+    // v1 hierarchies (hybrid hosts): under this process's own cgroup.
+    let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        for c in ["pids", "memory"] {
+            if ctrls.split(',').any(|x| x == c) {
+                let mnt = std::path::Path::new("/sys/fs/cgroup").join(c);
+                if mnt.is_dir() {
+                    dirs.push(
+                        mnt.join(path.trim_start_matches('/'))
+                            .join("shieldd")
+                            .join(&session),
+                    );
+                }
+            }
+        }
+    }
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    // The same id again at once: its directories are its own to the end.
+    let o = run_in(
+        d.path(),
+        None,
+        &["--session", &session],
+        &["/bin/sh", "-c", "echo again"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "again");
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}

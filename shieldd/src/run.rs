@@ -602,8 +602,7 @@ fn launch_in(
     };
     let stop_watchdog = |w: Option<launch::Watchdog>| {
         if let Some(w) = w {
-            drop(w.lifeline);
-            launch::reap(w.pid);
+            w.stop();
         }
         if shared.is_some() {
             if let Some(sw) = &env.watchdog {
@@ -693,8 +692,22 @@ impl Launched {
     /// After the agent has exited: kill what it left running, record what
     /// the kernel still had for it, take the session out of the monitor,
     /// stop the watchdog and remove the private temp dir.
-    pub fn finish(mut self, rt: &tokio::runtime::Handle) {
-        let _ = self.cg.remove();
+    pub fn finish(self, rt: &tokio::runtime::Handle) {
+        if let (Some(w), _) = self.finish_as(rt, false) {
+            w.reap();
+        }
+    }
+
+    /// [`Launched::finish`]; with `exiting` (standalone `run`, whose
+    /// process ends next) a session watchdog of its own is told the
+    /// directories are gone and returned to be reaped last, its exit
+    /// overlapping the rest of the teardown.
+    fn finish_as(
+        mut self,
+        rt: &tokio::runtime::Handle,
+        exiting: bool,
+    ) -> (Option<launch::Released>, bool) {
+        let removed = self.cg.remove();
         // The daemon's runtime outlives the session: stop its scan API and
         // let its scanner go (an ended session's record stays listed).
         self.server.abort();
@@ -729,13 +742,27 @@ impl Launched {
                 }
             }
         }
+        let mut released = None;
         if let Some(w) = self.watchdog.take() {
-            drop(w.lifeline);
-            launch::reap(w.pid);
+            // Only once every directory is gone (the tree was killed and
+            // was empty) is the watchdog left with nothing but its own
+            // kill; otherwise it removes what is left, waited for.
+            if exiting && removed.is_ok() {
+                released = Some(w.release_clean());
+            } else {
+                w.stop();
+            }
         }
         if let Some(w) = self.shared_watchdog.take() {
             w.unwatch(&self.containment.session);
         }
+        // Nothing in flight on the runtime: no task alive but, at most, the
+        // aborted accept loop (whose cancellation runs no code of ours).
+        // Read in this order, a task that ends between the two reads only
+        // makes the answer more cautious; the count never under-reports.
+        let server_done = self.server.is_finished();
+        let idle = rt.metrics().num_alive_tasks() <= usize::from(!server_done);
+        (released, idle)
     }
 }
 
@@ -779,8 +806,19 @@ fn supervise(
     let outcome = wait_agent(launched.pid, &mut sfd, &launched.cg, opts.grace);
     drop(refresher);
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "agent exited");
-    launched.finish(rt.handle());
-    rt.shutdown_timeout(Duration::from_millis(500));
+    let (watchdog, idle) = launched.finish_as(rt.handle(), true);
+    // Nothing in flight: the idle workers are not joined (their wake-up and
+    // exit cost the way out ~0.5 ms; the process exits next). A connection
+    // still running may be recording a verdict: then wait for it, as before.
+    if idle {
+        rt.shutdown_background();
+    } else {
+        rt.shutdown_timeout(Duration::from_millis(500));
+    }
+    tracing::debug!(idle, "runtime shut down");
+    if let Some(w) = watchdog {
+        w.reap();
+    }
     tracing::debug!(us = t0.elapsed().as_micros() as u64, "session done");
     let _ = mask.thread_unblock();
     Ok(outcome)

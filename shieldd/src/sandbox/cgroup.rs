@@ -427,14 +427,19 @@ impl SessionCgroup {
             .unwrap_or(false)
     }
 
+    /// Whether the tree has a process, as `cgroup.events` says (None when
+    /// it cannot be read).
+    fn populated(&self) -> Option<bool> {
+        fs::read_to_string(self.v2_dir.join("cgroup.events"))
+            .ok()
+            .map(|s| s.lines().any(|l| l.trim() == "populated 1"))
+    }
+
     /// Wait until no process is left, up to `timeout`.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let populated = fs::read_to_string(self.v2_dir.join("cgroup.events"))
-                .map(|s| s.lines().any(|l| l.trim() == "populated 1"))
-                .unwrap_or(false);
-            if !populated {
+            if !self.populated().unwrap_or(false) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -449,8 +454,13 @@ impl SessionCgroup {
         if self.removed {
             return Ok(());
         }
-        let _ = self.kill();
-        self.wait_empty(Duration::from_secs(5));
+        // Already empty (the usual end: the agent exited and left nothing):
+        // no kill to write. An empty cgroup gains no task by itself: only a
+        // fork inside it (there is no one left) or a move by root.
+        if self.populated() != Some(false) {
+            let _ = self.kill();
+            self.wait_empty(Duration::from_secs(5));
+        }
         let mut first_err = None;
         for d in self.dirs() {
             if let Err(e) = fs::remove_dir(d) {

@@ -296,6 +296,21 @@ fn grant(
     grant_real(real, is_dir, access, denies, out, seen, depth, inputs);
 }
 
+/// Whether `p` is `d` or lies under it, for paths that are absolute and
+/// clean (canonical, or lexically normalised: no `.`, `..`, `//` or
+/// trailing `/` but the root's), as both sides are here. The same answer as
+/// `Path::starts_with`, by bytes: carving /etc compares each of its ~150
+/// entries with every deny twice, and the component walk was a quarter of
+/// the ruleset's CPU.
+fn within(p: &Path, d: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, d) = (p.as_os_str().as_bytes(), d.as_os_str().as_bytes());
+    match p.strip_prefix(d) {
+        Some(rest) => rest.is_empty() || rest.first() == Some(&b'/') || d.last() == Some(&b'/'),
+        None => false,
+    }
+}
+
 /// `real` is canonical; entries of a canonical directory that are not
 /// symlinks are canonical too, which saves a realpath per entry when
 /// carving a large directory like /etc.
@@ -313,10 +328,10 @@ fn grant_real(
     if depth > 32 || !seen.insert(real.clone()) {
         return;
     }
-    if denies.iter().any(|d| real.starts_with(d)) {
+    if denies.iter().any(|d| within(&real, d)) {
         return;
     }
-    let inner = denies.iter().any(|d| d.starts_with(&real) && *d != real);
+    let inner = denies.iter().any(|d| within(d, &real) && *d != real);
     if !inner || !is_dir {
         let access = if is_dir {
             access
@@ -732,5 +747,35 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         fs::canonicalize(d).unwrap()
+    }
+
+    /// The byte comparison agrees with `Path::starts_with` on clean paths,
+    /// including the look-alikes that share a prefix but not a component.
+    #[test]
+    fn within_agrees_with_components() {
+        let cases = [
+            ("/etc/ssh", "/etc/ssh", true),
+            ("/etc/ssh/sshd_config", "/etc/ssh", true),
+            ("/etc/sshd", "/etc/ssh", false),
+            ("/etc/ssh_host", "/etc/ssh", false),
+            ("/etc", "/etc/ssh", false),
+            ("/etc/shadow-", "/etc/shadow", false),
+            ("/anything", "/", true),
+            ("/", "/", true),
+            ("/", "/etc", false),
+            ("/root/.ssh", "/root/.ssh", true),
+            ("/root/.sshx", "/root/.ssh", false),
+        ];
+        for (p, d, want) in cases {
+            let (p, d) = (Path::new(p), Path::new(d));
+            assert_eq!(within(p, d), want, "{} within {}", p.display(), d.display());
+            assert_eq!(
+                p.starts_with(d),
+                want,
+                "{} starts_with {}",
+                p.display(),
+                d.display()
+            );
+        }
     }
 }

@@ -558,11 +558,6 @@ unsafe fn fail(err_fd: RawFd, stage: Stage, r: isize) -> ! {
     raw::exit(125)
 }
 
-/// This thread's errno (in the forked watchdog, whose TLS is its own).
-unsafe fn errno() -> i32 {
-    *libc::__errno_location()
-}
-
 /// Mark every descriptor from 3 up close-on-exec.
 unsafe fn cloexec_from_3() -> isize {
     let r = raw::sys(
@@ -975,99 +970,303 @@ mod raw {
 /// A process outside the agent's cgroup that kills the whole tree when
 /// shieldd dies by any means, SIGKILL included: it blocks reading a pipe
 /// only shieldd holds open, and at EOF writes `cgroup.kill`.
+///
+/// Where the architecture allows it shares our memory (clone3 with
+/// CLONE_VM, as the agent does until exec): a fork copied the page tables
+/// of the whole 126 MB image and then made every page shieldd wrote
+/// afterwards a copy-on-write fault. It runs on a mapping of its own that
+/// also holds everything it reads, raw system calls only; the mapping is
+/// unmapped only once it has been reaped (never while it may run).
 #[derive(Debug)]
 pub struct Watchdog {
     /// Its pid.
     pub pid: libc::pid_t,
     /// Our end of the pipe; closing it (or dying) fires the watchdog.
     pub lifeline: OwnedFd,
+    /// Its stack and context (address, length).
+    mem: (usize, usize),
+}
+
+/// The byte that tells the watchdog the session ended cleanly and its
+/// cgroup directories are gone: it still writes `cgroup.kill` at EOF, but
+/// removes nothing (a directory of that name may already be the next
+/// session's).
+const DONE: u8 = b'D';
+
+/// Most cgroup directories a session has (v2 plus the v1 hierarchies).
+const MAX_DIRS: usize = 8;
+
+/// What the watchdog reads, in its own mapping.
+#[repr(C)]
+struct WatchdogCtx {
+    life: RawFd,
+    kill: RawFd,
+    life_w: RawFd,
+    ndirs: usize,
+    dirs: [*const libc::c_char; MAX_DIRS],
+}
+
+impl Watchdog {
+    /// Fire it (close the lifeline) and wait until it has killed the tree
+    /// and removed what is left of the cgroup directories.
+    pub fn stop(self) {
+        let Watchdog { pid, lifeline, mem } = self;
+        drop(lifeline);
+        reap(pid);
+        unmap(mem);
+    }
+
+    /// The session ended and shieldd removed its cgroup directories
+    /// itself: tell the watchdog so, and fire it. It then only writes
+    /// `cgroup.kill` and exits, while shieldd finishes its own teardown;
+    /// [`Released::reap`] collects it afterwards.
+    pub fn release_clean(self) -> Released {
+        let Watchdog { pid, lifeline, mem } = self;
+        let done = [DONE];
+        // SAFETY: writing one byte from a live buffer to our pipe end.
+        unsafe { libc::write(lifeline.as_raw_fd(), done.as_ptr().cast(), 1) };
+        drop(lifeline);
+        Released { pid, mem }
+    }
+}
+
+/// A fired watchdog still to be reaped (see [`Watchdog::release_clean`]).
+/// Dropped without [`Released::reap`], its memory stays mapped for it.
+#[derive(Debug)]
+#[must_use = "reap the watchdog, or it stays a zombie"]
+pub struct Released {
+    pid: libc::pid_t,
+    mem: (usize, usize),
+}
+
+impl Released {
+    /// Wait for the watchdog's exit (already under way) and free its memory.
+    pub fn reap(self) {
+        reap(self.pid);
+        unmap(self.mem);
+    }
+}
+
+fn unmap((base, len): (usize, usize)) {
+    if base != 0 {
+        // SAFETY: the watchdog that ran on this mapping has been reaped.
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
+    }
 }
 
 /// Start the watchdog for a session whose `cgroup.kill` is open as
 /// `kill_fd`; after the kill it removes `dirs` (the session's cgroup
 /// directories, v2 first) once they are empty.
 pub fn spawn_watchdog(kill_fd: &OwnedFd, dirs: &[CString]) -> Result<Watchdog, LaunchError> {
-    let dir_ptrs: Vec<*const libc::c_char> = dirs.iter().map(|d| d.as_ptr()).collect();
     let (life_r, life_w) = pipe_cloexec()?;
-    // SAFETY: the child only makes async-signal-safe system calls on fds and
-    // constants, then _exit()s.
-    let pid = unsafe { libc::fork() };
+    let stack = Stack::new().ok_or_else(|| sys("map the watchdog's stack"))?;
+    let mem = (stack.base as usize, stack.len);
+    // From here the mapping is the Watchdog's (unmapped only after a reap).
+    std::mem::forget(stack);
+    let Some(ctx) = write_ctx(
+        mem,
+        life_r.as_raw_fd(),
+        kill_fd.as_raw_fd(),
+        life_w.as_raw_fd(),
+        dirs,
+    ) else {
+        unmap(mem);
+        return Err(LaunchError::Sys {
+            what: "lay out the watchdog",
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        });
+    };
+    // SAFETY: the child only reads `ctx` (in the mapping above, which
+    // stays mapped while it runs) and makes raw system calls.
+    let pid = unsafe { clone_watchdog(mem, ctx) };
     if pid < 0 {
-        return Err(sys("fork the watchdog"));
-    }
-    if pid == 0 {
-        // SAFETY: we are the freshly forked watchdog child.
-        unsafe {
-            watchdog_main(
-                life_r.as_raw_fd(),
-                kill_fd.as_raw_fd(),
-                life_w.as_raw_fd(),
-                &dir_ptrs,
-            )
-        }
+        let e = sys("start the watchdog");
+        unmap(mem);
+        return Err(e);
     }
     drop(life_r);
     Ok(Watchdog {
         pid,
         lifeline: life_w,
+        mem,
     })
 }
 
-unsafe fn watchdog_main(
+/// Copy the descriptors and directory names into the watchdog's mapping,
+/// just above its guard page (the stack grows down from the top).
+fn write_ctx(
+    (base, len): (usize, usize),
     life: RawFd,
     kill: RawFd,
     life_w: RawFd,
-    dirs: &[*const libc::c_char],
-) -> ! {
-    libc::close(life_w);
+    dirs: &[CString],
+) -> Option<*const WatchdogCtx> {
+    if dirs.len() > MAX_DIRS {
+        return None;
+    }
+    let start = base.checked_add(4096)?;
+    // Keep at least half the mapping for the stack.
+    let limit = base.checked_add(len / 2)?;
+    let mut at = start.checked_add(std::mem::size_of::<WatchdogCtx>())?;
+    let mut ptrs = [std::ptr::null::<libc::c_char>(); MAX_DIRS];
+    for (slot, d) in ptrs.iter_mut().zip(dirs) {
+        let bytes = d.as_bytes_with_nul();
+        let end = at.checked_add(bytes.len())?;
+        if end > limit {
+            return None;
+        }
+        // SAFETY: [at, end) lies inside our fresh writable mapping, past
+        // the context, and does not overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+        *slot = at as *const libc::c_char;
+        at = end;
+    }
+    let ctx = WatchdogCtx {
+        life,
+        kill,
+        life_w,
+        ndirs: dirs.len(),
+        dirs: ptrs,
+    };
+    // SAFETY: `start` is page-aligned, writable and in our mapping, with
+    // room for the context (checked above).
+    unsafe { std::ptr::write(start as *mut WatchdogCtx, ctx) };
+    Some(start as *const WatchdogCtx)
+}
+
+extern "C" fn watchdog_entry(arg: *mut libc::c_void) -> ! {
+    // SAFETY: `arg` is the context clone_watchdog was given, in a mapping
+    // that outlives this process.
+    unsafe { watchdog_main(&*(arg as *const WatchdogCtx)) }
+}
+
+/// clone3(CLONE_VM) on the watchdog's own stack where the architecture
+/// allows, else fork. Every signal is blocked around the call so no
+/// handler of ours runs on the watchdog's side before it resets them.
+/// Returns the pid or -1 (errno set).
+///
+/// # Safety
+/// `ctx` must point into `mem`, which must stay mapped while the child runs.
+unsafe fn clone_watchdog(mem: (usize, usize), ctx: *const WatchdogCtx) -> libc::pid_t {
+    if !raw::SHARED_VM {
+        let pid = libc::fork();
+        if pid == 0 {
+            watchdog_main(&*ctx);
+        }
+        return pid;
+    }
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    let args = CloneArgs {
+        flags: libc::CLONE_VM as u64,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: mem.0 as u64,
+        stack_size: mem.1 as u64,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    let r = raw::clone3(&args, watchdog_entry, ctx as *mut libc::c_void);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    if r < 0 {
+        *libc::__errno_location() = (-r) as i32;
+        return -1;
+    }
+    r as libc::pid_t
+}
+
+/// The watchdog: raw system calls only (it may share our memory and our
+/// thread's TLS, where a libc wrapper would write errno).
+unsafe fn watchdog_main(ctx: &WatchdogCtx) -> ! {
+    let (life, kill) = (ctx.life, ctx.kill);
+    raw::sys(libc::SYS_close, &[ctx.life_w as usize]);
     reset_signals();
     // Out of the terminal's process group: a Ctrl-C meant for shieldd must
     // not take the watchdog first.
-    libc::setsid();
-    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+    raw::sys(libc::SYS_setsid, &[]);
+    let null = raw::sys(
+        libc::SYS_openat,
+        &[
+            libc::AT_FDCWD as usize,
+            c"/dev/null".as_ptr() as usize,
+            libc::O_RDWR as usize,
+        ],
+    );
     if null >= 0 {
         for fd in 0..3 {
-            if fd != life && fd != kill {
-                libc::dup2(null, fd);
+            if fd != life && fd != kill && fd as isize != null {
+                raw::sys(libc::SYS_dup3, &[null as usize, fd as usize, 0]);
             }
         }
     }
     // Keep only the lifeline and cgroup.kill: holding the agent's stdout
     // pipe open would keep a reader waiting after shieldd exits.
     let (lo, hi) = (life.min(kill), life.max(kill));
-    let close = |a: RawFd, b: u32| {
-        if a >= 3 && (a as u32) <= b {
-            libc::syscall(libc::SYS_close_range, a as u32, b, 0u32);
+    let close = |a: RawFd, b: RawFd| {
+        let a = a.max(3);
+        if a <= b {
+            raw::sys(libc::SYS_close_range, &[a as usize, b as usize, 0]);
         }
     };
-    close(3, (lo - 1).max(0) as u32);
-    close(lo + 1, (hi - 1).max(0) as u32);
-    close(hi + 1, u32::MAX);
+    close(3, lo - 1);
+    close(lo + 1, hi - 1);
+    raw::sys(
+        libc::SYS_close_range,
+        &[(hi + 1).max(3) as usize, u32::MAX as usize, 0],
+    );
     let mut b = [0u8; 16];
+    let mut done = false;
     loop {
-        let n = libc::read(life, b.as_mut_ptr().cast(), b.len());
-        if n > 0 || (n < 0 && errno() == libc::EINTR) {
+        let n = raw::sys(
+            libc::SYS_read,
+            &[life as usize, b.as_mut_ptr() as usize, b.len()],
+        );
+        if n > 0 {
+            done |= b.iter().take(n as usize).any(|&c| c == DONE);
+            continue;
+        }
+        if n == -(libc::EINTR as isize) {
             continue;
         }
         break;
     }
     let one = b"1";
-    libc::write(kill, one.as_ptr().cast(), 1);
+    raw::sys(libc::SYS_write, &[kill as usize, one.as_ptr() as usize, 1]);
+    if done {
+        raw::exit(0);
+    }
     // A cgroup can be removed once its last task is gone (EBUSY until then).
     // After a normal exit shieldd has removed them already (ENOENT).
     let pause = libc::timespec {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     };
-    for d in dirs {
+    for d in ctx.dirs.iter().take(ctx.ndirs) {
         for _ in 0..1000 {
-            if libc::rmdir(*d) == 0 || errno() != libc::EBUSY {
+            let r = raw::sys(
+                libc::SYS_unlinkat,
+                &[
+                    libc::AT_FDCWD as usize,
+                    *d as usize,
+                    libc::AT_REMOVEDIR as usize,
+                ],
+            );
+            if r != -(libc::EBUSY as isize) {
                 break;
             }
-            libc::nanosleep(&pause, std::ptr::null_mut());
+            raw::sys(
+                libc::SYS_nanosleep,
+                &[&pause as *const libc::timespec as usize, 0],
+            );
         }
     }
-    libc::_exit(0)
+    raw::exit(0)
 }
 
 /// Wait for the watchdog after closing its lifeline.
@@ -1141,5 +1340,167 @@ mod tests {
             Err(LaunchError::Child { stage, .. }) => assert_ne!(stage, Stage::Cgroup),
             Err(e) => panic!("release: {e}"),
         }
+    }
+
+    fn root_or_skip(name: &str) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name}: needs root and CI=true is set"
+        );
+        eprintln!("SKIPPED {name}: needs root");
+        false
+    }
+
+    /// A session cgroup (v2 plus this host's v1 pids hierarchy, if any)
+    /// holding a `sleep` that is not our child (it was started through a
+    /// shell that exited), so only a kill can end it.
+    fn session_with_sleeper(tag: &str) -> (super::super::cgroup::SessionCgroup, i32) {
+        use super::super::cgroup::{Layout, SessionCgroup};
+        let layout = Layout::discover().expect("cgroup layout");
+        let limits = crate::policy::Limits {
+            pids: Some(64),
+            memory: None,
+        };
+        let session = format!("launch-test-{}-{tag}", std::process::id());
+        let cg = SessionCgroup::create(&layout, &session, &limits, true).expect("cgroup");
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 300 >/dev/null 2>&1 & echo $!"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("sh");
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("pid");
+        cg.add(pid, false).expect("place the sleeper");
+        (cg, pid)
+    }
+
+    /// Running (not a zombie, not gone).
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(s) => !s
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        f()
+    }
+
+    fn exited(pid: i32) -> bool {
+        let mut status = 0;
+        // SAFETY: waitpid without blocking on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        r == pid || r < 0
+    }
+
+    fn dir_args(cg: &super::super::cgroup::SessionCgroup) -> Vec<CString> {
+        cg.dirs()
+            .map(|d| CString::new(d.as_os_str().as_encoded_bytes()).expect("path"))
+            .collect()
+    }
+
+    /// The watchdog (sharing our memory) fires when its lifeline closes:
+    /// the tree dies and every directory goes; `stop` returns only after it
+    /// exited.
+    #[test]
+    fn watchdog_kills_the_tree_and_removes_the_dirs() {
+        if !root_or_skip("watchdog_kills_the_tree_and_removes_the_dirs") {
+            return;
+        }
+        let (mut cg, sleeper) = session_with_sleeper("fire");
+        let dirs: Vec<std::path::PathBuf> = cg.dirs().cloned().collect();
+        let kill = cg.open_kill_file().expect("cgroup.kill");
+        let w = spawn_watchdog(&kill, &dir_args(&cg)).expect("watchdog");
+        let pid = w.pid;
+        assert!(alive(pid), "the watchdog waits on its lifeline");
+        assert!(alive(sleeper));
+        w.stop();
+        assert!(!alive(sleeper), "the tree is killed");
+        assert!(exited(pid), "stop reaped the watchdog");
+        for d in &dirs {
+            assert!(!d.exists(), "{} left behind", d.display());
+        }
+        let _ = cg.remove();
+    }
+
+    /// A clean release: the watchdog still kills (a process that somehow
+    /// remained dies) but removes no directory (by then a directory of
+    /// that name could be the next session's); reaped afterwards, it
+    /// leaves no zombie.
+    #[test]
+    fn released_watchdog_kills_but_removes_nothing() {
+        if !root_or_skip("released_watchdog_kills_but_removes_nothing") {
+            return;
+        }
+        let (mut cg, sleeper) = session_with_sleeper("release");
+        let dirs: Vec<std::path::PathBuf> = cg.dirs().cloned().collect();
+        let kill = cg.open_kill_file().expect("cgroup.kill");
+        let w = spawn_watchdog(&kill, &dir_args(&cg)).expect("watchdog");
+        let pid = w.pid;
+        let released = w.release_clean();
+        assert!(eventually(|| !alive(sleeper)), "the kill still lands");
+        assert!(cg.wait_empty(std::time::Duration::from_secs(5)));
+        // Give a wrongly removing watchdog the time to do it.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for d in &dirs {
+            assert!(d.exists(), "{} was removed", d.display());
+        }
+        released.reap();
+        assert!(
+            std::fs::metadata(format!("/proc/{pid}")).is_err(),
+            "reaped, no zombie"
+        );
+        cg.remove().expect("remove");
+        for d in &dirs {
+            assert!(!d.exists(), "{} left behind", d.display());
+        }
+    }
+
+    /// The watchdog must hold neither our stdout nor any other descriptor
+    /// but its two: a reader of our output would otherwise wait for it.
+    #[test]
+    fn watchdog_keeps_only_its_two_descriptors() {
+        if !root_or_skip("watchdog_keeps_only_its_two_descriptors") {
+            return;
+        }
+        let (mut cg, _sleeper) = session_with_sleeper("fds");
+        let kill = cg.open_kill_file().expect("cgroup.kill");
+        let (_r, w_end) = pipe_cloexec().expect("pipe");
+        let w = spawn_watchdog(&kill, &dir_args(&cg)).expect("watchdog");
+        let fd_dir = format!("/proc/{}/fd", w.pid);
+        let only_two = eventually(|| {
+            std::fs::read_dir(&fd_dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                        .filter(|&fd| fd >= 3)
+                        .count()
+                        == 2
+                })
+                .unwrap_or(false)
+        });
+        drop(w_end);
+        w.stop();
+        let _ = cg.remove();
+        assert!(
+            only_two,
+            "the watchdog kept more than its lifeline and cgroup.kill"
+        );
     }
 }
