@@ -77,6 +77,9 @@ pub struct InjectionRules {
     /// a prefix hit inside a word (or between two non-word bytes) cannot
     /// start one and is dropped before any search.
     boundary: Vec<bool>,
+    /// Gate literals of at most [`SHORT_LITERAL`] bytes, looked up in a
+    /// table of the text's bytes and byte pairs instead of the automaton.
+    short: Vec<(Vec<u8>, Vec<Action>)>,
     /// Literals every match of a rule must contain: a rule whose literals
     /// are absent from a text (or from its ROT13 or reversed view) is not
     /// run on it, and a view is built only when a strong rule can match in
@@ -350,6 +353,63 @@ fn prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
     Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
+/// Gate literals this short are never looked for by the automaton: they
+/// occur every few bytes of text, and each occurrence cost a report. They
+/// are looked up in [`BytePairs`] instead. (Rule prefixes this short stay
+/// in the automaton: searching those rules whole was measured slower.)
+const SHORT_LITERAL: usize = 2;
+
+/// Which byte pairs occur in a text: presence of a literal of one or two
+/// bytes in one lookup. (A bitmap per text rather than a substring search
+/// per literal: there are hundreds of short gate literals, and one pass
+/// over the text answers them all.)
+struct BytePairs<'t> {
+    text: &'t [u8],
+    /// 65,536 bits, one per byte pair; cleared after use by a second pass
+    /// over the text, cheaper than clearing 8 KiB for a short text.
+    pairs: Box<[u64; 1024]>,
+}
+
+thread_local! {
+    /// This thread's pair table, kept between texts (all bits clear).
+    static SPARE_PAIRS: std::cell::Cell<Option<Box<[u64; 1024]>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+impl<'t> BytePairs<'t> {
+    fn of(text: &'t [u8]) -> BytePairs<'t> {
+        let mut pairs = SPARE_PAIRS
+            .with(|s| s.take())
+            .unwrap_or_else(|| Box::new([0u64; 1024]));
+        for (&a, &b) in text.iter().zip(text.iter().skip(1)) {
+            let k = u16::from_be_bytes([a, b]);
+            pairs[usize::from(k >> 6)] |= 1 << (k & 63);
+        }
+        BytePairs { text, pairs }
+    }
+
+    /// Whether `lit` (one or two bytes) occurs in the text.
+    fn contains(&self, lit: &[u8]) -> bool {
+        match *lit {
+            [b] => memchr::memchr(b, self.text).is_some(),
+            [a, b] => {
+                let k = u16::from_be_bytes([a, b]);
+                self.pairs[usize::from(k >> 6)] & (1 << (k & 63)) != 0
+            }
+            _ => memchr::memmem::find(self.text, lit).is_some(),
+        }
+    }
+
+    /// Clear the table and keep it for this thread's next text.
+    fn recycle(mut self) {
+        for (&a, &b) in self.text.iter().zip(self.text.iter().skip(1)) {
+            let k = u16::from_be_bytes([a, b]);
+            self.pairs[usize::from(k >> 6)] = 0;
+        }
+        SPARE_PAIRS.with(|s| s.set(Some(self.pairs)));
+    }
+}
+
 /// A rule whose literal prefixes include one shorter than this is
 /// triggered by an inner literal instead, when it has a longer one.
 const SHORT_PREFIX: usize = 4;
@@ -486,7 +546,8 @@ impl InjectionRules {
             let longest = hir.properties().maximum_len();
             max_len.push(longest);
             relaxed.push(relaxed_re);
-            gate.add_rule(alternatives(&hir), r.score >= STRONG_SCORE);
+            let strong = r.score >= STRONG_SCORE;
+            gate.add_rule(alternatives(&hir, strong), strong);
             boundary.push(starts_at_boundary(&hir));
             // A rule starting with a short common word ("in", "as") would
             // be tried at thousands of its hits; when a longer literal
@@ -517,7 +578,13 @@ impl InjectionRules {
                 Err(_) => always.push(index),
             }
         }
-        let gate = gate.build(&mut table);
+        let mut short = LiteralTable::default();
+        let gate = gate.build(&mut table, &mut short);
+        // Rule triggers first, gate sets last (see `hits`).
+        for a in &mut table.actions {
+            a.sort_by_key(|a| matches!(a, Action::Set(..)));
+        }
+        let short = short.literals.into_iter().zip(short.actions).collect();
         let literals = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .build(&table.literals)
@@ -534,6 +601,7 @@ impl InjectionRules {
             gate,
             max_len,
             always,
+            short,
             regexes,
             relaxed,
             rules,
@@ -614,12 +682,25 @@ impl InjectionRules {
     /// and inner literal hits, and which gate sets occur in the text (and,
     /// with `views`, in its ROT13 and reversed views).
     fn hits(&self, text: &str, views: bool) -> Hits {
-        let mut h = Hits::take(self.gate.sets);
+        let mut h = Hits::take(self.gate.sets, self.actions.len());
         for m in self.literals.find_overlapping_iter(text) {
-            let Some(actions) = self.actions.get(m.pattern().as_usize()) else {
+            let id = m.pattern().as_usize();
+            let Some(actions) = self.actions.get(id) else {
                 continue;
             };
+            // A gate set is present once one of its literals is seen:
+            // later hits of the same literal only start rule searches.
+            let first = h.seen.get_mut(id / 64).is_some_and(|w| {
+                let bit = 1u64 << (id % 64);
+                let first = *w & bit == 0;
+                *w |= bit;
+                first
+            });
             for a in actions {
+                if !first && matches!(a, Action::Set(..)) {
+                    // Sets are sorted after the rule triggers.
+                    break;
+                }
                 match *a {
                     Action::Prefix(rule) => {
                         if self.boundary.get(rule as usize) != Some(&true)
@@ -644,6 +725,28 @@ impl InjectionRules {
                     }
                 }
             }
+        }
+        if !self.short.is_empty() {
+            let pairs = BytePairs::of(text.as_bytes());
+            for (lit, actions) in &self.short {
+                if !pairs.contains(lit) {
+                    continue;
+                }
+                for a in actions {
+                    if let Action::Set(view, set) = *a {
+                        if views || matches!(view, View::Text) {
+                            if let Some(p) = h
+                                .present
+                                .get_mut(view as usize)
+                                .and_then(|p| p.get_mut(set as usize))
+                            {
+                                *p = true;
+                            }
+                        }
+                    }
+                }
+            }
+            pairs.recycle();
         }
         if let Some(rev) = h.present.get_mut(View::Reversed as usize) {
             for &s in &self.gate.reversed_unknown {
@@ -1005,12 +1108,15 @@ fn inner_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
 }
 
 /// Shortest literal a gate set may hold when the set is small; larger
-/// sets need longer literals (short ones occur in nearly every text and
-/// would only cost automaton hits).
+/// sets need longer literals (short ones occur in nearly every text). In
+/// a strong rule's gate any set may hold literals this short: literals of
+/// up to [`SHORT_LITERAL`] bytes cost no automaton hits (see
+/// [`BytePairs`]), and a tighter strong gate builds fewer views.
 const MIN_GATE: usize = 1;
-/// Shortest literal of a gate set with more than [`SMALL_SET`] literals.
+/// Shortest literal of a weak rule's gate set with more than
+/// [`SMALL_SET`] literals.
 const MIN_GATE_LARGE: usize = 3;
-/// Largest gate set allowed literals shorter than [`MIN_GATE_LARGE`].
+/// Largest weak gate set allowed literals shorter than [`MIN_GATE_LARGE`].
 const SMALL_SET: usize = 8;
 
 /// At most this many alternatives of a rule are gated one by one; a rule
@@ -1019,7 +1125,7 @@ const MAX_GATE_ALTERNATIVES: usize = 32;
 
 /// The literal prefixes of `hir` (sorted, deduplicated) when every match
 /// of it starts with one of them and they are worth gating on.
-fn literal_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+fn literal_set(hir: &regex_syntax::hir::Hir, wide: bool) -> Option<Vec<Vec<u8>>> {
     let mut ex = Extractor::new();
     ex.kind(ExtractKind::Prefix).limit_total(400);
     let seq = ex.extract(hir);
@@ -1027,13 +1133,13 @@ fn literal_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     let mut v: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
     v.sort_unstable();
     v.dedup();
-    usable(v)
+    usable(v, wide)
 }
 
-/// `set` if it is worth gating on.
-fn usable(set: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+/// `set` if it is worth gating on (`wide`: in a strong rule's gate).
+fn usable(set: Vec<Vec<u8>>, wide: bool) -> Option<Vec<Vec<u8>>> {
     let shortest = set.iter().map(Vec::len).min()?;
-    let min = if set.len() > SMALL_SET {
+    let min = if set.len() > SMALL_SET && !wide {
         MIN_GATE_LARGE
     } else {
         MIN_GATE
@@ -1053,23 +1159,23 @@ fn rarity(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
 /// The rarest literal set one of which every match of `hir` contains: its
 /// own prefixes, a part's set (for a concatenation), or the union of every
 /// branch's set (for an alternation).
-fn best_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+fn best_set(hir: &regex_syntax::hir::Hir, wide: bool) -> Option<Vec<Vec<u8>>> {
     use regex_syntax::hir::HirKind;
-    let mut cands: Vec<Vec<Vec<u8>>> = literal_set(hir).into_iter().collect();
+    let mut cands: Vec<Vec<Vec<u8>>> = literal_set(hir, wide).into_iter().collect();
     match hir.kind() {
-        HirKind::Capture(c) => cands.extend(best_set(&c.sub)),
-        HirKind::Repetition(r) if r.min >= 1 => cands.extend(best_set(&r.sub)),
-        HirKind::Concat(parts) => cands.extend(parts.iter().filter_map(best_set)),
+        HirKind::Capture(c) => cands.extend(best_set(&c.sub, wide)),
+        HirKind::Repetition(r) if r.min >= 1 => cands.extend(best_set(&r.sub, wide)),
+        HirKind::Concat(parts) => cands.extend(parts.iter().filter_map(|p| best_set(p, wide))),
         HirKind::Alternation(alts) => {
             let union = alts
                 .iter()
-                .map(best_set)
+                .map(|a| best_set(a, wide))
                 .collect::<Option<Vec<_>>>()
                 .and_then(|sets| {
                     let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
                     all.sort_unstable();
                     all.dedup();
-                    usable(all)
+                    usable(all, wide)
                 });
             cands.extend(union);
         }
@@ -1079,21 +1185,28 @@ fn best_set(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
 }
 
 /// Literal sets that every match of `hir` contains one of each (the
-/// rarest of those of its parts), at most [`GATE_SETS`] of them.
-fn conjunction(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<u8>>> {
+/// rarest of those of its parts), at most [`GATE_SETS`] of them
+/// ([`STRONG_GATE_SETS`] when `wide`).
+fn conjunction(hir: &regex_syntax::hir::Hir, wide: bool) -> Vec<Vec<Vec<u8>>> {
     use regex_syntax::hir::HirKind;
     let mut sets: Vec<Vec<Vec<u8>>> = match hir.kind() {
-        HirKind::Capture(c) => conjunction(&c.sub),
-        HirKind::Repetition(r) if r.min >= 1 => conjunction(&r.sub),
-        HirKind::Concat(parts) => parts.iter().filter_map(best_set).collect(),
+        HirKind::Capture(c) => conjunction(&c.sub, wide),
+        HirKind::Repetition(r) if r.min >= 1 => conjunction(&r.sub, wide),
+        HirKind::Concat(parts) => parts.iter().filter_map(|p| best_set(p, wide)).collect(),
         _ => Vec::new(),
     };
-    sets.extend(best_set(hir));
+    sets.extend(best_set(hir, wide));
     sets.sort_unstable();
     sets.dedup();
     sets.sort_by_key(|s| std::cmp::Reverse(rarity(s)));
+    if wide {
+        // A strong rule: the rarest sets, whatever they hold. Each one
+        // more makes the views' gates pass less often.
+        sets.truncate(STRONG_GATE_SETS);
+        return sets;
+    }
     // The rarest set, and a second one only if it is rare too: each set
-    // looked for costs automaton hits on every text.
+    // looked for costs automaton hits on every text (and memory).
     let mut kept = Vec::with_capacity(GATE_SETS);
     for set in sets {
         if kept.is_empty() || rarity(&set).0 >= MIN_GATE_LARGE {
@@ -1106,18 +1219,23 @@ fn conjunction(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<u8>>> {
     kept
 }
 
-/// Literal sets gated on per rule alternative.
+/// Literal sets gated on per alternative of a weak rule.
 const GATE_SETS: usize = 2;
+/// Literal sets gated on per alternative of a strong rule (the rules run
+/// on the ROT13 and reversed views). With three, any set allowed, the
+/// views are built for a third as many texts (a strong rule's commonest
+/// words, "to", "for", "hi", no longer pass a view's gate alone).
+const STRONG_GATE_SETS: usize = 3;
 
 /// A rule's gate: alternatives (one of which every match is a match of),
 /// each with the literal sets it requires. One alternative requiring
 /// nothing means the rule is never gated.
-fn alternatives(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<Vec<u8>>>> {
+fn alternatives(hir: &regex_syntax::hir::Hir, wide: bool) -> Vec<Vec<Vec<Vec<u8>>>> {
     use regex_syntax::hir::HirKind;
     match hir.kind() {
-        HirKind::Capture(c) => alternatives(&c.sub),
+        HirKind::Capture(c) => alternatives(&c.sub, wide),
         HirKind::Alternation(alts) if alts.len() <= MAX_GATE_ALTERNATIVES => {
-            alts.iter().map(conjunction).collect()
+            alts.iter().map(|a| conjunction(a, wide)).collect()
         }
         // `\b(?:a|b)`: regex-syntax lifts a prefix common to all branches
         // out of the alternation; around looks, the branches still gate.
@@ -1126,11 +1244,11 @@ fn alternatives(hir: &regex_syntax::hir::Hir) -> Vec<Vec<Vec<Vec<u8>>>> {
                 .iter()
                 .filter(|p| !matches!(p.kind(), HirKind::Look(_)));
             match (rest.next(), rest.next()) {
-                (Some(only), None) => alternatives(only),
-                _ => vec![conjunction(hir)],
+                (Some(only), None) => alternatives(only, wide),
+                _ => vec![conjunction(hir, wide)],
             }
         }
-        _ => vec![conjunction(hir)],
+        _ => vec![conjunction(hir, wide)],
     }
 }
 
@@ -1164,6 +1282,8 @@ struct Hits {
     inner: Vec<(u32, u32, u32)>,
     /// Per [`View`], which gate sets occur in it.
     present: [Vec<bool>; 3],
+    /// Automaton patterns seen so far (a bit each).
+    seen: Vec<u64>,
 }
 
 thread_local! {
@@ -1174,14 +1294,17 @@ thread_local! {
 
 impl Hits {
     /// Empty hits for `sets` gate sets, reusing this thread's spare ones.
-    fn take(sets: usize) -> Hits {
+    fn take(sets: usize, patterns: usize) -> Hits {
         let mut h = SPARE_HITS.with(|s| s.take()).unwrap_or(Hits {
             prefix: Vec::new(),
             inner: Vec::new(),
             present: [Vec::new(), Vec::new(), Vec::new()],
+            seen: Vec::new(),
         });
         h.prefix.clear();
         h.inner.clear();
+        h.seen.clear();
+        h.seen.resize(patterns.div_ceil(64), 0);
         for p in &mut h.present {
             p.clear();
             p.resize(sets, false);
@@ -1293,7 +1416,14 @@ impl GateBuilder {
 
     /// The gate; its literals (as they are, in ROT13 and backwards) go
     /// into `table`.
-    fn build(self, table: &mut LiteralTable) -> Gate {
+    fn build(self, table: &mut LiteralTable, short: &mut LiteralTable) -> Gate {
+        let mut add = |l: Vec<u8>, a: Action| {
+            if l.len() <= SHORT_LITERAL {
+                short.add(l, a);
+            } else {
+                table.add(l, a);
+            }
+        };
         let mut reversed_unknown = Vec::new();
         for (l, sets) in self.literals.iter().zip(&self.literal_sets) {
             let rot13: Vec<u8> = l.iter().map(|&b| rot13_byte(b)).collect();
@@ -1301,13 +1431,13 @@ impl GateBuilder {
                 .ok()
                 .map(|s| s.chars().rev().collect::<String>().into_bytes());
             for &set in sets {
-                table.add(l.clone(), Action::Set(View::Text, set));
+                add(l.clone(), Action::Set(View::Text, set));
                 if !self.strong_sets.contains(&set) {
                     continue;
                 }
-                table.add(rot13.clone(), Action::Set(View::Rot13, set));
+                add(rot13.clone(), Action::Set(View::Rot13, set));
                 match &backwards {
-                    Some(b) => table.add(b.clone(), Action::Set(View::Reversed, set)),
+                    Some(b) => add(b.clone(), Action::Set(View::Reversed, set)),
                     None => reversed_unknown.push(set),
                 }
             }
@@ -1493,6 +1623,50 @@ mod tests {
     }
 
     #[test]
+    fn byte_pairs_see_the_text_and_forget_it() {
+        let first = BytePairs::of(b"ab:c");
+        assert!(first.contains(b"ab") && first.contains(b":") && first.contains(b"b:"));
+        assert!(!first.contains(b"ba") && !first.contains(b"ac") && !first.contains(b"x"));
+        first.recycle();
+        // The recycled table holds nothing of the first text.
+        let second = BytePairs::of(b"zz");
+        assert!(second.contains(b"zz"));
+        assert!(!second.contains(b"ab") && !second.contains(b"b:"));
+        second.recycle();
+        let empty = BytePairs::of(b"");
+        assert!(!empty.contains(b"zz") && !empty.contains(b"a"));
+        empty.recycle();
+    }
+
+    #[test]
+    fn views_are_not_built_for_common_words() {
+        let rules = match InjectionRules::builtin() {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let views = |text: &str| {
+            let norm = normalize(text);
+            let hits = rules.hits(norm.text(), true);
+            let strong = |view: View| {
+                (0..rules.len()).any(|i| {
+                    rules.rules.get(i).is_some_and(|r| r.score >= STRONG_SCORE)
+                        && rules.gate.possible(i, &hits.present[view as usize])
+                })
+            };
+            (strong(View::Rot13), strong(View::Reversed))
+        };
+        // "to", "for", "hi" (and their reversals) alone no longer open a
+        // view: the strong rules that need them need rarer words too.
+        assert_eq!(
+            views("Hi Tom, thanks for the notes. I went to the shop for bread."),
+            (false, false)
+        );
+        // A real ROT13 or reversed override still opens its view.
+        assert!(views("Vtaber nyy cerivbhf vafgehpgvbaf").0);
+        assert!(views("snoitcurtsni suoiverp lla erongi").1);
+    }
+
+    #[test]
     fn gate_sets_are_required_literals() {
         let parse = |p: &str| match regex_syntax::ParserBuilder::new().build().parse(p) {
             Ok(h) => h,
@@ -1500,16 +1674,19 @@ mod tests {
         };
         // Each branch of an alternation gives its own rarest set; the word
         // gap does not hide the rarer later word.
-        let alts = alternatives(&parse(&expand(r"\bi am (?:the|an) developer\b|\bx+ yz")));
+        let alts = alternatives(
+            &parse(&expand(r"\bi am (?:the|an) developer\b|\bx+ yz")),
+            false,
+        );
         assert_eq!(alts.len(), 2);
         assert!(alts[0].contains(&vec![b"developer".to_vec()]), "{alts:?}");
         // An optional part is never required.
-        let alts = alternatives(&parse(&expand(r"abc(?:zzzz)?")));
+        let alts = alternatives(&parse(&expand(r"abc(?:zzzz)?")), false);
         assert!(alts
             .iter()
             .all(|sets| sets.iter().all(|s| !s.contains(&b"zzzz".to_vec()))));
         // Nothing to require: the rule is never gated.
-        let alts = alternatives(&parse(r"\w+"));
+        let alts = alternatives(&parse(r"\w+"), false);
         assert!(alts.iter().any(Vec::is_empty));
     }
 
