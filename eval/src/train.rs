@@ -67,7 +67,8 @@ const SEED: u64 = 0x5eed_2026_1125_0001;
 const EPOCHS: usize = 15;
 const ETA0: f64 = 0.5;
 const LAMBDA: f64 = 1e-5;
-/// Calibration target: at most this share of calibration benign rows flagged.
+/// Threshold target: at most this mean share of benign rows flagged, over
+/// the training sources each scored by a model fitted without it.
 const TARGET_FPR: f64 = 0.01;
 /// Share of |weights| kept unclipped by the i8 quantisation.
 const QUANT_QUANTILE: f64 = 0.9999;
