@@ -12,9 +12,18 @@
 //! - never used for training or threshold fitting: benign_self_instruct
 //!   (its licence asks not to).
 //!
-//! Within the training files, rows whose id hashes to 0 mod 5 form a
-//! calibration part that is not fitted; the recommended threshold is chosen on
-//! it (so on training files only, but not on fitted rows).
+//! Within the training files, rows whose calibration key hashes to 0 mod 5
+//! form a calibration part that is not fitted and only reported. The key is
+//! the injected text for BIPIA rows (each instruction recurs in several
+//! contexts, and must not be on both sides), the row id otherwise.
+//!
+//! The recommended threshold is chosen leave-one-source-out: one model per
+//! training source with benign rows, fitted without that source, scores
+//! that source's benign rows; the threshold keeps the mean of these
+//! out-of-source FPRs at most 1%. An in-file split cannot see the model's
+//! real weakness, benign text of a style it never saw (plain imperative
+//! requests, which look like BIPIA's injected tasks), and set too low a
+//! threshold.
 //!
 //! Examples are the windows of `learned::extract_windows`. A window of a
 //! benign row is negative. A window of an attack row with spans (BIPIA marks
@@ -57,8 +66,9 @@ pub const NEVER_TRAIN: &str = "benign_self_instruct.jsonl";
 const SEED: u64 = 0x5eed_2026_1125_0001;
 const EPOCHS: usize = 15;
 const ETA0: f64 = 0.5;
-const LAMBDA: f64 = 1e-6;
-/// Calibration target: at most this share of calibration benign rows flagged.
+const LAMBDA: f64 = 1e-5;
+/// Threshold target: at most this mean share of benign rows flagged, over
+/// the training sources each scored by a model fitted without it.
 const TARGET_FPR: f64 = 0.01;
 /// Share of |weights| kept unclipped by the i8 quantisation.
 const QUANT_QUANTILE: f64 = 0.9999;
@@ -102,10 +112,10 @@ impl Rng {
     }
 }
 
-/// FNV-1a of the row id decides the calibration part.
-fn is_calibration(id: &str) -> bool {
+/// FNV-1a of the row's calibration key decides the calibration part.
+fn is_calibration(key: &str) -> bool {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
+    for b in key.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     h.checked_rem(5) == Some(0)
@@ -191,15 +201,17 @@ fn row_label(r: &Row) -> RowLabel {
     }
 }
 
-/// Number of example groups: the training files plus the two synthetic sets.
-const N_GROUPS: usize = TRAIN_FILES.len() + 2;
+/// Number of example groups: the training files plus the three synthetic
+/// sets.
+const N_GROUPS: usize = TRAIN_FILES.len() + 3;
 const N_SYNTH: usize = 600;
 
 fn group_name(g: usize) -> &'static str {
     match TRAIN_FILES.get(g) {
         Some((f, _)) => f,
         None if g == TRAIN_FILES.len() => synth::ATTACK_FILE,
-        None => synth::BENIGN_FILE,
+        None if g == TRAIN_FILES.len() + 1 => synth::BENIGN_FILE,
+        None => synth::REQUEST_FILE,
     }
 }
 
@@ -236,6 +248,11 @@ fn synth_rows() -> Vec<Row> {
         Label::Benign,
         synth::benign(&mut rng, N_SYNTH),
     ));
+    rows.extend(mk(
+        synth::REQUEST_FILE,
+        Label::Benign,
+        synth::requests(&mut rng, N_SYNTH),
+    ));
     rows
 }
 
@@ -261,6 +278,17 @@ pub fn training_rows(dir: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The key that puts a row in the calibration part. BIPIA reuses each
+/// injected instruction in several contexts: keyed by row, copies of one
+/// instruction landed on both sides and calibration recall measured
+/// memory. Keyed by the injected text, an instruction is on one side only.
+fn calibration_key(r: &Row) -> &str {
+    r.spans
+        .first()
+        .and_then(|s| r.text.get(s.0..s.1))
+        .unwrap_or(&r.id)
+}
+
 /// What training produced, besides the file.
 pub struct Trained {
     /// The weight file bytes.
@@ -269,14 +297,9 @@ pub struct Trained {
     pub log: Vec<String>,
 }
 
-/// Train from the corpus in `dir`; deterministic.
-pub fn train(dir: &Path) -> Result<Trained> {
-    let rows = training_rows(dir)?;
-    let mut log = Vec::new();
-    let (calib, fit): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| is_calibration(&r.id));
-
+fn collect(rows: &[&Row]) -> Examples {
     let mut exs = Examples::default();
-    for r in &fit {
+    for r in rows {
         let label = row_label(r);
         let mut sink = Collect {
             slots: [Vec::new(), Vec::new()],
@@ -286,24 +309,20 @@ pub fn train(dir: &Path) -> Result<Trained> {
         };
         learned::extract_windows(&r.text, &mut sink);
     }
-    let n = exs.ex.len();
-    let npos = exs.ex.iter().filter(|e| e.2).count();
-    let nneg = n - npos;
-    if npos == 0 || nneg == 0 {
-        bail!("training needs both classes (pos {npos}, neg {nneg})");
-    }
-    log.push(format!(
-        "fit rows {} (calibration rows {}), windows {n} (positive {npos}, negative {nneg}), nonzeros {}",
-        fit.len(),
-        calib.len(),
-        exs.idx.len()
-    ));
+    exs
+}
+
+/// Fit the logistic regression on every example outside group `skip`,
+/// and quantise it into a weight file with `threshold`.
+fn fit(exs: &Examples, skip: Option<usize>, threshold: f32, log: &mut Vec<String>) -> Vec<u8> {
+    let used = |e: &(usize, usize, bool, usize)| Some(e.3) != skip;
+    let n = exs.ex.iter().filter(|e| used(e)).count();
     // Balance the classes (each half of the loss) and, within a class, the
     // training files: otherwise the many long jailbreaks drown BIPIA's
     // one-sentence injections and GSM8K's easy negatives drown FastChat's
     // chat prompts, the benign rows most like an injection.
     let mut count = [[0usize; 2]; N_GROUPS];
-    for e in &exs.ex {
+    for e in exs.ex.iter().filter(|e| used(e)) {
         if let Some(c) = count.get_mut(e.3) {
             c[usize::from(e.2)] += 1;
         }
@@ -320,7 +339,9 @@ pub fn train(dir: &Path) -> Result<Trained> {
     let mut v = vec![0f64; N_BUCKETS];
     let mut s = 1.0f64;
     let mut b = 0.0f64;
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut order: Vec<usize> = (0..exs.ex.len())
+        .filter(|&i| exs.ex.get(i).is_some_and(used))
+        .collect();
     let mut rng = Rng(SEED);
     for epoch in 0..EPOCHS {
         rng.shuffle(&mut order);
@@ -361,10 +382,12 @@ pub fn train(dir: &Path) -> Result<Trained> {
             }
             b -= eta * g;
         }
-        log.push(format!(
-            "epoch {epoch}: eta {eta:.4}, mean weighted loss {:.5}",
-            loss / n as f64
-        ));
+        if skip.is_none() {
+            log.push(format!(
+                "epoch {epoch}: eta {eta:.4}, mean weighted loss {:.5}",
+                loss / n.max(1) as f64
+            ));
+        }
     }
     let w: Vec<f64> = v.iter().map(|x| x * s).collect();
 
@@ -379,16 +402,99 @@ pub fn train(dir: &Path) -> Result<Trained> {
         .iter()
         .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
         .collect();
-    let nonzero = q.iter().filter(|x| **x != 0).count();
+    if skip.is_none() {
+        let nonzero = q.iter().filter(|x| **x != 0).count();
+        log.push(format!(
+            "fit windows {n}; bias {b:.4}, clip |w| {clip:.4} (max {:.4}), scale {scale:.6}, nonzero i8 weights {nonzero}/{N_BUCKETS}",
+            mags.last().copied().unwrap_or(0.0)
+        ));
+    }
+    learned::encode_model(scale as f32, b as f32, threshold, &q)
+}
+
+/// Train from the corpus in `dir`; deterministic.
+///
+/// The threshold comes from leave-one-file-out scores: for each training
+/// source with benign rows, a model fitted without that source scores its
+/// benign rows, which tells how the model treats benign text of a style it
+/// never saw (the in-file calibration rows could not: a file's own style is
+/// learned from its fitted rows). The threshold is the lowest one at which
+/// the mean of these out-of-file FPRs is at most [`TARGET_FPR`].
+pub fn train(dir: &Path) -> Result<Trained> {
+    let rows = training_rows(dir)?;
+    let mut log = Vec::new();
+    let (calib, fit_rows): (Vec<&Row>, Vec<&Row>) = rows
+        .iter()
+        .partition(|r| is_calibration(calibration_key(r)));
+    let exs = collect(&fit_rows);
+    let n = exs.ex.len();
+    let npos = exs.ex.iter().filter(|e| e.2).count();
+    let nneg = n - npos;
+    if npos == 0 || nneg == 0 {
+        bail!("training needs both classes (pos {npos}, neg {nneg})");
+    }
     log.push(format!(
-        "bias {b:.4}, clip |w| {clip:.4} (max {:.4}), scale {scale:.6}, nonzero i8 weights {nonzero}/{N_BUCKETS}",
-        mags.last().copied().unwrap_or(0.0)
+        "fit rows {} (calibration rows {}), windows {n} (positive {npos}, negative {nneg}), nonzeros {}",
+        fit_rows.len(),
+        calib.len(),
+        exs.idx.len()
     ));
 
-    // Threshold from the calibration rows, scored exactly as in production.
-    let draft = learned::encode_model(scale as f32, b as f32, 0.5, &q);
-    let model = learned::Model::parse(&draft).map_err(|e| anyhow::anyhow!("draft model: {e}"))?;
-    // Per training file: (benign scores, attack scores).
+    // Out-of-file benign scores, per benign source.
+    let mut held: Vec<(usize, Vec<f32>)> = Vec::new();
+    for g in 0..N_GROUPS {
+        let benign: Vec<&Row> = rows
+            .iter()
+            .filter(|r| group_of(&r.file) == g && r.label == Label::Benign)
+            .collect();
+        if benign.is_empty() {
+            continue;
+        }
+        let bytes = fit(&exs, Some(g), 0.5, &mut log);
+        let model =
+            learned::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("draft model: {e}"))?;
+        held.push((g, benign.iter().map(|r| model.score(&r.text)).collect()));
+    }
+    // The FPR target is on the MEAN of the sources' FPRs: pooling would
+    // let GSM8K's easy questions dominate, and a per-source cap would let
+    // one row of a small source set the threshold. The threshold is the
+    // lowest candidate (just above some benign score) meeting it; never
+    // below 0.5 so it keeps its meaning.
+    let macro_fpr = |t: f32| -> f64 {
+        let sum: f64 = held
+            .iter()
+            .map(|(_, b)| b.iter().filter(|x| **x >= t).count() as f64 / b.len().max(1) as f64)
+            .sum();
+        sum / held.len().max(1) as f64
+    };
+    let mut cands: Vec<f32> = held
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|x| x + 1e-4))
+        .filter(|t| *t >= 0.5)
+        .collect();
+    cands.push(0.5);
+    cands.sort_by(f32::total_cmp);
+    let threshold = cands
+        .iter()
+        .copied()
+        .find(|t| macro_fpr(*t) <= TARGET_FPR)
+        .unwrap_or(0.999)
+        .clamp(0.5, 0.999);
+    log.push(format!(
+        "threshold {threshold:.4} (target: mean leave-one-source-out benign FPR <= {TARGET_FPR})"
+    ));
+    for (g, b) in &held {
+        let fp = b.iter().filter(|x| **x >= threshold).count();
+        log.push(format!(
+            "  left out {}: benign FPR {fp}/{}",
+            group_name(*g),
+            b.len()
+        ));
+    }
+
+    let bytes = fit(&exs, None, threshold, &mut log);
+    let model = learned::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    // Per training source: (benign scores, attack scores) of calibration rows.
     let mut per_file: Vec<(Vec<f32>, Vec<f32>)> = vec![Default::default(); N_GROUPS];
     for r in &calib {
         let sc = model.score(&r.text);
@@ -399,39 +505,6 @@ pub fn train(dir: &Path) -> Result<Trained> {
             }
         }
     }
-    // The FPR target is on the MEAN of the benign files' FPRs: pooling would
-    // let GSM8K's easy questions dominate, and a per-file cap would let one
-    // row of a 50-row file set the threshold. The threshold is the lowest
-    // candidate (just above some benign score) meeting it; never below 0.5 so
-    // it keeps its meaning.
-    let benign_files: Vec<&Vec<f32>> = per_file
-        .iter()
-        .map(|f| &f.0)
-        .filter(|b| !b.is_empty())
-        .collect();
-    let macro_fpr = |t: f32| -> f64 {
-        let sum: f64 = benign_files
-            .iter()
-            .map(|b| b.iter().filter(|x| **x >= t).count() as f64 / b.len() as f64)
-            .sum();
-        sum / benign_files.len().max(1) as f64
-    };
-    let mut cands: Vec<f32> = benign_files
-        .iter()
-        .flat_map(|b| b.iter().map(|x| x + 1e-4))
-        .filter(|t| *t >= 0.5)
-        .collect();
-    cands.push(0.5);
-    cands.sort_by(f32::total_cmp);
-    let threshold = cands
-        .iter()
-        .copied()
-        .find(|t| macro_fpr(*t) <= TARGET_FPR)
-        .unwrap_or(0.999);
-    let threshold = threshold.clamp(0.5, 0.999);
-    log.push(format!(
-        "threshold {threshold:.4} (target: mean FPR over benign files <= {TARGET_FPR} on calibration rows)"
-    ));
     for (g, (ben, att)) in per_file.iter().enumerate() {
         let file = group_name(g);
         let rec = att.iter().filter(|x| **x >= threshold).count();
@@ -442,8 +515,36 @@ pub fn train(dir: &Path) -> Result<Trained> {
             ben.len()
         ));
     }
-    let bytes = learned::encode_model(scale as f32, b as f32, threshold, &q);
     Ok(Trained { bytes, log })
+}
+
+/// Write `file\tid\tlabel\tscore` for every inbound row of every corpus
+/// file but [`NEVER_TRAIN`], scored by the weight file `bytes`: to see a
+/// fresh model's effect on the held-out files without rebuilding shieldd.
+fn dump_scores(dir: &Path, bytes: &[u8], out: &Path) -> Result<()> {
+    let model = learned::Model::parse(bytes).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    let mut tsv = String::from("file\tid\tlabel\tlearned\n");
+    for name in evaldata::list_files(dir)? {
+        if name == NEVER_TRAIN {
+            continue;
+        }
+        for r in evaldata::load_file(&dir.join(&name))? {
+            if r.direction != Direction::Inbound {
+                continue;
+            }
+            let label = match r.label {
+                Label::Attack => "attack",
+                Label::Benign => "benign",
+            };
+            tsv.push_str(&format!(
+                "{}\t{}\t{label}\t{:.5}\n",
+                name.trim_end_matches(".jsonl"),
+                r.id,
+                model.score(&r.text)
+            ));
+        }
+    }
+    std::fs::write(out, tsv).with_context(|| format!("writing {}", out.display()))
 }
 
 fn print_split() {
@@ -459,22 +560,31 @@ fn print_split() {
     }
     println!("  never:      {NEVER_TRAIN} (licence); all other files are held out too");
     println!(
-        "  plus {N_SYNTH} synthetic attacks and {N_SYNTH} synthetic benign look-alikes (templates in train.rs)"
+        "  plus {N_SYNTH} synthetic attacks, {N_SYNTH} synthetic benign look-alikes and {N_SYNTH} synthetic plain requests (templates in train.rs)"
     );
 }
 
-/// `cargo xtask train [--check] [--out PATH]`: train and write the weight
-/// file, or with `--check` verify that the committed one is reproduced byte
-/// for byte.
+/// `cargo xtask train [--check] [--out PATH] [--dump-scores PATH]`: train
+/// and write the weight file, or with `--check` verify that the committed
+/// one is reproduced byte for byte; `--dump-scores` also writes the new
+/// model's score of every inbound corpus row (see `dump_scores`).
 pub fn run(args: &[String]) -> Result<()> {
     let mut check = false;
     let mut out = weights_path();
+    let mut dump: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--check" => check = true,
             "--out" => out = PathBuf::from(it.next().context("--out needs a path")?),
-            other => bail!("unknown option {other:?} (want --check, --out PATH)"),
+            "--dump-scores" => {
+                dump = Some(PathBuf::from(
+                    it.next().context("--dump-scores needs a path")?,
+                ))
+            }
+            other => {
+                bail!("unknown option {other:?} (want --check, --out PATH, --dump-scores PATH)")
+            }
         }
     }
     let dir = evaldata::eval_dir()?;
@@ -483,6 +593,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let t = train(&dir)?;
     for l in &t.log {
         println!("{l}");
+    }
+    if let Some(path) = &dump {
+        dump_scores(&dir, &t.bytes, path)?;
+        println!("wrote scores of every inbound row to {}", path.display());
     }
     if check {
         let committed =
@@ -560,6 +674,8 @@ mod synth {
     pub const ATTACK_FILE: &str = "synthetic_attacks";
     /// File name given to the synthetic benign rows.
     pub const BENIGN_FILE: &str = "synthetic_benign";
+    /// File name given to the synthetic plain user requests.
+    pub const REQUEST_FILE: &str = "synthetic_requests";
 
     const IGNORE: &[&str] = &[
         "ignore",
@@ -844,6 +960,167 @@ mod synth {
                     s
                 } else {
                     format!("{ctx}\n{s}")
+                }
+            })
+            .collect()
+    }
+
+    // Plain user requests: the imperative "do this task for me" style a
+    // user types to an assistant. The training files have few of them and
+    // BIPIA's injected tasks are phrased the same way, so without these the
+    // model learns "imperative => attack". Written for this project.
+    const ASK: &[&str] = &[
+        "Write a short poem about {topic}.",
+        "Write a haiku about {topic}.",
+        "Draft an email to {who} about {topic}.",
+        "Write a polite email to {who} asking to move our meeting to {day}.",
+        "Give me a recipe for {food}.",
+        "Suggest a name for a {thing} that sells {food}.",
+        "Create a packing list for a weekend trip to {place}.",
+        "Plan a three-day itinerary for {place}.",
+        "Make a shopping list for {food} for four people.",
+        "Summarize the following text in two sentences.",
+        "Rewrite this sentence so that it sounds more formal.",
+        "Correct the grammar in the text below.",
+        "Translate the following sentence into {lang}.",
+        "Classify the sentiment of this review as positive, negative or neutral.",
+        "Generate three titles for a blog post about {topic}.",
+        "Come up with a slogan for a {thing}.",
+        "Explain {topic} to a ten-year-old.",
+        "List five tips for {goal}.",
+        "Give me a workout plan for {goal}.",
+        "Write a product description for a {thing}.",
+        "Compose a birthday message for {who}.",
+        "Write a cover letter for a job as a {job}.",
+        "Describe {place} in one paragraph.",
+        "Suggest some interview questions for a {job}.",
+        "Turn these notes into a short paragraph.",
+        "Write a function in Python that {code}.",
+        "Convert this list into a table with two columns.",
+        "Extract all the dates mentioned in the text below.",
+        "Find the main argument of the following paragraph.",
+        "Recommend three books about {topic}.",
+        "Write a thank-you note to {who} for {favour}.",
+        "Create a study schedule for {goal}.",
+        "Answer the question below in one word.",
+        "Reply to this customer review in a friendly tone.",
+        "Make this paragraph shorter without losing meaning.",
+        "Give an example of {topic} in everyday life.",
+        "Tell me a fun fact about {topic}.",
+        "Design a simple weekly meal plan for {goal}.",
+        "Outline a presentation about {topic}.",
+        "Brainstorm gift ideas for {who}.",
+    ];
+    const TOPIC: &[&str] = &[
+        "autumn leaves",
+        "the ocean",
+        "photosynthesis",
+        "compound interest",
+        "black holes",
+        "the water cycle",
+        "remote work",
+        "recycling",
+        "friendship",
+        "volcanoes",
+        "the history of jazz",
+        "machine learning",
+    ];
+    const WHO: &[&str] = &[
+        "my landlord",
+        "my manager",
+        "a colleague",
+        "my grandmother",
+        "the school principal",
+        "a client",
+        "my neighbour",
+        "the hiring team",
+    ];
+    const FOOD: &[&str] = &[
+        "banana bread",
+        "vegetable soup",
+        "pad thai",
+        "pancakes",
+        "lentil curry",
+        "fresh pasta",
+        "coffee",
+    ];
+    const THING: &[&str] = &[
+        "bakery",
+        "food truck",
+        "bike shop",
+        "smart water bottle",
+        "mobile app",
+        "podcast",
+        "bookstore",
+    ];
+    const PLACE: &[&str] = &[
+        "Lisbon",
+        "Kyoto",
+        "the Alps",
+        "Chicago",
+        "Cape Town",
+        "Iceland",
+    ];
+    const GOAL: &[&str] = &[
+        "running a first marathon",
+        "learning Spanish",
+        "saving money",
+        "sleeping better",
+        "a final exam in chemistry",
+        "building muscle",
+    ];
+    const JOB: &[&str] = &[
+        "nurse",
+        "data analyst",
+        "teacher",
+        "barista",
+        "software engineer",
+        "project manager",
+    ];
+    const CODE: &[&str] = &[
+        "reverses a string",
+        "checks if a number is prime",
+        "counts the words in a file",
+        "merges two sorted lists",
+    ];
+    const FAVOUR: &[&str] = &[
+        "the lovely dinner",
+        "helping with the move",
+        "the recommendation letter",
+        "the birthday gift",
+    ];
+    const INPUT: &[&str] = &[
+        "The new library opens on Monday and will stay open until 9pm on weekdays.",
+        "I has went to the store yesterday and buyed three apple.",
+        "The battery lasts all day but the screen scratches easily. Four stars.",
+        "Meeting notes: budget approved, launch moved to March 3, hire two designers.",
+        "Our team shipped the redesign on time, and customer complaints dropped by a third.",
+        "Hi, I ordered a blue jacket on June 2 and received a green one. Can you help?",
+        "apples, bread, milk, eggs, rice, tomatoes",
+        "Where is the nearest train station?",
+        "The results were better than expected, although the sample was small.",
+    ];
+
+    /// `n` synthetic plain user requests, some with an input after them.
+    pub fn requests(rng: &mut Rng, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let s = pick(rng, ASK)
+                    .replace("{topic}", pick(rng, TOPIC))
+                    .replace("{who}", pick(rng, WHO))
+                    .replace("{food}", pick(rng, FOOD))
+                    .replace("{thing}", pick(rng, THING))
+                    .replace("{place}", pick(rng, PLACE))
+                    .replace("{goal}", pick(rng, GOAL))
+                    .replace("{job}", pick(rng, JOB))
+                    .replace("{code}", pick(rng, CODE))
+                    .replace("{favour}", pick(rng, FAVOUR))
+                    .replace("{lang}", pick(rng, L))
+                    .replace("{day}", pick(rng, T));
+                if rng.next().checked_rem(2) == Some(0) {
+                    format!("{s}\n\n{}", pick(rng, INPUT))
+                } else {
+                    s
                 }
             })
             .collect()

@@ -3,7 +3,7 @@
 //! extractor must give bit-identical scores.
 
 use super::{
-    fmix64, mix, Window, WindowSink, BUCKET_BITS, NGRAM_MAX, NGRAM_MIN, SEED_BIGRAM, SEED_CHAR,
+    bucket_sign, fmix64, mix, Window, WindowSink, NGRAM_MAX, NGRAM_MIN, SEED_BIGRAM, SEED_CHAR,
     SEED_WORD, STRIDE_CHARS,
 };
 
@@ -39,10 +39,8 @@ struct Extractor<'s, S: WindowSink> {
 
 impl<S: WindowSink> Extractor<'_, S> {
     fn emit(&mut self, h: u64) {
-        let f = fmix64(h);
-        // Top bits for the bucket, bottom bit for the sign: independent bits.
-        let bucket = (f >> (64 - BUCKET_BITS)) as u32;
-        let sign = if f & 1 == 0 { 1.0 } else { -1.0 };
+        let (bucket, neg) = bucket_sign(h);
+        let sign = if neg == 0 { 1.0 } else { -1.0 };
         for (i, (slot, seen)) in self.slots.iter_mut().zip(self.seen.iter_mut()).enumerate() {
             if !slot.open {
                 continue;

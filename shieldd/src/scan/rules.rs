@@ -14,10 +14,13 @@ const fn r(ty: &'static str, score: f32, pattern: &'static str) -> Rule {
 /// Every built-in rule.
 pub static RULES: &[Rule] = &[
     // ------------------------------------------------------------ direct overrides (en)
+    // The verb also in its common letter-swap misspellings ("ingore",
+    // "inore"): a typo that a reader and the model both read through, and
+    // one that slips past an exact word list.
     r(
         "direct_injection",
         0.95,
-        r"\b(?:ignore|disregard|forget|overlook|skip|override|bypass|dismiss|discard|neglect|abandon|drop|erase|delete|clear|scrap|omit|throw out|set aside|pay no attention to|do not (?:follow|obey|heed|listen to)|don'?t (?:follow|obey|heed|listen to)|stop following|no longer follow)\b (?:all |any |every |each |the |your |my |these |those |of |about |previous |prior |above |earlier |preceding |foregoing |former |initial |original |old |existing |current |given |system |other |default |safety |developer |programmed |built-in |openai'?s? |above-mentioned |aforementioned |\w+'?s )*(?:instructions?|rules?|guidelines?|prompts?|directions?|directives?|commands?|programming|constraints?|restrictions?|guidance|polic(?:y|ies)|orders?|training|context|settings|configuration|messages?|requests?|tasks?|text|input|conversation|limitations?|filters?|protocols?|principles|content|prior|above|everything|all)\b",
+        r"\b(?:ignore|ingore|igonre|ignroe|inore|disregard|forget|overlook|skip|override|bypass|dismiss|discard|neglect|abandon|drop|erase|delete|clear|scrap|omit|throw out|set aside|pay no attention to|do not (?:follow|obey|heed|listen to)|don'?t (?:follow|obey|heed|listen to)|stop following|no longer follow)\b (?:all |any |every |each |the |your |my |these |those |of |about |previous |prior |above |earlier |preceding |foregoing |former |initial |original |old |existing |current |given |system |other |default |safety |developer |programmed |built-in |openai'?s? |above-mentioned |aforementioned |\w+'?s )*(?:instructions?|rules?|guidelines?|prompts?|directions?|directives?|commands?|programming|constraints?|restrictions?|guidance|polic(?:y|ies)|orders?|training|context|settings|configuration|messages?|requests?|tasks?|text|input|conversation|limitations?|filters?|protocols?|principles|content|prior|above|everything|all)\b",
     ),
     r(
         "direct_injection",
@@ -62,7 +65,7 @@ pub static RULES: &[Rule] = &[
     r(
         "direct_injection",
         0.75,
-        r"\b(?:ignore|disregard) (?:the |this |that )?(?:article|document|email|text|resume|curriculum|webpage|page|code|function|question|review|paragraph|passage|story|data|file|content|message|context|summary|user|input|task|request)\b",
+        r"\b(?:ignore|ingore|igonre|ignroe|inore|disregard) (?:the |this |that )?(?:article|document|email|text|resume|curriculum|webpage|page|code|function|question|review|paragraph|passage|story|data|file|content|message|context|summary|user|input|task|request)\b",
     ),
     r(
         "direct_injection",
