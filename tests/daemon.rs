@@ -1036,11 +1036,16 @@ fn the_agent_gets_the_callers_exact_bytes() {
     cwd.extend_from_slice(b"/cwd-\xff\xfe");
     let cwd = PathBuf::from(OsStr::from_bytes(&cwd));
     std::fs::create_dir(&cwd).expect("non-UTF-8 directory");
+    let mut events = cwd.as_os_str().as_bytes().to_vec();
+    events.extend_from_slice(b"/events-\xfa.jsonl");
+    let events = PathBuf::from(OsStr::from_bytes(&events));
     let o = output_within(
         Command::new(shieldd())
             .arg("run")
             .arg("--control")
             .arg(&daemon.control)
+            .arg("--events")
+            .arg(&events)
             .args(["--session", "it-bytes", "--", "/bin/sh", "-c"])
             .arg("printf '%s|%s|%s|' \"$1\" \"$SHIELD_RAW_ENV\" \"$SHIELD_UTF8_ENV\"; pwd -P")
             .arg("sh")
@@ -1055,6 +1060,9 @@ fn the_agent_gets_the_callers_exact_bytes() {
     want.extend_from_slice(cwd.as_os_str().as_bytes());
     want.push(b'\n');
     assert_eq!(o.stdout, want, "{:?}", String::from_utf8_lossy(&o.stdout));
+    // The session's records went to exactly the named, non-UTF-8 file.
+    let tee = std::fs::read_to_string(&events).expect("events file at the exact path");
+    assert!(tee.contains("\"session_start\""), "{tee}");
     // It ran through the daemon.
     assert!(daemon
         .records("it-bytes")

@@ -276,10 +276,7 @@ pub fn main_with(cli: Cli) -> i32 {
                             session: Some(session),
                             user,
                             events: events.map(|e| {
-                                std::path::absolute(&e)
-                                    .unwrap_or(e)
-                                    .to_string_lossy()
-                                    .into_owned()
+                                std::path::absolute(&e).unwrap_or(e).into_os_string().into()
                             }),
                             allow_degraded,
                             grace_secs: Some(grace),

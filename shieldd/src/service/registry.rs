@@ -162,7 +162,7 @@ pub struct StartRequest {
     pub user: Option<String>,
     /// `--events FILE`: the session's records are also appended there.
     #[serde(default)]
-    pub events: Option<String>,
+    pub events: Option<OsBytes>,
     /// `--allow-degraded` names.
     #[serde(default)]
     pub allow_degraded: Vec<String>,
@@ -408,7 +408,7 @@ impl Registry {
             }
         }
         if let Some(ev) = &req.events {
-            match AuditLog::open(Path::new(ev), &session) {
+            match AuditLog::open(&ev.to_path_buf(), &session) {
                 Ok(a) => {
                     lock(&self.tees).insert(session.clone(), a);
                 }
