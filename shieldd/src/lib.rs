@@ -17,3 +17,6 @@ pub mod sandbox;
 pub mod scan;
 pub mod service;
 pub mod tools;
+
+#[cfg(test)]
+mod testing;

@@ -432,11 +432,7 @@ mod tests {
         match std::fs::read("/sys/kernel/btf/vmlinux") {
             Ok(raw) => Some(raw),
             Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI needs the kernel's BTF: {e}"
-                );
-                eprintln!("skipped: no kernel BTF ({e})");
+                crate::testing::cannot_run("btf_trim test", &format!("no kernel BTF ({e})"));
                 None
             }
         }

@@ -15,17 +15,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const PY: &str = "/usr/bin/python3.11";
 
-fn root_or_skip(name: &str) -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{name}: the eBPF tests need root and CI=true is set"
-    );
-    eprintln!("SKIPPED {name}: needs root");
-    false
-}
+use crate::testing::root_or_skip;
 
 /// A temporary cgroup under the v2 mount; its tasks are killed and the
 /// directory removed on drop.

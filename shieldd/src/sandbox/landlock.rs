@@ -672,12 +672,10 @@ mod tests {
             )
             .unwrap_or(false)
         {
-            // A privileged test that cannot run fails under CI=true.
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v != "true"),
-                "carve_cache_sees_changes_and_keeps_denies needs Landlock ABI >= 3 and root"
+            crate::testing::cannot_run(
+                "carve_cache_sees_changes_and_keeps_denies",
+                "needs Landlock ABI >= 3 and root",
             );
-            eprintln!("SKIPPED carve_cache_sees_changes_and_keeps_denies: needs Landlock and root");
             return;
         }
         let dir = tempdir();

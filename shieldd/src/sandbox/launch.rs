@@ -1342,18 +1342,7 @@ mod tests {
         }
     }
 
-    fn root_or_skip(name: &str) -> bool {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            return true;
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name}: needs root and CI=true is set"
-        );
-        eprintln!("SKIPPED {name}: needs root");
-        false
-    }
+    use crate::testing::root_or_skip;
 
     /// A session cgroup (v2 plus this host's v1 pids hierarchy, if any)
     /// holding a `sleep` that is not our child (it was started through a
