@@ -447,11 +447,112 @@ pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(s))
 }
 
+/// Everything a built ruleset is a function of, besides the inodes its
+/// path rules were bound to: the rules (paths and rights), the handled file
+/// rights, the network part and the ABI (which decides the scopes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RulesetKey {
+    rules: Vec<(PathBuf, u64)>,
+    handled: u64,
+    net: Option<(Option<Vec<u16>>, Vec<u16>)>,
+    abi: i32,
+}
+
+/// A built ruleset and the (device, inode) each rule path named when its
+/// rule was added.
+struct BuiltRuleset {
+    fd: OwnedFd,
+    bound: Vec<(u64, u64)>,
+}
+
+/// Built rulesets, kept by the daemon across sessions (a ruleset fd can be
+/// applied by any number of `landlock_restrict_self` calls; it is never
+/// changed after it is built). Revalidated on every use like the carve cache.
+static RULESET_CACHE: std::sync::Mutex<
+    Option<std::collections::HashMap<RulesetKey, BuiltRuleset>>,
+> = std::sync::Mutex::new(None);
+
+/// Times [`build_ruleset`] handed out a built ruleset again (for tests).
+static RULESET_HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times a built ruleset was reused since start.
+pub fn ruleset_cache_hits() -> u64 {
+    RULESET_HITS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// (device, inode) of what `path` names now, without following a final
+/// symlink (rule paths are canonical, and the rule was bound the same way).
+fn path_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// Whether every rule path still names the inode its rule was bound to.
+/// Landlock binds a rule to the inode at add time, so a path whose file was
+/// replaced (renamed over, a directory swapped, a mount on top) would be
+/// governed by the old inode's rule: then the ruleset is built afresh.
+fn still_bound(rules: &[(PathBuf, u64)], bound: &[(u64, u64)]) -> bool {
+    rules.len() == bound.len()
+        && rules
+            .iter()
+            .zip(bound)
+            .all(|((p, _), id)| path_id(p).as_ref() == Some(id))
+}
+
 /// Build the ruleset; the returned fd is handed to `landlock_restrict_self`
 /// in the child. `abi` is the kernel's ABI, already checked by the caller
-/// against what the policy needs.
+/// against what the policy needs. A ruleset built before from the same
+/// inputs is handed out again (a duplicate of its fd) when every rule path
+/// still names the inode its rule was bound to: one statx per rule instead
+/// of an open and a `landlock_add_rule` each, for the daemon's sessions.
 pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> {
+    const MAX_ENTRIES: usize = 16;
     let rules = fs_rules_cached(spec);
+    // What the ruleset handles (best effort: the kernel's ABI, at most V5);
+    // a rule may grant only that.
+    let handled = (AccessFs::from_all(ABI::from(abi)) & AccessFs::from_all(ABI::V5)).bits();
+    let key = RulesetKey {
+        rules: rules
+            .iter()
+            .map(|r| (r.path.clone(), r.access.bits() & handled))
+            .collect(),
+        handled,
+        net: (spec.restrict_net && abi >= 4)
+            .then(|| (spec.connect_ports.clone(), spec.bind_ports.clone())),
+        abi,
+    };
+    let mut guard = RULESET_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = guard.get_or_insert_with(Default::default);
+    if let Some(built) = cache.get(&key) {
+        if still_bound(&key.rules, &built.bound) {
+            if let Ok(fd) = built.fd.try_clone() {
+                RULESET_HITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(fd);
+            }
+        }
+        cache.remove(&key);
+    }
+    let (fd, bound) = build_fresh(spec, abi, &rules, handled)?;
+    // Kept only when a duplicate can be handed out; otherwise this session
+    // still gets its ruleset and the next one builds again.
+    if let Ok(kept) = fd.try_clone() {
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, BuiltRuleset { fd: kept, bound });
+    }
+    Ok(fd)
+}
+
+/// Build a ruleset from scratch, with the (device, inode) each rule was
+/// bound to.
+fn build_fresh(
+    spec: &FsSpec,
+    abi: i32,
+    rules: &[FsRule],
+    handled: u64,
+) -> Result<(OwnedFd, Vec<(u64, u64)>), LandlockError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(ABI::V5))?;
@@ -482,11 +583,8 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
                 .into(),
         )
     })?;
-    // What the ruleset handles (best effort: the kernel's ABI, at most V5);
-    // a rule may grant only that.
-    let handled = (AccessFs::from_all(ABI::from(abi)) & AccessFs::from_all(ABI::V5)).bits();
-    add_path_rules(&fd, &rules, handled)?;
-    Ok(fd)
+    let bound = add_path_rules(&fd, rules, handled)?;
+    Ok((fd, bound))
 }
 
 /// Add the path rules with raw system calls: each path is opened O_PATH
@@ -494,8 +592,14 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
 /// same directory (carving /etc gives a hundred siblings in a row), and the
 /// rule's rights are already masked for files by [`fs_rules`], so neither
 /// a walk from `/` nor an fstat per rule is needed (the crate's
-/// `PathBeneath` does both). About a third of the ruleset's cost.
-fn add_path_rules(ruleset: &OwnedFd, rules: &[FsRule], handled: u64) -> Result<(), LandlockError> {
+/// `PathBeneath` does both). About a third of the ruleset's cost. Returns
+/// the (device, inode) of each rule's descriptor: exactly the inode the
+/// rule was bound to, with no window for a rename between open and stat.
+fn add_path_rules(
+    ruleset: &OwnedFd,
+    rules: &[FsRule],
+    handled: u64,
+) -> Result<Vec<(u64, u64)>, LandlockError> {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::ffi::OsStrExt;
@@ -529,6 +633,7 @@ fn add_path_rules(ruleset: &OwnedFd, rules: &[FsRule], handled: u64) -> Result<(
         source: e,
     };
     let mut parent: Option<(PathBuf, OwnedFd)> = None;
+    let mut bound = Vec::with_capacity(rules.len());
     for r in rules {
         let dir = r.path.parent().map(Path::to_path_buf);
         let same = matches!((&parent, &dir), (Some((p, _)), Some(d)) if p == d);
@@ -537,6 +642,16 @@ fn add_path_rules(ruleset: &OwnedFd, rules: &[FsRule], handled: u64) -> Result<(
             _ => open_at(libc::AT_FDCWD, &r.path),
         }
         .map_err(|e| path_err(&r.path, e))?;
+        // SAFETY: fstat on a live descriptor (O_PATH allows it) into a
+        // zeroed stat buffer of the libc layout that outlives the call.
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
+                return Err(path_err(&r.path, std::io::Error::last_os_error()));
+            }
+            st
+        };
+        bound.push((st.st_dev, st.st_ino));
         let attr = PathBeneathAttr {
             allowed_access: r.access.bits() & handled,
             parent_fd: fd.as_raw_fd(),
@@ -564,7 +679,7 @@ fn add_path_rules(ruleset: &OwnedFd, rules: &[FsRule], handled: u64) -> Result<(
             }
         }
     }
-    Ok(())
+    Ok(bound)
 }
 
 #[cfg(test)]
@@ -734,6 +849,84 @@ mod tests {
         fs::write(dir.join("a/old"), "o2").unwrap();
         assert!(can_read(&build(), &dir.join("a/old")));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A built ruleset is handed out again while its rule paths name the
+    /// same inodes; a rule file replaced by rename (same rule list, new
+    /// inode) makes the next session build afresh and read the new file;
+    /// what is denied stays denied throughout.
+    #[test]
+    fn ruleset_cache_reuses_and_rebinds_replaced_files() {
+        const NAME: &str = "ruleset_cache_reuses_and_rebinds_replaced_files";
+        if !crate::testing::root_or_skip(NAME) {
+            return;
+        }
+        if kernel_abi() < 3 {
+            crate::testing::cannot_run(NAME, "needs Landlock ABI >= 3");
+            return;
+        }
+        let dir = tempdir().join("rs");
+        fs::create_dir_all(dir.join("a/secret")).unwrap();
+        fs::write(dir.join("a/secret/key"), "k").unwrap();
+        fs::write(dir.join("a/passwd"), "p1").unwrap();
+        age(&dir.join("a"));
+        age(&dir);
+        let spec = FsSpec {
+            read: ["/usr", "/lib", "/lib64", "/bin", "/etc"]
+                .iter()
+                .map(PathBuf::from)
+                .chain([dir.clone()])
+                .collect(),
+            deny: vec![dir.join("a/secret")],
+            ..Default::default()
+        };
+        let abi = kernel_abi();
+        let build = || build_ruleset(&spec, abi).unwrap();
+        let first = build();
+        let hits = ruleset_cache_hits();
+        let second = build();
+        assert!(
+            ruleset_cache_hits() > hits,
+            "second session reuses the ruleset"
+        );
+        assert!(can_read(&first, &dir.join("a/passwd")));
+        assert!(can_read(&second, &dir.join("a/passwd")));
+        assert!(!can_read(&second, &dir.join("a/secret/key")));
+        // A different spec (one more deny) is not served the cached one.
+        let mut other = spec.clone();
+        other.deny.push(dir.join("a/passwd"));
+        let hits = ruleset_cache_hits();
+        let narrowed = build_ruleset(&other, abi).unwrap();
+        assert_eq!(ruleset_cache_hits(), hits);
+        assert!(!can_read(&narrowed, &dir.join("a/passwd")));
+
+        // Rewritten by rename, as editors and `passwd` do: same path, same
+        // rule list, new inode. The old ruleset no longer reaches it.
+        fs::write(dir.join("a/passwd.new"), "p2").unwrap();
+        fs::rename(dir.join("a/passwd.new"), dir.join("a/passwd")).unwrap();
+        assert!(!can_read(&second, &dir.join("a/passwd")));
+        let hits = ruleset_cache_hits();
+        let third = build();
+        assert_eq!(ruleset_cache_hits(), hits, "a replaced rule file rebuilds");
+        assert!(can_read(&third, &dir.join("a/passwd")));
+        assert!(!can_read(&third, &dir.join("a/secret/key")));
+
+        // Reused again once rebuilt, bound to the new inode.
+        let fourth = build();
+        assert!(ruleset_cache_hits() > hits);
+        assert!(can_read(&fourth, &dir.join("a/passwd")));
+
+        // The denied directory swapped for another by rename: still denied.
+        fs::create_dir_all(dir.join("a/swap")).unwrap();
+        fs::write(dir.join("a/swap/key"), "k2").unwrap();
+        fs::remove_dir_all(dir.join("a/secret")).unwrap();
+        fs::rename(dir.join("a/swap"), dir.join("a/secret")).unwrap();
+        let fifth = build();
+        assert!(!can_read(&fifth, &dir.join("a/secret/key")));
+        assert!(can_read(&fifth, &dir.join("a/passwd")));
+        let sixth = build();
+        assert!(!can_read(&sixth, &dir.join("a/secret/key")));
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     fn tempdir() -> PathBuf {
