@@ -775,6 +775,26 @@ mod tests {
         fs::File::open(p).unwrap().set_modified(t).unwrap();
     }
 
+    /// `dir/a/secret/key` (denied) beside `dir/a/FILE`, both directories
+    /// aged past the racy window, under a read policy of the system
+    /// directories plus `dir`: the carve-out the cache tests work on.
+    fn carved_tree(dir: &Path, file: &str) -> FsSpec {
+        fs::create_dir_all(dir.join("a/secret")).unwrap();
+        fs::write(dir.join("a/secret/key"), "k").unwrap();
+        fs::write(dir.join("a").join(file), "o").unwrap();
+        age(&dir.join("a"));
+        age(dir);
+        FsSpec {
+            read: ["/usr", "/lib", "/lib64", "/bin", "/etc"]
+                .iter()
+                .map(PathBuf::from)
+                .chain([dir.to_path_buf()])
+                .collect(),
+            deny: vec![dir.join("a/secret")],
+            ..Default::default()
+        }
+    }
+
     /// A change after the first session is seen by the next one exactly as
     /// without the cache, and what is denied stays denied.
     #[test]
@@ -794,20 +814,7 @@ mod tests {
             return;
         }
         let dir = tempdir();
-        fs::create_dir_all(dir.join("a/secret")).unwrap();
-        fs::write(dir.join("a/secret/key"), "k").unwrap();
-        fs::write(dir.join("a/old"), "o").unwrap();
-        age(&dir.join("a"));
-        age(&dir);
-        let spec = FsSpec {
-            read: ["/usr", "/lib", "/lib64", "/bin", "/etc"]
-                .iter()
-                .map(PathBuf::from)
-                .chain([dir.clone()])
-                .collect(),
-            deny: vec![dir.join("a/secret")],
-            ..Default::default()
-        };
+        let spec = carved_tree(&dir, "old");
         let abi = kernel_abi();
         let build = || build_ruleset(&spec, abi).unwrap();
         let first = build();
@@ -866,20 +873,7 @@ mod tests {
             return;
         }
         let dir = tempdir().join("rs");
-        fs::create_dir_all(dir.join("a/secret")).unwrap();
-        fs::write(dir.join("a/secret/key"), "k").unwrap();
-        fs::write(dir.join("a/passwd"), "p1").unwrap();
-        age(&dir.join("a"));
-        age(&dir);
-        let spec = FsSpec {
-            read: ["/usr", "/lib", "/lib64", "/bin", "/etc"]
-                .iter()
-                .map(PathBuf::from)
-                .chain([dir.clone()])
-                .collect(),
-            deny: vec![dir.join("a/secret")],
-            ..Default::default()
-        };
+        let spec = carved_tree(&dir, "passwd");
         let abi = kernel_abi();
         let build = || build_ruleset(&spec, abi).unwrap();
         let first = build();
