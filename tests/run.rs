@@ -609,20 +609,7 @@ fn sigterm_is_forwarded_then_the_tree_is_killed() {
     }
     let d = TempDir::new("term");
     let code = "import signal, sys, time\ndef h(s, f):\n    open('got-term', 'w').write('yes'); sys.exit(3)\nsignal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(60)\n";
-    let mut child = Command::new(shieldd())
-        .args(["run", "--", PY, "-c", code])
-        .current_dir(d.path())
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut buf = [0u8; 6];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut buf)
-        .expect("ready");
+    let mut child = run_opts_until_ready(&[], &d, code);
     // SAFETY: signalling the shieldd this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().expect("wait");
@@ -634,19 +621,7 @@ fn sigterm_is_forwarded_then_the_tree_is_killed() {
 
     // An agent that ignores SIGTERM is killed after the grace period.
     let code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n";
-    let mut child = Command::new(shieldd())
-        .args(["run", "--grace", "0.2", "--", PY, "-c", code])
-        .current_dir(d.path())
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut buf)
-        .expect("ready");
+    let mut child = run_opts_until_ready(&["--grace", "0.2"], &d, code);
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().expect("wait");
@@ -1236,13 +1211,19 @@ fn a_session_id_in_use_is_refused_and_the_running_session_is_untouched() {
     assert!(!private.exists());
 }
 
-/// The policy allows `dnstest.shieldd.invalid:PORT` and denies (without
-/// killing) every other destination.
 /// `shieldd run --session SESSION -- python -c CODE` in `dir`, returned once
 /// the agent has printed "ready" (CODE must print it first).
 fn run_until_ready(session: &str, dir: &TempDir, code: &str) -> std::process::Child {
+    run_opts_until_ready(&["--session", session], dir, code)
+}
+
+/// `shieldd run OPTS -- python -c CODE` in `dir`, returned once the agent
+/// has printed "ready".
+fn run_opts_until_ready(opts: &[&str], dir: &TempDir, code: &str) -> std::process::Child {
     let mut child = Command::new(shieldd())
-        .args(["run", "--session", session, "--", PY, "-c", code])
+        .arg("run")
+        .args(opts)
+        .args(["--", PY, "-c", code])
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -1258,6 +1239,8 @@ fn run_until_ready(session: &str, dir: &TempDir, code: &str) -> std::process::Ch
     child
 }
 
+/// The policy allows `dnstest.shieldd.invalid:PORT` and denies (without
+/// killing) every other destination.
 fn flip_policy(dir: &TempDir, port: u16) -> std::path::PathBuf {
     dir.write(
         "flip.yaml",
