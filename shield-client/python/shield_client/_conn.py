@@ -8,7 +8,25 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
+
+_monotonic = time.monotonic
+# `raw_decode` skips `json.loads`'s encoding sniffing of bytes and its
+# trailing-whitespace regex: a response line is UTF-8 JSON with nothing after.
+_raw_decode = json.JSONDecoder().raw_decode
+
+# Bumped in a forked child: a connection made before the fork belongs to the
+# parent (the child shares its socket), so the child must open its own. A
+# hook instead of `os.getpid()` on every request (a system call each time).
+_forks: List[int] = [0]
+
+
+def _after_fork_in_child() -> None:
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ConnectionLost(OSError):
@@ -38,15 +56,20 @@ class Connection:
     waiting caller holds the read lock and reads for everyone, handing each
     answer to the request with the same id, until its own arrives; then it
     wakes a waiter to take over (leader and followers). One thread alone
-    pays no thread hand-off, and many threads pipeline on one connection."""
+    pays no thread hand-off, and many threads pipeline on one connection.
+
+    The socket is non-blocking once connected and every wait is one
+    ``poll`` here: a socket with a timeout makes CPython poll before each
+    ``send`` and each ``recv`` as well, two more system calls a request."""
 
     def __init__(self, path: str, timeout: float) -> None:
-        self.pid = os.getpid()
+        self._gen = _forks[0]
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # Bounds connect, and sendall against a server that stopped reading.
+        # Bounds connect only; sends and reads wait in `poll` below.
         sock.settimeout(max(timeout, 0.05))
         try:
             sock.connect(path)
+            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
@@ -65,14 +88,14 @@ class Connection:
     @property
     def alive(self) -> bool:
         """False once the connection failed or was closed (or after a fork)."""
-        return not self._closed and self.pid == os.getpid()
+        return not self._closed and self._gen == _forks[0]
 
     def request(self, req_id: int, payload: bytes, timeout: float) -> Dict[str, Any]:
         """Send one request (``payload``: the request object as UTF-8 JSON,
         without its id) and wait for its response. Raises ``OSError``
         (``ConnectionLost``, ``BrokenPipeError``, ...) when the connection
         fails, ``TimeoutError`` when no answer comes in time."""
-        deadline = time.monotonic() + timeout
+        deadline = _monotonic() + timeout
         if payload == b"{}":
             data = b'{"id":%d}\n' % req_id
         else:
@@ -82,14 +105,10 @@ class Connection:
             if self._closed:
                 raise ConnectionLost(str(self._why or "connection closed"))
             self._pending[req_id] = slot
-        try:
-            with self._wlock:
-                self._sock.sendall(data)
-        except OSError as e:
-            self._fail(e)
-            raise
-        while not slot.answered:
-            left = deadline - time.monotonic()
+        with self._wlock:
+            self._send(data, deadline, timeout)
+        while slot.response is None and slot.error is None:
+            left = deadline - _monotonic()
             if left <= 0:
                 break
             if self._rlock.acquire(blocking=False):
@@ -109,14 +128,46 @@ class Connection:
                 continue
             slot.event.wait(min(left, 0.05))
             slot.event.clear()
-        if not slot.answered:
+        if slot.error is not None:
+            raise slot.error
+        if slot.response is None:
             with self._plock:
                 self._pending.pop(req_id, None)
             raise TimeoutError(f"no answer from shieldd within {timeout:g} s")
-        if slot.error is not None:
-            raise slot.error
-        assert slot.response is not None
         return slot.response
+
+    def _send(self, data: bytes, deadline: float, timeout: float) -> None:
+        """Write all of ``data`` (write lock held) by ``deadline``. A line
+        left half-written would garble the stream: any failure, the
+        deadline included, fails the connection."""
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self._fail(e)
+            raise
+        if sent == len(data):
+            return
+        # The server is not reading as fast as we write (a line bigger than
+        # the socket buffer, or a busy server): wait for room, by deadline.
+        view = memoryview(data)[sent:]
+        wpoll = select.poll()
+        wpoll.register(self._sock.fileno(), select.POLLOUT)
+        while view:
+            left = deadline - _monotonic()
+            if left <= 0:
+                err = TimeoutError(f"shieldd did not take the request within {timeout:g} s")
+                self._fail(ConnectionLost(str(err)))
+                raise err
+            try:
+                if wpoll.poll(max(int(left * 1000), 1)):
+                    view = view[self._sock.send(view) :]
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:
+                self._fail(e)
+                raise
 
     def _promote(self) -> None:
         """Wake one waiting request so that it takes over the reading."""
@@ -129,17 +180,22 @@ class Connection:
     def _read_until(self, slot: _Slot, deadline: float) -> None:
         """Read and dispatch (read lock held) until ``slot`` is answered,
         the connection fails, or the deadline passes."""
-        while not slot.answered:
+        sock, poll = self._sock, self._poll
+        while slot.response is None and slot.error is None:
             if self._closed:
                 return
-            left = deadline - time.monotonic()
+            left = deadline - _monotonic()
             if left <= 0:
                 return
             try:
-                if not self._poll.poll(max(int(left * 1000), 1)):
+                # Not a recv attempt first: the answer is almost never
+                # there yet when the request has just gone out (measured:
+                # under 1 % of scans), so that would cost a failed system
+                # call and an exception on nearly every request.
+                if not poll.poll(max(int(left * 1000), 1)):
                     continue
-                chunk = self._sock.recv(1 << 16)
-            except (BlockingIOError, InterruptedError, socket.timeout):
+                chunk = sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
                 continue
             except OSError as e:
                 self._fail(ConnectionLost(str(e)))
@@ -147,7 +203,7 @@ class Connection:
             if not chunk:
                 self._fail(ConnectionLost(self._last_null_error or "shieldd closed the connection"))
                 return
-            buf = self._buf + chunk
+            buf = self._buf + chunk if self._buf else chunk
             start = 0
             while True:
                 nl = buf.find(b"\n", start)
@@ -155,7 +211,7 @@ class Connection:
                     break
                 self._dispatch(buf[start:nl])
                 start = nl + 1
-            self._buf = buf[start:]
+            self._buf = buf[start:] if start < len(buf) else b""
 
     def close(self) -> None:
         """Close the socket; requests in flight fail with ``ConnectionLost``."""
@@ -168,7 +224,7 @@ class Connection:
             self._closed = True
             self._why = why
             pending, self._pending = self._pending, {}
-        if self.pid == os.getpid():
+        if self._gen == _forks[0]:
             try:
                 # Not in a forked child: the socket is shared with the parent.
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -181,12 +237,19 @@ class Connection:
                 slot.event.set()
 
     def _dispatch(self, line: bytes) -> None:
-        if not line.strip():
-            return
         try:
-            resp = json.loads(line)
+            text = line.decode("utf-8")
+            resp, end = _raw_decode(text)
         except ValueError:
-            return
+            # Not UTF-8, not JSON, or JSON after leading whitespace (which
+            # shieldd does not send, but JSON allows).
+            try:
+                resp = json.loads(line)
+            except ValueError:
+                return
+        else:
+            if end != len(text) and not text[end:].isspace():
+                return
         if not isinstance(resp, dict):
             return
         rid = resp.get("id")
