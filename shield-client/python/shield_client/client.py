@@ -26,7 +26,7 @@ from typing import (
 from ._conn import Connection
 from ._json import encode, scan_payload
 from .errors import ApprovalRequired, Blocked, ProtocolError, ShieldError, ShieldUnavailable
-from .types import BLOCK, INBOUND, NEEDS_APPROVAL, OUTBOUND, REDACT, Verdict
+from .types import INBOUND, NEEDS_APPROVAL, OUTBOUND, Verdict
 
 log = logging.getLogger("shield_client")
 
