@@ -39,7 +39,7 @@ Approver = Callable[[str, Mapping[str, Any], Verdict], bool]
 #: Default largest request line shieldd accepts (wire.rs ``DEFAULT_MAX_LINE``).
 DEFAULT_MAX_LINE = 1 << 20
 
-#: What a blocked scan says it blocked, by direction (also the valid ones).
+#: What a blocked scan says it blocked, by direction.
 _WHAT_TEXT = {INBOUND: f"{INBOUND} text", OUTBOUND: f"{OUTBOUND} text"}
 
 #: The kwargs ``protect`` scans when no positional str argument is given.
@@ -209,10 +209,11 @@ class Shield:
         self, text: str, direction: str = INBOUND, *, raise_on_block: Optional[bool] = None
     ) -> Verdict:
         """Scan ``text`` flowing ``direction`` (``inbound``/``outbound``)."""
-        what = _WHAT_TEXT.get(direction) if isinstance(direction, str) else None
-        if what is None:
+        # By equality, as the wire sees it: a str enum of the two counts.
+        d = INBOUND if direction == INBOUND else OUTBOUND if direction == OUTBOUND else None
+        if d is None:
             raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
-        return self._decide(scan_payload(str(text), direction), raise_on_block, what)
+        return self._decide(scan_payload(str(text), d), raise_on_block, _WHAT_TEXT[d])
 
     def scan_input(self, text: str, *, raise_on_block: Optional[bool] = None) -> Verdict:
         """Scan text the agent reads (user messages, documents, tool outputs)."""
