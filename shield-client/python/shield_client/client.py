@@ -6,7 +6,6 @@ import asyncio
 import functools
 import inspect
 import itertools
-import json
 import logging
 import os
 import threading
@@ -25,8 +24,9 @@ from typing import (
 )
 
 from ._conn import Connection
+from ._json import encode, scan_payload
 from .errors import ApprovalRequired, Blocked, ProtocolError, ShieldError, ShieldUnavailable
-from .types import BLOCK, INBOUND, NEEDS_APPROVAL, OUTBOUND, REDACT, Verdict
+from .types import INBOUND, NEEDS_APPROVAL, OUTBOUND, Verdict
 
 log = logging.getLogger("shield_client")
 
@@ -38,6 +38,9 @@ Approver = Callable[[str, Mapping[str, Any], Verdict], bool]
 
 #: Default largest request line shieldd accepts (wire.rs ``DEFAULT_MAX_LINE``).
 DEFAULT_MAX_LINE = 1 << 20
+
+#: What a blocked scan says it blocked, by direction.
+_WHAT_TEXT = {INBOUND: f"{INBOUND} text", OUTBOUND: f"{OUTBOUND} text"}
 
 #: The kwargs ``protect`` scans when no positional str argument is given.
 _TEXT_KWARGS = ("text", "prompt", "message")
@@ -104,6 +107,12 @@ class Shield:
             conn.close()
 
     def _connection(self) -> Connection:
+        # Without the lock while the connection is good: reading the
+        # attribute is atomic, and a connection that breaks after this
+        # check fails its request, which reconnects.
+        c = self._conn
+        if c is not None and c.alive:
+            return c
         with self._lock:
             if self._conn is not None and self._conn.alive:
                 return self._conn
@@ -120,8 +129,13 @@ class Shield:
     ) -> Tuple[Dict[str, Any], Connection]:
         """One request; returns the ``ok`` response and the connection used.
         Raises ``_Unavailable`` or ``ProtocolError``."""
-        # Encoded once, here; the connection only splices the id in front.
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return self._call_payload(encode(body), retry, conn)
+
+    def _call_payload(
+        self, payload: bytes, retry: bool = True, conn: Optional[Connection] = None
+    ) -> Tuple[Dict[str, Any], Connection]:
+        """:meth:`_call` with the request object already encoded (once, here;
+        the connection only splices the id in front)."""
         size = len(payload) + 24
         if size > self.max_line:
             raise ProtocolError(
@@ -153,9 +167,9 @@ class Shield:
                 continue
             raise ProtocolError(code, msg)
 
-    def _decide(self, body: Dict[str, Any], raise_on_block: Optional[bool], what: str) -> Verdict:
+    def _decide(self, payload: bytes, raise_on_block: Optional[bool], what: str) -> Verdict:
         try:
-            resp, _ = self._call(body)
+            resp, _ = self._call_payload(payload)
             v = resp.get("verdict")
             if not isinstance(v, dict):
                 raise ProtocolError("internal", "response carries no verdict")
@@ -195,13 +209,11 @@ class Shield:
         self, text: str, direction: str = INBOUND, *, raise_on_block: Optional[bool] = None
     ) -> Verdict:
         """Scan ``text`` flowing ``direction`` (``inbound``/``outbound``)."""
-        if direction not in (INBOUND, OUTBOUND):
+        # By equality, as the wire sees it: a str enum of the two counts.
+        d = INBOUND if direction == INBOUND else OUTBOUND if direction == OUTBOUND else None
+        if d is None:
             raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
-        return self._decide(
-            {"op": "scan", "text": str(text), "direction": direction},
-            raise_on_block,
-            f"{direction} text",
-        )
+        return self._decide(scan_payload(str(text), d), raise_on_block, _WHAT_TEXT[d])
 
     def scan_input(self, text: str, *, raise_on_block: Optional[bool] = None) -> Verdict:
         """Scan text the agent reads (user messages, documents, tool outputs)."""
@@ -222,7 +234,7 @@ class Shield:
         may be ``needs_approval``, which is not ``blocked``: see
         :meth:`authorize_tool` for the helper that handles it."""
         return self._decide(
-            {"op": "check_tool", "tool": str(name), "params": dict(params or {})},
+            encode({"op": "check_tool", "tool": str(name), "params": dict(params or {})}),
             raise_on_block,
             f"tool call {name!r}",
         )

@@ -90,15 +90,20 @@ class Verdict:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Verdict":
         """Build from the wire JSON object."""
-        action = str(d.get("action", BLOCK))
+        # Built on every answer: conversions only where the type is wrong.
+        action = d.get("action", BLOCK)
+        if type(action) is not str:
+            action = str(action)
+        findings = d.get("findings")
         redacted = d.get("redacted")
+        latency = d.get("latency_us", 0)
         return cls(
-            action=action,
+            action,
             # Trust either flag: a verdict that says block is blocked.
-            blocked=bool(d.get("blocked", False)) or action == BLOCK,
-            findings=[Finding.from_dict(f) for f in d.get("findings") or []],
-            redacted=redacted if isinstance(redacted, str) else None,
-            latency_us=int(d.get("latency_us", 0)),
+            d.get("blocked") is True or action == BLOCK or bool(d.get("blocked", False)),
+            [Finding.from_dict(f) for f in findings] if findings else [],
+            redacted if isinstance(redacted, str) else None,
+            latency if type(latency) is int else int(latency),
         )
 
     def to_dict(self) -> Dict[str, Any]:
