@@ -77,7 +77,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "memory kB (RSS, HWM): texts normalised {m0:?}, rules compiled {m1:?}, after scans {m2:?}"
     );
+    println!(
+        "engine's own count: automata {} kB, search caches {} kB",
+        rules.memory_usage() >> 10,
+        rules.cache_memory() >> 10
+    );
     if per_rule {
+        let mut caches: Vec<(usize, usize, usize)> = rules
+            .cache_memory_by_rule()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.0 + m.1, m.1, i))
+            .collect();
+        caches.sort_unstable_by(|a, b| b.cmp(a));
+        println!("largest search caches (kB, of which relaxed form):");
+        for (total, relaxed, i) in caches.iter().take(16) {
+            println!("  rule {i}: {} kB ({} kB)", total >> 10, relaxed >> 10);
+        }
+        let (mem, literals) = rules.memory_by_rule();
+        let mut mem: Vec<(usize, usize, usize)> = mem
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.0 + m.1, m.1, i))
+            .collect();
+        mem.sort_unstable_by(|a, b| b.cmp(a));
+        println!(
+            "literal automaton {} kB; largest rules (kB, of which relaxed form):",
+            literals >> 10
+        );
+        println!(
+            "all rules {} kB, relaxed forms {} kB",
+            mem.iter().map(|m| m.0).sum::<usize>() >> 10,
+            mem.iter().map(|m| m.1).sum::<usize>() >> 10
+        );
+        for (total, relaxed, i) in mem.iter().take(12) {
+            println!("  rule {i}: {} kB ({} kB)", total >> 10, relaxed >> 10);
+        }
         let mut times = Vec::new();
         for (i, r) in RULES.iter().enumerate() {
             let re = regex::Regex::new(&format!("(?s){}", expand(r.pattern)))?;
