@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p shieldd --example rule_perf -- [EVAL_DIR] [--rounds N] [--per-rule]
+//!     [--cache-budget BYTES]
 //! ```
 use std::path::PathBuf;
 
@@ -34,11 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dir = PathBuf::from("/work/shared/eval");
     let mut rounds = 3;
     let mut per_rule = false;
+    let mut budget = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             "--per-rule" => per_rule = true,
+            "--cache-budget" => budget = args.next().and_then(|n| n.parse::<usize>().ok()),
             _ => dir = PathBuf::from(a),
         }
     }
@@ -47,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let docs: Vec<Normalized> = texts.iter().map(|t| normalize(t)).collect();
     let m0 = memory();
     let rules = InjectionRules::builtin().map_err(|e| e.to_string())?;
+    if let Some(b) = budget {
+        rules.set_cache_budget(b);
+    }
     let m1 = memory();
     println!(
         "{} rules, {} literals, {} gate literals, unfiltered {:?}",
