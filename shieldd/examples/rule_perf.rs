@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p shieldd --example rule_perf -- [EVAL_DIR] [--rounds N] [--per-rule]
+//!     [--cache-budget BYTES]
 //! ```
 use std::path::PathBuf;
 
@@ -34,11 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dir = PathBuf::from("/work/shared/eval");
     let mut rounds = 3;
     let mut per_rule = false;
+    let mut budget = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             "--per-rule" => per_rule = true,
+            "--cache-budget" => budget = args.next().and_then(|n| n.parse::<usize>().ok()),
             _ => dir = PathBuf::from(a),
         }
     }
@@ -47,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let docs: Vec<Normalized> = texts.iter().map(|t| normalize(t)).collect();
     let m0 = memory();
     let rules = InjectionRules::builtin().map_err(|e| e.to_string())?;
+    if let Some(b) = budget {
+        rules.set_cache_budget(b);
+    }
     let m1 = memory();
     println!(
         "{} rules, {} literals, {} gate literals, unfiltered {:?}",
@@ -77,7 +83,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "memory kB (RSS, HWM): texts normalised {m0:?}, rules compiled {m1:?}, after scans {m2:?}"
     );
+    println!(
+        "engine's own count: automata {} kB, search caches {} kB",
+        rules.memory_usage() >> 10,
+        rules.cache_memory() >> 10
+    );
     if per_rule {
+        let mut caches: Vec<(usize, usize, usize)> = rules
+            .cache_memory_by_rule()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.0 + m.1, m.1, i))
+            .collect();
+        caches.sort_unstable_by(|a, b| b.cmp(a));
+        println!("largest search caches (kB, of which relaxed form):");
+        for (total, relaxed, i) in caches.iter().take(16) {
+            println!("  rule {i}: {} kB ({} kB)", total >> 10, relaxed >> 10);
+        }
+        let (mem, literals) = rules.memory_by_rule();
+        let mut mem: Vec<(usize, usize, usize)> = mem
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.0 + m.1, m.1, i))
+            .collect();
+        mem.sort_unstable_by(|a, b| b.cmp(a));
+        println!(
+            "literal automaton {} kB; largest rules (kB, of which relaxed form):",
+            literals >> 10
+        );
+        println!(
+            "all rules {} kB, relaxed forms {} kB",
+            mem.iter().map(|m| m.0).sum::<usize>() >> 10,
+            mem.iter().map(|m| m.1).sum::<usize>() >> 10
+        );
+        for (total, relaxed, i) in mem.iter().take(12) {
+            println!("  rule {i}: {} kB ({} kB)", total >> 10, relaxed >> 10);
+        }
         let mut times = Vec::new();
         for (i, r) in RULES.iter().enumerate() {
             let re = regex::Regex::new(&format!("(?s){}", expand(r.pattern)))?;
