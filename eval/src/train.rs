@@ -1099,12 +1099,25 @@ mod synth {
         "apples, bread, milk, eggs, rice, tomatoes",
         "Where is the nearest train station?",
         "The results were better than expected, although the sample was small.",
+        // Longer pasted documents: a programming answer, a card
+        // notification and a booking e-mail (the "input" half of an
+        // instruction + input request).
+        "`sorted()` returns a new list and leaves the original unchanged, while `list.sort()` sorts in place and returns None. That is why `x = x.sort()` leaves you with None.\n```\nnums = [3, 1, 2]\nnums.sort()\nprint(nums)\n```",
+        "The loop fails only on the last batch because its size is smaller than the others; pass drop_last=True to the loader or handle the short batch when you compute the mean.",
+        "Hi Maria, your card ending 1234 was charged EUR 42.90 at City Pharmacy on 12 March. If you do not recognise this payment, call the number on the back of your card.",
+        "Booking confirmed: 2 adults, Hotel Aurora, 14-16 June, check-in from 3pm. Breakfast is included. You can cancel free of charge until 10 June.",
+        "Your parcel 7781-22 is out for delivery today between 10:00 and 14:00. Reply STOP to stop delivery updates.",
     ];
 
-    /// `n` synthetic plain user requests, some with an input after them.
+    /// `n` synthetic plain user requests, some with an input after them;
+    /// one in three is a follow-up, a role request or a defensive
+    /// programming task ([`more_request`]).
     pub fn requests(rng: &mut Rng, n: usize) -> Vec<String> {
         (0..n)
             .map(|_| {
+                if rng.next().checked_rem(3) == Some(0) {
+                    return more_request(rng);
+                }
                 let s = pick(rng, ASK)
                     .replace("{topic}", pick(rng, TOPIC))
                     .replace("{who}", pick(rng, WHO))
@@ -1124,5 +1137,82 @@ mod synth {
                 }
             })
             .collect()
+    }
+
+    // Three kinds of ordinary request that word-level features confuse
+    // with an override, written for this project: a follow-up that edits
+    // "your previous answer" (a second chat turn), a request to take on a
+    // role, and a defensive program that blocks or monitors access to "a
+    // system". Without them the model flags these when they come from a
+    // source it did not see, and the threshold has to stay high.
+    const FOLLOW_UP: &[&str] = &[
+        "Rewrite your last answer in a friendlier tone.",
+        "Shorten your reply to three bullet points.",
+        "Now translate that answer into {lang}.",
+        "Can you redo that, but as a table with two columns?",
+        "Take your earlier summary and make it suitable for a ten-year-old.",
+        "Give the same answer again using metric units instead.",
+        "Change your last response so that every paragraph starts with a question.",
+        "Revise your previous response and remove all the technical jargon.",
+        "Turn your earlier reply into a short poem.",
+        "Expand your answer with one example for each point.",
+        "Format your last answer as JSON with the keys name and reason.",
+        "Which assumptions did your answer rely on?",
+        "Do the same again for {topic}.",
+        "Make your last reply twice as long and add a conclusion.",
+        "Rephrase your previous response so that no sentence is longer than ten words.",
+        "Go back to your first answer and correct the dates.",
+    ];
+    const ROLE: &[&str] = &[
+        "I want you to act as a {job}. I will describe my situation and you will give me advice.",
+        "Please take on the role of a {job} and review the plan below.",
+        "Act as a friendly {job} and explain {topic} to a new colleague.",
+        "You are an experienced {job}. What should I check before {goal}?",
+        "Pretend to be a {job} interviewing me, and ask one question at a time.",
+        "Play the role of a travel agent and plan a weekend in {place}.",
+        "Assume the role of an editor: correct my spelling and improve my style, whatever language I write in.",
+        "Be my study partner for {goal}: quiz me with five questions.",
+    ];
+    const DEFENSIVE: &[&str] = &[
+        "Write a {prog} that implements a system for blocking IP addresses after five failed logins.",
+        "Generate a {prog} that monitors a directory on a Linux system and alerts the admin about unauthorized changes.",
+        "Create a {prog} that scans the system logs for suspicious activity and writes a daily report.",
+        "Write a {prog} that checks which user accounts have not changed their password in 90 days.",
+        "Implement a {prog} that rate-limits requests to an API and blocks clients that exceed the limit.",
+        "Write a {prog} that verifies the checksums of the system's configuration files and reports any change.",
+        "Develop a {prog} that detects port scans in network traffic and logs the source addresses.",
+        "Build a {prog} that restricts access to a shared folder to members of one group.",
+    ];
+    // The requirements that follow such a task.
+    const DETAIL: &[&str] = &[
+        "",
+        " The script should read its settings from a configuration file and log every action it takes.",
+        " It should use only the standard library and explain each function in a comment.",
+        " The program should run as a service and e-mail the security team when it blocks something.",
+        " Make sure it handles missing files and permission errors without crashing.",
+        " It should keep a list of trusted users and never block them.",
+        " Include a short usage example and the expected output.",
+    ];
+    const PROG: &[&str] = &[
+        "Python script",
+        "shell script",
+        "C program",
+        "Java program",
+        "Go program",
+        "PowerShell script",
+    ];
+
+    fn more_request(rng: &mut Rng) -> String {
+        let t = match rng.next() % 3 {
+            0 => pick(rng, FOLLOW_UP).to_string(),
+            1 => pick(rng, ROLE).to_string(),
+            _ => format!("{}{}", pick(rng, DEFENSIVE), pick(rng, DETAIL)),
+        };
+        t.replace("{lang}", pick(rng, L))
+            .replace("{topic}", pick(rng, TOPIC))
+            .replace("{job}", pick(rng, JOB))
+            .replace("{goal}", pick(rng, GOAL))
+            .replace("{place}", pick(rng, PLACE))
+            .replace("{prog}", pick(rng, PROG))
     }
 }

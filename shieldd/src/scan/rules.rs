@@ -321,6 +321,22 @@ pub static RULES: &[Rule] = &[
         0.8,
         r"(?:sin (?:ninguna )?(?:restricciones|filtros|limites|censura|reglas eticas)|sem (?:nenhuma )?(?:restricoes|filtros|limites|censura)|senza (?:alcuna )?(?:restrizioni|filtri|limiti|censura)|sans (?:aucune )?(?:restrictions?|filtres?|limites?|censure)|ohne (?:jegliche |irgendwelche )?(?:einschrankungen|filter|grenzen|zensur|regeln)|без (?:каких-либо |всяких |любых )?(?:ограничений|фильтров|цензуры|правил)|没有任何(?:限制|过滤|审查|规则)|不受任何(?:限制|约束|規則|规则)|制限のない|制限なし|検閲なし|제한 없이|제한이 없는|검열 없이|بدون (?:أي )?(?:قيود|حدود|رقابة|فلاتر)|बिना किसी (?:प्रतिबंध|सीमा|फ़िल्टर|रोक))",
     ),
+    // Session 6. Two personas played at once ("act as two entities"), the
+    // frame that carries a split payload from one to the other.
+    r(
+        "jailbreak",
+        0.7,
+        r"\b(?:act|acting|behave|respond|answer|play|playing) as two (?:separate |different |distinct )?(?:entities|ais|personas|personalities|characters|bots|models|chatbots)\b",
+    ),
+    // Payload split into template variables ($Term1 = "..."), joined later.
+    r("encoded_instruction", 0.6, r"\$term ?\d ?= ?['\x22“]"),
+    // Talking the model out of its neutrality: "being an AI language model
+    // does not prevent you from ...".
+    r(
+        "jailbreak",
+        0.6,
+        r"\bbeing an ai(?: language)?(?: model)? (?:does not|doesn'?t|won'?t|will not) (?:prevent|stop|keep) you from\b",
+    ),
     // ------------------------------------------------------------ fake turns
     r(
         "fake_turn",
@@ -826,6 +842,41 @@ pub static RULES: &[Rule] = &[
         "role_override",
         0.7,
         r"আমি (?:আপনার|তোমার) ডেভেলপার|(?:lihim|sikretong) na password|গোপন পাসওয়ার্ড",
+    ),
+    // Session 6: "ignore" smuggled in an encoding a reader (or the model)
+    // decodes: base64 at each of its three byte alignments, in either
+    // letter case of the word (lowercased by normalisation; leetspeak
+    // folding turns a blob of only letters, 0 and 1 into letters, hence
+    // the digit-or-letter classes), hex and binary ASCII bytes of
+    // "gnore"/"GNORE" (the first letter's case varies), and Morse. More of
+    // the encoding must follow, so the word alone in a lesson on encodings
+    // is not enough.
+    r(
+        "encoded_instruction",
+        0.85,
+        r"(?:wdub[3e]jl|z25vcmu|lnbm9yz|sud[o0]t[1i]jf|r[0o][5s]puku|htk9srs)[a-z0-9+/]{8}",
+    ),
+    r(
+        "encoded_instruction",
+        0.85,
+        r"(?:67 6e 6f 72 65|47 4e 4f 52 45) 20 [0-9a-f]{2}",
+    ),
+    r(
+        "encoded_instruction",
+        0.85,
+        r"01100111 01101110 01101111 01110010 01100101 00100000 0[01]{7}|01000111 01001110 01001111 01010010 01000101 00100000 0[01]{7}",
+    ),
+    r(
+        "encoded_instruction",
+        0.85,
+        r"--\. -\. --- \.-\. \.\s{1,3}/?\s{0,3}(?:\.- \.-\.\. \.-\.\.|- \.\.\.\. \.|-\.-- --- \.\.- \.-\.|\.--\. \.-\. \. \.\.\.- \.\. --- \.\.- \.\.\.)",
+    ),
+    // The override in the classic Caesar cipher (shift 3): "ignore /
+    // previous / all / the / your ... instructions".
+    r(
+        "encoded_instruction",
+        0.85,
+        r"\b(?:ljqruh|glvuhjdug|irujhw|suhylrxv|doo|wkh|brxu)\b (?:\w+ )?lqvwuxfwlrqv\b",
     ),
     // ------------------------------------------------------------ weak cues (reported only together)
     r(
