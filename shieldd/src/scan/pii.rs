@@ -826,11 +826,97 @@ fn date_like(s: &str) -> bool {
 /// shared LRU cache of 100; validating against [`PHONE_REGIONS`] touches about
 /// twice that many, so with the default every candidate recompiled them all.
 /// Room for every region's patterns keeps them compiled.
+///
 static PHONE_CACHE: LazyLock<()> = LazyLock::new(|| {
     if let Ok(mut c) = phonenumber::metadata::DATABASE.cache().lock() {
         *c = regex_cache::RegexCache::new(PHONE_CACHE_SIZE);
     }
 });
+
+/// Per entry of [`PHONE_REGIONS`], whether [`seed_phone_region`] has run.
+static PHONE_SEEDED: [OnceLock<()>; PHONE_REGIONS.len()] =
+    [const { OnceLock::new() }; PHONE_REGIONS.len()];
+
+/// The phonenumber cache is keyed by pattern text, so the number-type
+/// patterns validation against `PHONE_REGIONS[i]` can reach are put in before
+/// its first use, compiled ASCII-only: the crate compiles them with Unicode
+/// `\d`, whose UTF-8 automata made the ~200 regexes of all regions (and
+/// their search caches) 10 MB resident. The patterns are only run on digit
+/// strings (a national number printed from its integer value, or the
+/// parser's digit-normalised national part), where ASCII and Unicode `\d`
+/// agree. Per region, on first use: most texts' phones validate in the
+/// first region tried.
+fn seed_phone_region(i: usize) {
+    let (Some(cell), Some(region)) = (PHONE_SEEDED.get(i), PHONE_REGIONS.get(i)) else {
+        return;
+    };
+    cell.get_or_init(|| {
+        LazyLock::force(&PHONE_CACHE);
+        let db = &*phonenumber::metadata::DATABASE;
+        let Some(code) = db.by_id(region.as_ref()).map(|m| m.country_code()) else {
+            return;
+        };
+        let cache = db.cache();
+        let Ok(mut c) = cache.lock() else {
+            return;
+        };
+        seed_patterns(&mut c, phone_type_patterns(db, code));
+    });
+}
+
+fn seed_patterns(c: &mut regex_cache::RegexCache, patterns: Vec<&str>) {
+    for src in patterns {
+        // Built as the crate builds them (`ignore_whitespace`: the metadata
+        // patterns are laid out over several lines), ASCII-only.
+        let built = regex::RegexBuilder::new(src)
+            .ignore_whitespace(true)
+            .unicode(false)
+            .build();
+        if let Ok(re) = built {
+            c.save(re);
+        }
+    }
+}
+
+/// The patterns `phonenumber::is_valid` and the parser's number-type checks
+/// run for a number parsed in a region of calling code `code`. The number is
+/// attributed to one of the regions sharing the code by their leading-digit
+/// patterns, or, for a region without one, by its number types (a `+1`
+/// number is tried against the NANPA regions in turn): so the leading-digit
+/// patterns of all of them, and the number-type descriptors of
+/// [`PHONE_REGIONS`] and of the regions without leading digits. The rest
+/// compile in the crate's way, if a number ever lands there.
+fn phone_type_patterns(db: &phonenumber::metadata::Database, code: u16) -> Vec<&str> {
+    let mut out = Vec::new();
+    for meta in db.by_code(&code).unwrap_or_default() {
+        out.extend(meta.leading_digits().map(|r| r.as_str()));
+        let ours = PHONE_REGIONS.iter().any(|r| r.as_ref() == meta.id());
+        if !ours && meta.leading_digits().is_some() {
+            continue;
+        }
+        let d = meta.descriptors();
+        let descs = [
+            Some(d.general()),
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+            d.fixed_line(),
+            d.mobile(),
+        ];
+        out.extend(
+            descs
+                .into_iter()
+                .flatten()
+                .map(|x| x.national_number().as_str()),
+        );
+    }
+    out
+}
 
 /// Comfortably more than the regexes of all [`PHONE_REGIONS`] and the
 /// countries `+`-prefixed numbers name.
@@ -855,7 +941,8 @@ fn phone_valid(candidate: &str) -> bool {
                 (6..=13).contains(&national)
             });
         }
-        PHONE_REGIONS.iter().any(|&r| {
+        PHONE_REGIONS.iter().enumerate().any(|(i, &r)| {
+            seed_phone_region(i);
             phonenumber::parse(Some(r), &cleaned)
                 .map(|n| phonenumber::is_valid(&n))
                 .unwrap_or(false)
@@ -1081,6 +1168,42 @@ mod tests {
         assert!(none_of("write to user@example.com", "email"));
         assert!(none_of("e.g. test@example.co.uk", "email"));
         assert!(none_of("the @decorator syntax", "email"));
+    }
+
+    /// The ASCII-compiled patterns put into the phonenumber cache must judge
+    /// as the crate's own would: every example number the metadata gives for
+    /// a region's fixed lines and mobiles validates, a NANPA number outside
+    /// the US (Ontario) is still found through the other NANPA regions, and
+    /// digit runs no plan allows do not.
+    #[test]
+    fn phone_cache_seeding_keeps_validation() {
+        let db = &*phonenumber::metadata::DATABASE;
+        // NANPA: 25 regions' leading digits, the US and Canadian number types.
+        assert!(phone_type_patterns(db, 1).len() > 30);
+        for i in 0..PHONE_REGIONS.len() {
+            seed_phone_region(i);
+        }
+        let mut checked = 0;
+        for r in PHONE_REGIONS {
+            let Some(meta) = db.by_id(r.as_ref()) else {
+                panic!("no metadata for {r:?}");
+            };
+            let d = meta.descriptors();
+            for ex in [d.fixed_line(), d.mobile()]
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.example())
+            {
+                let valid =
+                    phonenumber::parse(Some(r), ex).is_ok_and(|n| phonenumber::is_valid(&n));
+                assert!(valid, "{r:?} example {ex}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2 * PHONE_REGIONS.len());
+        assert!(phone_valid("905-674-3793"));
+        assert!(phone_valid("(415) 555-2671"));
+        assert!(!phone_valid("000-000-0000"));
     }
 
     #[test]
