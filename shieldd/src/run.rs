@@ -306,7 +306,7 @@ pub fn launch_session(
     // The Landlock ruleset and the cgroup directories do not depend on each
     // other (about a millisecond of kernel work each): side by side.
     let make_cgroup = || -> Result<cgroup::SessionCgroup, SetupError> {
-        let layout = cgroup::Layout::discover()?;
+        let layout = cgroup::Layout::discover_cached()?;
         Ok(cgroup::SessionCgroup::create(
             &layout,
             &req.session,

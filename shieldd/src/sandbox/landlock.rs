@@ -99,7 +99,9 @@ fn write_access() -> BitFlags<AccessFs> {
 
 /// Canonical form when the path exists, the lexical one otherwise.
 fn canon(p: &Path) -> PathBuf {
-    fs::canonicalize(p).unwrap_or_else(|_| crate::policy::normalize_lexically(p))
+    resolve(p)
+        .map(|(r, _)| r)
+        .unwrap_or_else(|| crate::policy::normalize_lexically(p))
 }
 
 /// The roots of `spec` with the rights each grants, in rule order.
@@ -208,10 +210,43 @@ impl Inputs {
     }
 }
 
+/// The real path of `p` and whether it is a directory; `None` when it does
+/// not exist. One open(O_PATH), fstat and readlink of its /proc/self/fd
+/// entry: realpath(3) reads the link of every prefix of the path (each a
+/// walk from the root), and the daemon resolves every root and every
+/// symlink met again for each session. realpath remains the fallback.
 fn resolve(p: &Path) -> Option<(PathBuf, bool)> {
-    let real = fs::canonicalize(p).ok()?;
-    let is_dir = real.is_dir();
-    Some((real, is_dir))
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let slow = || {
+        let real = fs::canonicalize(p).ok()?;
+        let is_dir = real.is_dir();
+        Some((real, is_dir))
+    };
+    if !p.is_absolute() {
+        return slow();
+    }
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(p)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(_) => return slow(),
+    };
+    let Ok(meta) = f.metadata() else {
+        return slow();
+    };
+    match fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+        // A path the kernel could not express from our root (" (deleted)",
+        // another mount namespace's view) is left to realpath.
+        Ok(c) if c.is_absolute() && !c.as_os_str().as_bytes().ends_with(b" (deleted)") => {
+            Some((c, meta.is_dir()))
+        }
+        _ => slow(),
+    }
 }
 
 /// A root as given, its rights and the resolved denies.
@@ -463,6 +498,9 @@ struct RulesetKey {
 struct BuiltRuleset {
     fd: OwnedFd,
     bound: Vec<(u64, u64)>,
+    /// Stamps of the rules' parent directories, taken before the rules
+    /// were bound; only those not changed within [`RACY`] of the stamp.
+    parents: std::collections::HashMap<PathBuf, DirStamp>,
 }
 
 /// Built rulesets, kept by the daemon across sessions (a ruleset fd can be
@@ -492,12 +530,49 @@ fn path_id(path: &Path) -> Option<(u64, u64)> {
 /// Landlock binds a rule to the inode at add time, so a path whose file was
 /// replaced (renamed over, a directory swapped, a mount on top) would be
 /// governed by the old inode's rule: then the ruleset is built afresh.
-fn still_bound(rules: &[(PathBuf, u64)], bound: &[(u64, u64)]) -> bool {
+///
+/// A rule whose parent directory has the stamp it had before the rule was
+/// bound needs no check of its own: an entry created, removed or renamed
+/// in a directory moves its mtime, and a directory replaced changes device
+/// or inode, so every name in it still names the same inode (a mount on an
+/// entry changes no stamp, but Landlock finds the rule of the covered
+/// inode on the way up from the mount, the same place a fresh rule would
+/// be). One statx per directory instead of one per rule (/etc: ~150).
+fn still_bound(
+    rules: &[(PathBuf, u64)],
+    bound: &[(u64, u64)],
+    parents: &std::collections::HashMap<PathBuf, DirStamp>,
+) -> bool {
+    let mut unchanged: std::collections::HashMap<&Path, bool> = Default::default();
     rules.len() == bound.len()
-        && rules
-            .iter()
-            .zip(bound)
-            .all(|((p, _), id)| path_id(p).as_ref() == Some(id))
+        && rules.iter().zip(bound).all(|((p, _), id)| {
+            let parent_same = p.parent().is_some_and(|d| {
+                *unchanged.entry(d).or_insert_with(|| {
+                    parents
+                        .get(d)
+                        .is_some_and(|s| dir_stamp(d).as_ref() == Some(s))
+                })
+            });
+            parent_same || path_id(p).as_ref() == Some(id)
+        })
+}
+
+/// Stamps of the distinct parent directories of `rules`, leaving out any
+/// changed within [`RACY`] (a change in the same timestamp tick after the
+/// stamp would not show).
+fn parent_stamps(rules: &[FsRule]) -> std::collections::HashMap<PathBuf, DirStamp> {
+    let mut out = std::collections::HashMap::new();
+    let mut seen: HashSet<&Path> = HashSet::new();
+    for r in rules {
+        let Some(d) = r.path.parent() else { continue };
+        if !seen.insert(d) {
+            continue;
+        }
+        if let Some(s) = dir_stamp(d).filter(|s| !racy(s)) {
+            out.insert(d.to_path_buf(), s);
+        }
+    }
+    out
 }
 
 /// Build the ruleset; the returned fd is handed to `landlock_restrict_self`
@@ -507,8 +582,16 @@ fn still_bound(rules: &[(PathBuf, u64)], bound: &[(u64, u64)]) -> bool {
 /// still names the inode its rule was bound to: one statx per rule instead
 /// of an open and a `landlock_add_rule` each, for the daemon's sessions.
 pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> {
+    build_ruleset_from(spec, abi, fs_rules_cached(spec))
+}
+
+/// [`build_ruleset`] for rules already worked out from `spec`.
+fn build_ruleset_from(
+    spec: &FsSpec,
+    abi: i32,
+    rules: Vec<FsRule>,
+) -> Result<OwnedFd, LandlockError> {
     const MAX_ENTRIES: usize = 16;
-    let rules = fs_rules_cached(spec);
     // What the ruleset handles (best effort: the kernel's ABI, at most V5);
     // a rule may grant only that.
     let handled = (AccessFs::from_all(ABI::from(abi)) & AccessFs::from_all(ABI::V5)).bits();
@@ -525,7 +608,7 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
     let mut guard = RULESET_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(Default::default);
     if let Some(built) = cache.get(&key) {
-        if still_bound(&key.rules, &built.bound) {
+        if still_bound(&key.rules, &built.bound, &built.parents) {
             if let Ok(fd) = built.fd.try_clone() {
                 RULESET_HITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(fd);
@@ -533,6 +616,8 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
         }
         cache.remove(&key);
     }
+    // Stamped before the rules are bound, so a change in between shows.
+    let parents = parent_stamps(&rules);
     let (fd, bound) = build_fresh(spec, abi, &rules, handled)?;
     // Kept only when a duplicate can be handed out; otherwise this session
     // still gets its ruleset and the next one builds again.
@@ -540,9 +625,118 @@ pub fn build_ruleset(spec: &FsSpec, abi: i32) -> Result<OwnedFd, LandlockError> 
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
-        cache.insert(key, BuiltRuleset { fd: kept, bound });
+        cache.insert(
+            key,
+            BuiltRuleset {
+                fd: kept,
+                bound,
+                parents,
+            },
+        );
     }
     Ok(fd)
+}
+
+/// Whether [`build_session_rulesets`] may split a session's rules in two
+/// layers (set by the daemon, whose sessions can share the first).
+static LAYERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Let [`build_session_rulesets`] give sessions a shared, cached ruleset
+/// plus a small one of their own. For a long-running process (the daemon):
+/// a standalone `run` builds once and would only pay for the second layer.
+pub fn set_layered(on: bool) {
+    LAYERED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The Landlock rulesets of one session, applied in order by the agent
+/// (Landlock layers intersect: an access must be granted by every layer).
+#[derive(Debug)]
+pub struct SessionRulesets {
+    /// The policy's ruleset, shared by the sessions of one policy.
+    pub shared: OwnedFd,
+    /// The session's own layer when the rules were split; `None` when
+    /// `shared` already holds everything, the session's directory included.
+    pub own: Option<OwnedFd>,
+}
+
+/// The rulesets for `spec` plus read-write access to `session_dir`, a
+/// directory made for this session (a new inode every time, so a ruleset
+/// naming it could never be reused).
+///
+/// When layering is on ([`set_layered`]), no deny path of `spec` lies
+/// under or above the session directory's parent `P` and no root of `spec`
+/// is `P` or above it: the shared layer is
+/// `spec` plus `P` itself (same inode every session: built once, cached),
+/// and the session's own layer grants `spec`'s roots uncarved plus
+/// `session_dir`. What both allow is exactly what one ruleset of `spec`
+/// plus `session_dir` allows: outside `P` the own layer grants at least
+/// what the carved shared one does (its roots, and every shared rule the
+/// roots do not cover, such as a symlink's target outside them); under `P`
+/// only roots below `P` grant anything in the own layer, and nothing is
+/// carved there (no deny), so the shared layer's extra grant of `P` adds
+/// nothing beyond those roots, and other sessions' directories there are
+/// refused by the own layer. Otherwise one ruleset, as before.
+pub fn build_session_rulesets(
+    spec: &FsSpec,
+    session_dir: &Path,
+    abi: i32,
+) -> Result<SessionRulesets, LandlockError> {
+    let mut whole = spec.clone();
+    whole.write.push(session_dir.to_path_buf());
+    if !LAYERED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(SessionRulesets {
+            shared: build_ruleset(&whole, abi)?,
+            own: None,
+        });
+    }
+    // The own layer: the roots as granted without carving (resolved, one
+    // rule each), then every shared rule they do not cover.
+    let mut uncarved = spec.clone();
+    uncarved.deny.clear();
+    uncarved.write.push(session_dir.to_path_buf());
+    uncarved.restrict_net = false;
+    let mut own_rules = fs_rules(&uncarved);
+    let roots = own_rules.clone();
+    // Split only when nothing is carved at or under P and no root grants
+    // P or above it: then under P the roots grant exactly what their rules
+    // say, and the shared grant of P cannot widen anything there.
+    let denies: Vec<PathBuf> = spec.deny.iter().map(|d| canon(d)).collect();
+    let parent = session_dir.parent().map(canon).filter(|p| {
+        p.is_absolute()
+            && p.as_path() != Path::new("/")
+            && !denies.iter().any(|d| within(d, p) || within(p, d))
+            && !roots.iter().any(|u| within(p, &u.path))
+    });
+    let Some(parent) = parent else {
+        return Ok(SessionRulesets {
+            shared: build_ruleset(&whole, abi)?,
+            own: None,
+        });
+    };
+    let mut base = spec.clone();
+    base.write.push(parent.clone());
+    let shared_rules = fs_rules_cached(&base);
+    for r in &shared_rules {
+        // Under P the roots decide (the shared grant of P is what this
+        // layer must not repeat).
+        if within(&r.path, &parent) {
+            continue;
+        }
+        let covered = roots
+            .iter()
+            .filter(|u| within(&r.path, &u.path))
+            .fold(BitFlags::<AccessFs>::empty(), |a, u| a | u.access);
+        if !covered.contains(r.access) {
+            own_rules.push(r.clone());
+        }
+    }
+    let shared = build_ruleset_from(&base, abi, shared_rules)?;
+    let handled = (AccessFs::from_all(ABI::from(abi)) & AccessFs::from_all(ABI::V5)).bits();
+    let (own, _) = build_fresh(&uncarved, abi, &own_rules, handled)?;
+    Ok(SessionRulesets {
+        shared,
+        own: Some(own),
+    })
 }
 
 /// Build a ruleset from scratch, with the (device, inode) each rule was
@@ -920,6 +1114,142 @@ mod tests {
         assert!(can_read(&fifth, &dir.join("a/passwd")));
         let sixth = build();
         assert!(!can_read(&sixth, &dir.join("a/secret/key")));
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    /// Whether `sh -c script` succeeds under the rulesets, applied in order
+    /// (a real confined process).
+    fn sh_under(layers: &[&OwnedFd], script: &str) -> bool {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fds: Vec<i32> = layers.iter().map(|f| f.as_raw_fd()).collect();
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                for fd in &fds {
+                    if libc::syscall(libc::SYS_landlock_restrict_self, *fd, 0u32) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd.status().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// A session's rules split into the shared (cached) layer and its own
+    /// allow and refuse exactly what one ruleset of the whole spec does:
+    /// the carved tree, a symlink in it to a file outside every root, the
+    /// session's own directory (read, write, create), and, beside it, another
+    /// session's directory and the parent itself, which the shared layer
+    /// grants and the own layer must refuse. The shared layer is reused by
+    /// the next session. A deny at the parent falls back to one ruleset.
+    #[test]
+    fn session_layers_allow_exactly_what_one_ruleset_does() {
+        const NAME: &str = "session_layers_allow_exactly_what_one_ruleset_does";
+        if !crate::testing::root_or_skip(NAME) {
+            return;
+        }
+        if kernel_abi() < 3 {
+            crate::testing::cannot_run(NAME, "needs Landlock ABI >= 3");
+            return;
+        }
+        let dir = tempdir().join("layers");
+        // As `carved_tree`, with `dir/a` rather than `dir` as the root: a
+        // root above the sessions' parent rules the split out (below).
+        let mut spec = carved_tree(&dir, "ok");
+        spec.read.retain(|p| p != &dir);
+        spec.read.push(dir.join("a"));
+        fs::create_dir_all(dir.join("outside")).unwrap();
+        fs::write(dir.join("outside/target"), "t").unwrap();
+        fs::write(dir.join("outside/other"), "t").unwrap();
+        std::os::unix::fs::symlink(dir.join("outside/target"), dir.join("a/link")).unwrap();
+        age(&dir.join("a"));
+        let sessions = dir.join("sessions");
+        for s in ["s1", "s2", "s3"] {
+            fs::create_dir_all(sessions.join(s)).unwrap();
+            fs::write(sessions.join(s).join("f"), "x").unwrap();
+        }
+        spec.write.push(dir.join("w"));
+        fs::create_dir_all(dir.join("w")).unwrap();
+        let abi = kernel_abi();
+        set_layered(true);
+        let own_dir = sessions.join("s1");
+        let layered = build_session_rulesets(&spec, &own_dir, abi).unwrap();
+        let own = layered.own.as_ref().expect("split in two layers");
+        let mut whole = spec.clone();
+        whole.write.push(own_dir.clone());
+        let single = build_ruleset(&whole, abi).unwrap();
+        // Quoted: the test's directory name has parentheses.
+        let d = format!("'{}'", dir.display());
+        let probes = [
+            (format!("cat {d}/a/ok"), true),
+            (format!("cat {d}/a/secret/key"), false),
+            (format!("cat {d}/a/link"), true),
+            (format!("echo y > {d}/a/ok"), false),
+            (format!("echo y > {d}/w/new && cat {d}/w/new && rm {d}/w/new"), true),
+            (format!("cat {d}/sessions/s1/f"), true),
+            (
+                format!("echo y > {d}/sessions/s1/g && mkdir {d}/sessions/s1/h && rm {d}/sessions/s1/g && rmdir {d}/sessions/s1/h"),
+                true,
+            ),
+            (format!("cat {d}/sessions/s2/f"), false),
+            (format!("echo y > {d}/sessions/s2/f"), false),
+            (format!("ls {d}/sessions/s3"), false),
+            (format!("echo y > {d}/sessions/new"), false),
+            // Granted by the link's rule, which binds the file's inode.
+            (format!("cat {d}/outside/target"), true),
+            (format!("cat {d}/outside/other"), false),
+        ];
+        for (script, want) in &probes {
+            assert_eq!(sh_under(&[&single], script), *want, "one ruleset: {script}");
+            assert_eq!(
+                sh_under(&[&layered.shared, own], script),
+                *want,
+                "two layers: {script}"
+            );
+        }
+        // Without its own layer the shared one would let a session into
+        // the others' directories: the own layer is what refuses them.
+        assert!(sh_under(
+            &[&layered.shared],
+            &format!("cat {d}/sessions/s2/f")
+        ));
+        // The next session (another directory) reuses the shared layer.
+        let hits = ruleset_cache_hits();
+        let next = build_session_rulesets(&spec, &sessions.join("s2"), abi).unwrap();
+        assert!(ruleset_cache_hits() > hits, "shared layer reused");
+        let own2 = next.own.as_ref().expect("split");
+        assert!(sh_under(
+            &[&next.shared, own2],
+            &format!("cat {d}/sessions/s2/f")
+        ));
+        assert!(!sh_under(
+            &[&next.shared, own2],
+            &format!("cat {d}/sessions/s1/f")
+        ));
+        // A deny under the parent, or a root granting it: one ruleset.
+        let mut denied = spec.clone();
+        denied.deny.push(sessions.join("s3"));
+        assert!(build_session_rulesets(&denied, &own_dir, abi)
+            .unwrap()
+            .own
+            .is_none());
+        let mut wide = spec.clone();
+        wide.read.push(dir.clone());
+        let one = build_session_rulesets(&wide, &own_dir, abi).unwrap();
+        assert!(one.own.is_none());
+        assert!(!sh_under(
+            &[&one.shared],
+            &format!("echo y > {d}/sessions/s2/f")
+        ));
         fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 

@@ -26,6 +26,9 @@ pub struct ChildSpec {
     pub ids: Option<Ids>,
     /// A Landlock ruleset fd to restrict the child with.
     pub landlock: Option<OwnedFd>,
+    /// A second Landlock layer, applied after `landlock` (the session's
+    /// own rules when the shared ruleset leaves them out).
+    pub landlock_own: Option<OwnedFd>,
     /// seccomp filters, installed in order.
     pub seccomp: Vec<BpfProgram>,
     /// Highest capability number of the kernel.
@@ -757,7 +760,7 @@ unsafe fn child_main(p: &ChildCtx<'_>) -> ! {
     if r != 0 {
         fail(err, Stage::NoNewPrivs, r);
     }
-    if let Some(fd) = &spec.landlock {
+    for fd in spec.landlock.iter().chain(spec.landlock_own.iter()) {
         let r = raw::sys(
             libc::SYS_landlock_restrict_self,
             &[fd.as_raw_fd() as usize, 0],
@@ -1286,6 +1289,7 @@ mod tests {
             envp: Vec::new(),
             ids: None,
             landlock: None,
+            landlock_own: None,
             seccomp: Vec::new(),
             cap_last: 0,
             stdio: None,

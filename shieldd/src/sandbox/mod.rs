@@ -236,7 +236,7 @@ fn prepare_rest(
     let mut notes = Vec::new();
     let mut degraded = Vec::new();
 
-    let mut write: Vec<PathBuf> = sb
+    let write: Vec<PathBuf> = sb
         .filesystem
         .write
         .iter()
@@ -250,7 +250,6 @@ fn prepare_rest(
             tracing::info!(path = %w.display(), "created missing write directory");
         }
     }
-    write.push(private_tmp.clone());
 
     // Network: Landlock restricts TCP ports; hosts, CIDRs and UDP need the
     // kernel address filter of the eBPF monitor.
@@ -324,7 +323,7 @@ fn prepare_rest(
             )));
         }
     }
-    let fs = landlock::FsSpec {
+    let mut fs = landlock::FsSpec {
         read: sb
             .filesystem
             .read
@@ -376,7 +375,13 @@ fn prepare_rest(
                 "Landlock ABI {abi}: signal and abstract-socket scoping not available"
             ));
         }
-        Some(landlock::build_ruleset(&fs, abi)?)
+        Some(landlock::build_session_rulesets(&fs, &private_tmp, abi)?)
+    };
+    // What the agent may do, as one spec (events and tests).
+    fs.write.push(private_tmp.clone());
+    let (landlock_fd, landlock_own) = match landlock_fd {
+        Some(r) => (Some(r.shared), r.own),
+        None => (None, None),
     };
 
     let filters = cached_filters(!req.monitor)?;
@@ -402,6 +407,7 @@ fn prepare_rest(
             envp,
             ids,
             landlock: landlock_fd,
+            landlock_own,
             seccomp: filters,
             cap_last,
             stdio: None,

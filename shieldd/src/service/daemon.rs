@@ -190,6 +190,9 @@ pub fn run_daemon_with(
     // What the unit (or whoever started us) really left the daemon: logged,
     // and a start refused with the option to change when it rules out the
     // daemon's kernel work.
+    // Sessions share their policy's built Landlock ruleset; each adds a
+    // small layer for its own temporary directory.
+    crate::sandbox::landlock::set_layered(true);
     let hardening = super::hardening::probe();
     eprintln!("shieldd daemon: {}", hardening.summary());
     if let Err(e) = hardening.check() {
