@@ -119,6 +119,7 @@ pub enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Each stdin line is `{"id", "text", "direction"}`; each stdout line a verdict with its id.
+        /// Exit 0 whatever the verdicts (read each line's `action`), 2 if stdin or stdout fails.
         #[arg(long)]
         jsonl: bool,
     },
