@@ -41,7 +41,8 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
         /// Parts of the confinement that may be left out when the kernel
-        /// lacks them: landlock, landlock-net, cgroup-limits, net-addresses.
+        /// lacks them: monitor, landlock, landlock-net, cgroup-limits,
+        /// net-addresses.
         #[arg(long, value_delimiter = ',')]
         allow_degraded: Vec<String>,
         /// Seconds the agent has to exit after a forwarded SIGTERM/SIGINT.
@@ -118,6 +119,7 @@ pub enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Each stdin line is `{"id", "text", "direction"}`; each stdout line a verdict with its id.
+        /// Exit 0 whatever the verdicts (read each line's `action`), 2 if stdin or stdout fails.
         #[arg(long)]
         jsonl: bool,
     },
@@ -353,7 +355,7 @@ pub fn main_with(cli: Cli) -> i32 {
             match crate::report::events(&file, session.as_deref(), follow, &mut out) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("shieldd: {e}");
+                    eprintln!("shieldd: {e}{}", trail_hint(&e));
                     1
                 }
             }
@@ -372,7 +374,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 0
             }
             Err(e) => {
-                eprintln!("shieldd: {e}");
+                eprintln!("shieldd: {e}{}", trail_hint(&e));
                 1
             }
         },
@@ -410,7 +412,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 println!(
                     "{}: ok (policy `{}`, {} read, {} write, {} deny paths, {} connect rules, {} tools)",
                     file.display(),
-                    p.name,
+                    if p.name.is_empty() { "(unnamed)" } else { &p.name },
                     p.sandbox.filesystem.read.len(),
                     p.sandbox.filesystem.write.len(),
                     p.sandbox.filesystem.deny.len(),
@@ -505,5 +507,49 @@ fn load_policy(path: Option<&PathBuf>) -> Result<(Policy, String), i32> {
                 Err(125)
             }
         },
+    }
+}
+
+/// Where a trail that is not there may be: the daemon's `audit_dir` can be
+/// anywhere, and a standalone session writes only its `--events` file.
+fn trail_hint(e: &crate::report::ReportError) -> &'static str {
+    match e {
+        crate::report::ReportError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            " (hint: give the trail with --file: the daemon writes <audit_dir>/audit.jsonl, `shieldd run` only its --events FILE)"
+        }
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn run_help_names_every_part_allow_degraded_accepts() {
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").expect("run subcommand");
+        let help = run.render_long_help().to_string();
+        for name in Degrade::NAMES {
+            assert!(
+                help.contains(name),
+                "`{name}` missing from run --help:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_trail_says_how_to_name_one() {
+        let missing = crate::report::report(std::path::Path::new("/nonexistent/audit.jsonl"), "s")
+            .expect_err("no file");
+        assert!(trail_hint(&missing).contains("--file"));
+        let dir = tempfile::tempdir().expect("tmp");
+        let empty = dir.path().join("audit.jsonl");
+        std::fs::write(&empty, "").expect("write");
+        let none = crate::report::report(&empty, "s").expect_err("no session");
+        assert_eq!(trail_hint(&none), "", "a trail that exists needs no hint");
     }
 }

@@ -87,21 +87,34 @@ pub fn events(
     Ok(())
 }
 
+/// What one run of a session left in the trail.
+#[derive(Default)]
+struct Run {
+    programs: BTreeMap<String, u64>,
+    files: BTreeMap<String, u64>,
+    addresses: BTreeMap<String, u64>,
+    tools: BTreeMap<String, u64>,
+    scans: BTreeMap<String, u64>,
+    violations: Vec<Value>,
+    actions: Vec<Value>,
+    start: Value,
+    end: Value,
+    pids: std::collections::BTreeSet<u64>,
+    lost: u64,
+    records: u64,
+}
+
 /// Build the report of `session` from the trail at `path`.
+///
+/// A session id can be used again once its session has ended (a fixed
+/// `--session` in a script, a daemon's id after `keep_ended`): each
+/// `session_start` begins a new run, the report is of the last one, and
+/// `earlier_runs` says how many came before it, so two agents' records are
+/// never merged into one blast radius.
 pub fn report(path: &Path, session: &str) -> Result<Value, ReportError> {
     let f = std::fs::File::open(path).map_err(io(path))?;
-    let mut programs: BTreeMap<String, u64> = BTreeMap::new();
-    let mut files: BTreeMap<String, u64> = BTreeMap::new();
-    let mut addresses: BTreeMap<String, u64> = BTreeMap::new();
-    let mut tools: BTreeMap<String, u64> = BTreeMap::new();
-    let mut scans: BTreeMap<String, u64> = BTreeMap::new();
-    let mut violations = Vec::new();
-    let mut actions = Vec::new();
-    let mut start = Value::Null;
-    let mut end = Value::Null;
-    let mut pids = std::collections::BTreeSet::new();
-    let mut lost = 0u64;
-    let mut records = 0u64;
+    let mut run = Run::default();
+    let mut earlier_runs = 0u64;
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io(path))?;
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -110,16 +123,30 @@ pub fn report(path: &Path, session: &str) -> Result<Value, ReportError> {
         if v.get("session").and_then(Value::as_str) != Some(session) {
             continue;
         }
-        records += 1;
+        let event = v.get("event").and_then(Value::as_str).unwrap_or("");
+        if event == "session_start" && run.records > 0 {
+            earlier_runs += 1;
+            run = Run::default();
+        }
+        run.records += 1;
         if let Some(p) = v.get("pid").and_then(Value::as_u64) {
-            pids.insert(p);
+            run.pids.insert(p);
         }
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-        match v.get("event").and_then(Value::as_str).unwrap_or("") {
-            "session_start" => start = v.clone(),
-            "session_end" => end = v.clone(),
-            "exec" => *programs.entry(s("exe")).or_default() += 1,
-            "open" => *files.entry(s("path")).or_default() += 1,
+        let refused = v.get("denied").and_then(Value::as_bool) == Some(true)
+            || v.get("violation").and_then(Value::as_bool) == Some(true);
+        match event {
+            "session_start" => run.start = v.clone(),
+            "session_end" => run.end = v.clone(),
+            "exec" => *run.programs.entry(s("exe")).or_default() += 1,
+            "open" => {
+                let key = if refused {
+                    format!("{} (denied path)", s("path"))
+                } else {
+                    s("path")
+                };
+                *run.files.entry(key).or_default() += 1
+            }
             "connect" | "bind" => {
                 let key = format!(
                     "{} {}:{}/{}{}",
@@ -127,36 +154,32 @@ pub fn report(path: &Path, session: &str) -> Result<Value, ReportError> {
                     s("addr"),
                     v.get("port").and_then(Value::as_u64).unwrap_or(0),
                     s("protocol"),
-                    if v.get("denied").and_then(Value::as_bool) == Some(true) {
-                        " (refused)"
-                    } else {
-                        ""
-                    }
+                    if refused { " (refused)" } else { "" }
                 );
-                *addresses.entry(key).or_default() += 1;
+                *run.addresses.entry(key).or_default() += 1;
             }
             "tool_call" => {
-                *tools
+                *run.tools
                     .entry(format!("{} -> {}", s("tool"), s("action")))
                     .or_default() += 1
             }
             "scan" => {
-                *scans
+                *run.scans
                     .entry(format!("{} -> {}", s("direction"), s("action")))
                     .or_default() += 1
             }
-            "violation" => violations.push(json!({
+            "violation" => run.violations.push(json!({
                 "ts": v.get("ts"), "pid": v.get("pid"), "rule": v.get("rule"),
                 "action": v.get("action"), "detail": v.get("detail"),
             })),
-            "kill" | "isolate" | "release" => actions.push(json!({
+            "kill" | "isolate" | "release" => run.actions.push(json!({
                 "ts": v.get("ts"), "event": v.get("event"), "reason": v.get("reason"),
             })),
-            "lost_events" => lost += v.get("count").and_then(Value::as_u64).unwrap_or(0),
+            "lost_events" => run.lost += v.get("count").and_then(Value::as_u64).unwrap_or(0),
             _ => {}
         }
     }
-    if records == 0 {
+    if run.records == 0 {
         return Err(ReportError::NoSession(
             session.to_string(),
             path.display().to_string(),
@@ -168,22 +191,23 @@ pub fn report(path: &Path, session: &str) -> Result<Value, ReportError> {
     };
     Ok(json!({
         "session": session,
-        "policy": start.get("policy"),
-        "command": start.get("argv"),
-        "started": start.get("ts"),
-        "ended": end.get("ts"),
-        "exit_status": end.get("exit_status"),
-        "processes": pids.len(),
-        "programs": programs,
-        "files": files,
-        "network": addresses,
-        "tool_calls": tools,
-        "scans": scans,
-        "violations": violations,
-        "containment": actions,
-        "credentials_to_rotate": start.get("credentials").cloned().unwrap_or(json!([])),
-        "lost_events": lost,
-        "records": records,
+        "policy": run.start.get("policy"),
+        "command": run.start.get("argv"),
+        "started": run.start.get("ts"),
+        "ended": run.end.get("ts"),
+        "exit_status": run.end.get("exit_status"),
+        "processes": run.pids.len(),
+        "programs": run.programs,
+        "files": run.files,
+        "network": run.addresses,
+        "tool_calls": run.tools,
+        "scans": run.scans,
+        "violations": run.violations,
+        "containment": run.actions,
+        "credentials_to_rotate": run.start.get("credentials").cloned().unwrap_or(json!([])),
+        "lost_events": run.lost,
+        "records": run.records,
+        "earlier_runs": earlier_runs,
         "chain": chain,
     }))
 }
@@ -208,6 +232,11 @@ pub fn render(r: &Value) -> String {
         r["records"],
         r["lost_events"],
     ));
+    if let Some(n) = r["earlier_runs"].as_u64().filter(|n| *n > 0) {
+        s.push_str(&format!(
+            "  this is the last run of this id; {n} earlier run(s) in the trail are not counted here\n"
+        ));
+    }
     s.push_str(&format!(
         "  audit chain: {}\n",
         if r["chain"]["intact"] == json!(true) {
@@ -255,4 +284,111 @@ pub fn render(r: &Value) -> String {
         }
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditLog;
+
+    /// Two runs under one id (and another session between them) in one
+    /// chained trail, as a script with a fixed `--session` leaves it.
+    fn trail(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("audit.jsonl");
+        let mut a = AuditLog::open(&path, "job").expect("open");
+        let r = |a: &mut AuditLog, s: &str, e: &str, f: Value| {
+            a.record_for(s, e, f, false).expect("record")
+        };
+        r(
+            &mut a,
+            "job",
+            "session_start",
+            json!({"pid": 10, "argv": ["old"], "policy": "p", "credentials": ["OLD_KEY"]}),
+        );
+        r(
+            &mut a,
+            "job",
+            "exec",
+            json!({"pid": 10, "exe": "/usr/bin/curl"}),
+        );
+        r(
+            &mut a,
+            "job",
+            "violation",
+            json!({"pid": 10, "rule": "network", "action": "kill", "detail": "old"}),
+        );
+        r(&mut a, "job", "session_end", json!({"exit_status": 137}));
+        r(
+            &mut a,
+            "other",
+            "session_start",
+            json!({"pid": 30, "argv": ["x"]}),
+        );
+        r(
+            &mut a,
+            "other",
+            "exec",
+            json!({"pid": 30, "exe": "/usr/bin/nc"}),
+        );
+        r(
+            &mut a,
+            "job",
+            "session_start",
+            json!({"pid": 20, "argv": ["new"], "policy": "p", "credentials": []}),
+        );
+        r(
+            &mut a,
+            "job",
+            "open",
+            json!({"pid": 20, "path": "/etc/shadow", "violation": true}),
+        );
+        r(
+            &mut a,
+            "job",
+            "open",
+            json!({"pid": 20, "path": "/etc/hostname"}),
+        );
+        r(&mut a, "job", "session_end", json!({"exit_status": 0}));
+        a.flush().expect("flush");
+        path
+    }
+
+    #[test]
+    fn a_reused_session_id_reports_its_last_run_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = trail(dir.path());
+        let r = report(&path, "job").expect("report");
+        assert_eq!(r["command"], json!(["new"]));
+        assert_eq!(r["exit_status"], json!(0));
+        assert_eq!(r["processes"], json!(1));
+        assert_eq!(r["records"], json!(4));
+        assert_eq!(r["earlier_runs"], json!(1));
+        assert_eq!(r["programs"], json!({}), "the first run's curl leaked in");
+        assert_eq!(
+            r["violations"],
+            json!([]),
+            "the first run's violation leaked in"
+        );
+        assert_eq!(r["credentials_to_rotate"], json!([]));
+        assert_eq!(r["chain"]["intact"], json!(true));
+        let text = render(&r);
+        assert!(text.contains("1 earlier run(s)"), "{text}");
+        // A session used once says nothing about earlier runs.
+        let o = report(&path, "other").expect("report");
+        assert_eq!(o["earlier_runs"], json!(0));
+        assert!(!render(&o).contains("earlier run"));
+    }
+
+    #[test]
+    fn denied_opens_are_marked_in_the_file_list() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = report(&trail(dir.path()), "job").expect("report");
+        assert_eq!(r["files"]["/etc/shadow (denied path)"], json!(1));
+        assert_eq!(
+            r["files"]["/etc/hostname"],
+            json!(1),
+            "an allowed open is not marked"
+        );
+        assert!(r["files"].get("/etc/shadow").is_none());
+    }
 }

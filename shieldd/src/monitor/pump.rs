@@ -27,6 +27,37 @@ fn protocol(p: u32, sock_type: u32) -> &'static str {
     }
 }
 
+/// How a file was opened, in words, so a reader of the trail need not
+/// decode `flags`: "read", "write" or "read-write", plus "create" and
+/// "truncate" when those flags are set.
+fn open_access(flags: u64) -> String {
+    let f = flags as i64 as libc::c_int;
+    let mut s = match f & libc::O_ACCMODE {
+        libc::O_WRONLY => "write",
+        libc::O_RDWR => "read-write",
+        _ => "read",
+    }
+    .to_string();
+    if f & libc::O_CREAT != 0 {
+        s.push_str(",create");
+    }
+    if f & libc::O_TRUNC != 0 {
+        s.push_str(",truncate");
+    }
+    s
+}
+
+/// `exit_code` is the kernel's wait status (`exit(3)` is 768); `status` and
+/// `signal` say what it means, as `session_end` does.
+fn exit_fields(code: i32) -> Value {
+    let signal = code & 0x7f;
+    if signal == 0 {
+        json!({"exit_code": code, "status": (code >> 8) & 0xff, "signal": null})
+    } else {
+        json!({"exit_code": code, "status": null, "signal": signal})
+    }
+}
+
 /// The audit record of one event: (event name, fields, rule family, what
 /// was done, for the violation line).
 pub fn record_of(e: &Event) -> (&'static str, Value, &'static str, String) {
@@ -69,7 +100,10 @@ pub fn record_of(e: &Event) -> (&'static str, Value, &'static str, String) {
         ),
         EventKind::Open { path, flags } => (
             "open",
-            merge(base, json!({"path": path, "flags": flags})),
+            merge(
+                base,
+                json!({"path": path, "flags": flags, "access": open_access(*flags)}),
+            ),
             "filesystem",
             format!("open of denied path {path}"),
         ),
@@ -124,7 +158,7 @@ pub fn record_of(e: &Event) -> (&'static str, Value, &'static str, String) {
         ),
         EventKind::Exit { exit_code } => (
             "exit",
-            merge(base, json!({"exit_code": exit_code})),
+            merge(base, exit_fields(*exit_code)),
             "process",
             String::new(),
         ),
@@ -329,4 +363,67 @@ where
         })?;
     rx.recv()
         .map_err(|_| std::io::Error::other("the pump thread ended before it started"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::EventMeta;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            meta: EventMeta {
+                pid: 7,
+                tid: 7,
+                ppid: 1,
+                uid: 0,
+                slot: 0,
+                cgroup_id: 0,
+                ts_ns: 0,
+                comm: "python".into(),
+                violation: false,
+                killed: false,
+                denied: false,
+                truncated: false,
+                isolated: false,
+            },
+            kind,
+        }
+    }
+
+    #[test]
+    fn exit_records_say_status_and_signal_not_only_the_wait_status() {
+        let (_, f, _, _) = record_of(&event(EventKind::Exit { exit_code: 768 }));
+        assert_eq!(f["exit_code"], json!(768));
+        assert_eq!(f["status"], json!(3));
+        assert_eq!(f["signal"], Value::Null);
+        let (_, f, _, _) = record_of(&event(EventKind::Exit { exit_code: 9 }));
+        assert_eq!(f["status"], Value::Null);
+        assert_eq!(f["signal"], json!(9));
+        // A core dump sets 0x80; the signal is still the low seven bits.
+        let (_, f, _, _) = record_of(&event(EventKind::Exit {
+            exit_code: 0x80 | 11,
+        }));
+        assert_eq!(f["signal"], json!(11));
+        let (_, f, _, _) = record_of(&event(EventKind::Exit { exit_code: 0 }));
+        assert_eq!(f["status"], json!(0));
+    }
+
+    #[test]
+    fn open_records_say_how_the_file_was_opened() {
+        let access = |flags: i32| {
+            let (_, f, _, _) = record_of(&event(EventKind::Open {
+                path: "/x".into(),
+                flags: flags as u64,
+            }));
+            f["access"].as_str().unwrap_or_default().to_string()
+        };
+        assert_eq!(access(libc::O_RDONLY | libc::O_CLOEXEC), "read");
+        assert_eq!(
+            access(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC),
+            "write,create,truncate"
+        );
+        assert_eq!(access(libc::O_RDWR), "read-write");
+        assert_eq!(access(libc::O_RDONLY | libc::O_DIRECTORY), "read");
+    }
 }

@@ -476,6 +476,50 @@ fn glob(ctx: &mut Ctx, n: &Node, what: &str) -> Option<String> {
     }
 }
 
+/// `sandbox.env.remove` entries are globs over variable names; a bad one
+/// would make every launch fail, so it is reported here with its place.
+fn env_globs(ctx: &mut Ctx, n: &Node) {
+    let NodeKind::Seq(items) = &n.kind else {
+        return;
+    };
+    for i in items {
+        if let NodeKind::Scalar(s, _) = &i.kind {
+            if let Err(e) = globset::Glob::new(s) {
+                ctx.err(
+                    i,
+                    format!("bad glob `{s}` in `env.remove`: {}", e.kind()),
+                    Some("variable names, or globs such as AWS_* or *_TOKEN".into()),
+                );
+            }
+        }
+    }
+}
+
+/// `allowed_paths` of a tool: absolute only, because the tool checker
+/// compares them with the paths in the agent's calls and has no working
+/// directory or home to resolve `./` or `~/` against.
+fn tool_paths(ctx: &mut Ctx, n: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in ctx.seq(n, "allowed_paths") {
+        let Some(s) = ctx.string(i, "allowed_paths") else {
+            continue;
+        };
+        if s.starts_with('/') && !s.contains('\0') {
+            out.push(s);
+        } else {
+            ctx.err(
+                i,
+                format!("`allowed_paths` entry `{s}` is not an absolute path"),
+                Some(
+                    "tool calls are checked against absolute paths; write one, e.g. /srv/repo/ (`./` and `~/` are not resolved here)"
+                        .into(),
+                ),
+            );
+        }
+    }
+    out
+}
+
 fn port(ctx: &mut Ctx, n: &Node, what: &str) -> Option<u16> {
     let v = ctx.uint(n, what, 65535)?;
     if v == 0 {
@@ -512,11 +556,7 @@ fn connect_rule(ctx: &mut Ctx, n: &Node) -> Option<ConnectRule> {
                 } else if valid_hostname(&h) {
                     target = Some(ConnectTarget::Host(h.to_ascii_lowercase()));
                 } else {
-                    ctx.err(
-                        v,
-                        format!("bad host name `{h}`"),
-                        Some("a DNS name like api.openai.com, an IP address, or \"*\"".into()),
-                    );
+                    ctx.err(v, format!("bad host name `{h}`"), Some(host_hint(&h)));
                     ok = false;
                 }
             }
@@ -586,6 +626,23 @@ fn connect_rule(ctx: &mut Ctx, n: &Node) -> Option<ConnectRule> {
         port: port_v,
         protocol,
     })
+}
+
+/// The hint for a `host:` that is not a host: say what the value looks like
+/// (a CIDR, a URL, `host:port`) and where that part goes instead.
+fn host_hint(h: &str) -> String {
+    if h.contains("://") {
+        "write the host name only, without the scheme or path, e.g. api.openai.com".into()
+    } else if h.contains('/') {
+        "an address range goes in `cidr:`, e.g. `cidr: 10.0.0.0/8`".into()
+    } else if h
+        .rsplit_once(':')
+        .is_some_and(|(name, port)| valid_hostname(name) && port.parse::<u16>().is_ok())
+    {
+        "put the port in `port:`, e.g. `{ host: api.openai.com, port: 443 }`".into()
+    } else {
+        "a DNS name like api.openai.com, an IP address, or \"*\"".into()
+    }
 }
 
 fn valid_hostname(h: &str) -> bool {
@@ -672,6 +729,7 @@ fn sandbox(ctx: &mut Ctx, n: &Node, out: &mut Sandbox) {
                 for (k, v) in ctx.map(v, "sandbox.env", &["remove", "credentials"]) {
                     let list = ctx.string_list(v, &format!("env.{k}"));
                     if k == "remove" {
+                        env_globs(ctx, v);
                         out.env.remove = list;
                     } else {
                         out.env.credentials = list;
@@ -698,9 +756,12 @@ fn tools(ctx: &mut Ctx, n: &Node, out: &mut ToolPolicy) {
             }
             continue;
         }
+        let mut names = std::collections::HashSet::new();
         for t in ctx.seq(v, "tools.allowed_tools") {
+            let errors_before = ctx.diags.len();
             let mut rule = ToolRule::default();
             let mut has_name = false;
+            let mut name_node = None;
             for (k, v) in ctx.map(
                 t,
                 "tools.allowed_tools[]",
@@ -720,6 +781,7 @@ fn tools(ctx: &mut Ctx, n: &Node, out: &mut ToolPolicy) {
                         if let Some(s) = ctx.string(v, "name") {
                             rule.name = s;
                             has_name = true;
+                            name_node = Some(v);
                         }
                     }
                     "allowed_operations" => {
@@ -736,13 +798,7 @@ fn tools(ctx: &mut Ctx, n: &Node, out: &mut ToolPolicy) {
                     "allowed_domains" => {
                         rule.allowed_domains = ctx.string_list(v, "allowed_domains")
                     }
-                    "allowed_paths" => {
-                        rule.allowed_paths = ctx
-                            .path_list(v, "allowed_paths")
-                            .into_iter()
-                            .map(|p| p.0)
-                            .collect()
-                    }
+                    "allowed_paths" => rule.allowed_paths = tool_paths(ctx, v),
                     "params" => {
                         for (pname, pv) in param_map(ctx, v) {
                             rule.params.insert(pname, param_rule(ctx, pv));
@@ -753,6 +809,23 @@ fn tools(ctx: &mut Ctx, n: &Node, out: &mut ToolPolicy) {
             }
             if !has_name && matches!(t.kind, NodeKind::Map(_)) {
                 ctx.err(t, "tool entry without `name`", None);
+            }
+            // What the tool checker refuses at launch is refused here too,
+            // at the entry's place, so `check-policy` never passes a policy
+            // that `run` or `check-tool` then rejects.
+            let at = name_node.unwrap_or(t);
+            if has_name && ctx.diags.len() == errors_before {
+                if rule.name.trim().is_empty() {
+                    ctx.err(at, "tool entry with an empty `name`", None);
+                } else if !names.insert(rule.name.to_lowercase()) {
+                    ctx.err(
+                        at,
+                        format!("tool `{}` is listed more than once", rule.name),
+                        Some("tool names are matched case-insensitively; merge the entries".into()),
+                    );
+                } else if let Err(e) = crate::tools::check_rule(&rule) {
+                    ctx.err(at, e.to_string(), None);
+                }
             }
             out.allowed_tools.push(rule);
         }
@@ -1128,3 +1201,7 @@ response:
         assert!(d.sandbox.exec.allow.is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod check_tests;

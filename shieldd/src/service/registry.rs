@@ -232,6 +232,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why a session id is refused: a running session has it, or an ended one
+/// is still kept (`ended_for` is how long ago it ended).
+fn id_taken(session: &str, ended_for: Option<Duration>, keep_ended: Duration) -> String {
+    match ended_for {
+        Some(ago) => format!(
+            "session {session} has ended but its id is kept for another {}s (config `keep_ended`); choose another --session",
+            keep_ended.saturating_sub(ago).as_secs().max(1)
+        ),
+        None => format!("session {session} exists already (it is running)"),
+    }
+}
+
 impl Registry {
     /// A registry over a loaded monitor, the daemon's audit trail and hooks.
     /// It registers itself as an observer (session counters).
@@ -401,9 +413,14 @@ impl Registry {
         {
             let mut map = lock(&self.sessions);
             self.prune(&mut map);
-            if map.contains_key(&session) {
-                return Err(StartError::usage(format!(
-                    "session {session} exists already"
+            if let Some(e) = map.get(&session) {
+                // An ended session is kept (for `sessions` and `report`)
+                // for `keep_ended`; say so, or the refusal reads like a
+                // second agent still running under that id.
+                return Err(StartError::usage(id_taken(
+                    &session,
+                    e.ended_at.map(|t| t.elapsed()),
+                    self.keep_ended,
                 )));
             }
         }
@@ -882,4 +899,23 @@ pub fn clean_up_previous(trail: &Path, audit: &Arc<Mutex<AuditLog>>) -> Vec<Stri
         done.push(id);
     }
     done
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_id_says_whether_its_session_runs_or_only_is_kept() {
+        let keep = Duration::from_secs(600);
+        let ended = id_taken("job", Some(Duration::from_secs(60)), keep);
+        assert!(ended.contains("has ended"), "{ended}");
+        assert!(ended.contains("540s"), "{ended}");
+        assert!(ended.contains("keep_ended"), "{ended}");
+        let running = id_taken("job", None, keep);
+        assert!(running.contains("running"), "{running}");
+        assert!(!running.contains("ended"), "{running}");
+        // Past its keep time (not yet pruned) it never says 0s.
+        assert!(id_taken("job", Some(Duration::from_secs(700)), keep).contains(" 1s"));
+    }
 }

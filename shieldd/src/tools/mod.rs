@@ -205,6 +205,12 @@ fn compile_param(tool: &str, name: &str, r: &ParamRule) -> Result<CompiledParam,
     })
 }
 
+/// Whether one rule compiles, for the policy parser to report what
+/// [`ToolChecker::new`] would refuse at launch.
+pub(crate) fn check_rule(r: &ToolRule) -> Result<(), ToolPolicyError> {
+    compile_rule(r).map(|_| ())
+}
+
 fn compile_rule(r: &ToolRule) -> Result<CompiledRule, ToolPolicyError> {
     let tool = r.name.as_str();
     let allowed_ops = match &r.allowed_operations {
