@@ -989,22 +989,25 @@ mod tests {
         }
     }
 
+    /// Whether the cache tests can run here (root, for the carved trees'
+    /// files, and Landlock ABI >= 3); if not, says so (failing under
+    /// CI=true).
+    fn root_with_landlock_3(name: &str) -> bool {
+        if !crate::testing::root_or_skip(name) {
+            return false;
+        }
+        if kernel_abi() < 3 {
+            crate::testing::cannot_run(name, "needs Landlock ABI >= 3");
+            return false;
+        }
+        true
+    }
+
     /// A change after the first session is seen by the next one exactly as
     /// without the cache, and what is denied stays denied.
     #[test]
     fn carve_cache_sees_changes_and_keeps_denies() {
-        if kernel_abi() < 3
-            || !caps::has_cap(
-                None,
-                caps::CapSet::Effective,
-                caps::Capability::CAP_SYS_ADMIN,
-            )
-            .unwrap_or(false)
-        {
-            crate::testing::cannot_run(
-                "carve_cache_sees_changes_and_keeps_denies",
-                "needs Landlock ABI >= 3 and root",
-            );
+        if !root_with_landlock_3("carve_cache_sees_changes_and_keeps_denies") {
             return;
         }
         let dir = tempdir();
@@ -1058,12 +1061,7 @@ mod tests {
     /// what is denied stays denied throughout.
     #[test]
     fn ruleset_cache_reuses_and_rebinds_replaced_files() {
-        const NAME: &str = "ruleset_cache_reuses_and_rebinds_replaced_files";
-        if !crate::testing::root_or_skip(NAME) {
-            return;
-        }
-        if kernel_abi() < 3 {
-            crate::testing::cannot_run(NAME, "needs Landlock ABI >= 3");
+        if !root_with_landlock_3("ruleset_cache_reuses_and_rebinds_replaced_files") {
             return;
         }
         let dir = tempdir().join("rs");
@@ -1153,12 +1151,7 @@ mod tests {
     /// the next session. A deny at the parent falls back to one ruleset.
     #[test]
     fn session_layers_allow_exactly_what_one_ruleset_does() {
-        const NAME: &str = "session_layers_allow_exactly_what_one_ruleset_does";
-        if !crate::testing::root_or_skip(NAME) {
-            return;
-        }
-        if kernel_abi() < 3 {
-            crate::testing::cannot_run(NAME, "needs Landlock ABI >= 3");
+        if !root_with_landlock_3("session_layers_allow_exactly_what_one_ruleset_does") {
             return;
         }
         let dir = tempdir().join("layers");
