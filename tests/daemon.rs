@@ -663,6 +663,20 @@ fn a_killed_daemon_takes_its_agents_and_its_successor_records_it() {
         "{recs:?}"
     );
     assert!(recs.iter().any(|r| r["event"] == "session_end"));
+    // Its private temp dir goes with it, and the log says what was found.
+    let private = std::env::temp_dir().join("shieldd-orphan");
+    assert!(!private.exists(), "{} left behind", private.display());
+    let found = recs
+        .iter()
+        .find(|r| r["event"] == "kill")
+        .map(|r| r["cgroup_found"] == true)
+        .unwrap_or(true);
+    let log = std::fs::read_to_string(d.path().join("daemon.log")).unwrap_or_default();
+    let line = log
+        .lines()
+        .find(|l| l.contains("session orphan of a previous instance"))
+        .unwrap_or_else(|| panic!("no line for the session: {log}"));
+    assert_eq!(line.contains("was killed"), found, "{line} ({recs:?})");
     assert!(
         !cgroup.exists()
             || std::fs::read_to_string(cgroup.join("cgroup.procs"))
@@ -679,6 +693,98 @@ fn a_killed_daemon_takes_its_agents_and_its_successor_records_it() {
         .filter(|r| r["event"] == "kill")
         .count();
     assert_eq!(kills, 1);
+}
+
+/// Through the daemon: a relative `--policy` is listed absolute, an
+/// ignored `--socket` is said, and an operator's `shieldd kill` is named
+/// by the attached `run` that exits 137.
+#[test]
+fn operator_kill_ignored_socket_and_relative_policy_through_the_daemon() {
+    if !privileged("operator_kill_ignored_socket_and_relative_policy_through_the_daemon") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("daemon-opkill");
+    let daemon = Daemon::start(d.path());
+    let abs = policy(&d, "rel", "");
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("shieldd-opkill"));
+    let mut c = Command::new(shieldd());
+    c.arg("run").arg("--control").arg(&daemon.control);
+    c.args([
+        "--session",
+        "opkill",
+        "--policy",
+        "rel.yaml",
+        "--socket",
+        "mine.sock",
+    ]);
+    c.arg("--").args(sleeper()).current_dir(d.path());
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = child.stdout.take().expect("stdout");
+    let l2 = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            l2.lock().expect("lines").push(line);
+        }
+    });
+    let mut agent = Attached {
+        child,
+        lines,
+        log: d.path().join("daemon.log"),
+    };
+    agent.wait_line("ready");
+    let info = daemon.session("opkill");
+    assert_eq!(info["policy_source"], abs.display().to_string(), "{info}");
+    assert!(
+        !d.path().join("mine.sock").exists(),
+        "the daemon's socket is used"
+    );
+
+    let o = output_within(
+        Command::new(shieldd())
+            .args(["kill", "opkill", "--control"])
+            .arg(&daemon.control),
+        Duration::from_secs(20),
+    );
+    assert!(o.status.success(), "{o:?}");
+    let (st, err) = agent.finish();
+    assert_eq!(st, 137, "{err}");
+    assert!(
+        err.contains("shieldd: session opkill killed by an operator (shieldd kill)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--socket mine.sock is ignored through the daemon"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("--socket")).count(),
+        1,
+        "{err}"
+    );
+
+    // The look-alike: an agent that exits 137 by itself is not said to
+    // have been killed by anyone.
+    let o = output_within(
+        Command::new(shieldd())
+            .arg("run")
+            .arg("--control")
+            .arg(&daemon.control)
+            .args(["--session", "self137", "--", "/bin/sh", "-c", "exit 137"])
+            .current_dir(d.path()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(137), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("killed by"),
+        "{o:?}"
+    );
 }
 
 #[test]

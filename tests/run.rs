@@ -454,6 +454,8 @@ fn tree_dies_when_shieldd_is_killed() {
         pids.len() >= 2,
         "agent and its daemon in the cgroup: {pids:?}"
     );
+    let sock = std::path::PathBuf::from(format!("/run/shieldd/{session}.sock"));
+    assert!(sock.exists(), "{} while the session runs", sock.display());
     // SAFETY: killing the shieldd process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
@@ -473,6 +475,12 @@ fn tree_dies_when_shieldd_is_killed() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(!dir.exists(), "{} left behind", dir.display());
+    // Nor does its scan API socket stay behind in /run/shieldd.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!sock.exists(), "{} left behind", sock.display());
     // The private temp dir stays after an abnormal end (evidence); tidy it.
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("shieldd-{session}")));
 }
@@ -733,6 +741,39 @@ fn events_file_records_the_session() {
         shieldd::audit::verify(&ev).expect("chain verifies"),
         recs.len()
     );
+}
+
+/// A relative `--policy` is recorded as the absolute path it named: the
+/// trail is read from elsewhere, where `p.yaml` names nothing.
+#[test]
+fn a_relative_policy_path_is_recorded_absolute() {
+    if !privileged("a_relative_policy_path_is_recorded_absolute") {
+        return;
+    }
+    let d = TempDir::new("relpolicy");
+    let abs = d.write(
+        "p.yaml",
+        "version: 1\nname: rel\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /bin, /etc]\n    write: [./]\n",
+    );
+    let o = run_in(
+        d.path(),
+        Some(std::path::Path::new("p.yaml")),
+        &[
+            "--standalone",
+            "--events",
+            "ev.jsonl",
+            "--session",
+            "it-relpol",
+        ],
+        &["/bin/sh", "-c", "exit 3"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let text = std::fs::read_to_string(d.path().join("ev.jsonl")).expect("events written");
+    let start: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a record")).expect("json");
+    assert_eq!(start["event"], "session_start");
+    assert_eq!(start["policy_source"], abs.display().to_string());
+    assert!(std::path::Path::new(start["policy_source"].as_str().unwrap_or("")).is_absolute());
 }
 
 #[test]

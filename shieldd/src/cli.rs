@@ -252,6 +252,12 @@ pub fn main_with(cli: Cli) -> i32 {
                 use crate::service::control::{control_path, Client, ClientError};
                 match Client::connect(&control_path(control.as_deref())) {
                     Ok(client) => {
+                        if let Some(s) = &socket {
+                            eprintln!(
+                                "shieldd: --socket {} is ignored through the daemon (the agent gets the daemon's session socket); pass --standalone to use it",
+                                s.display()
+                            );
+                        }
                         let text = match &policy_path {
                             Some(p) => match std::fs::read_to_string(p) {
                                 Ok(t) => Some(t),
@@ -501,7 +507,15 @@ fn load_policy(path: Option<&PathBuf>) -> Result<(Policy, String), i32> {
     match path {
         None => Ok((Policy::builtin_default(), "<built-in default>".into())),
         Some(p) => match Policy::load(p) {
-            Ok(pol) => Ok((pol, p.display().to_string())),
+            // Absolute: the trail and `shieldd sessions` are read from
+            // elsewhere, where a relative path names nothing.
+            Ok(pol) => Ok((
+                pol,
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string(),
+            )),
             Err(e) => {
                 print_policy_error(&e);
                 Err(125)

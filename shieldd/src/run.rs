@@ -595,7 +595,13 @@ fn launch_in(
     });
     let watchdog = match shared {
         Some(()) => None,
-        None => match launch::spawn_watchdog(&kill_fd, &dirs) {
+        None => match launch::spawn_watchdog_unlinking(
+            &kill_fd,
+            &dirs,
+            &std::ffi::CString::new(socket.as_os_str().as_encoded_bytes())
+                .into_iter()
+                .collect::<Vec<_>>(),
+        ) {
             Ok(w) => Some(w),
             Err(e) => return fail(e.into(), &monitor),
         },

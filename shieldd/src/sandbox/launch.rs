@@ -999,6 +999,9 @@ const DONE: u8 = b'D';
 /// Most cgroup directories a session has (v2 plus the v1 hierarchies).
 const MAX_DIRS: usize = 8;
 
+/// Most files the watchdog unlinks (the session's scan API socket).
+const MAX_FILES: usize = 2;
+
 /// What the watchdog reads, in its own mapping.
 #[repr(C)]
 struct WatchdogCtx {
@@ -1007,6 +1010,8 @@ struct WatchdogCtx {
     life_w: RawFd,
     ndirs: usize,
     dirs: [*const libc::c_char; MAX_DIRS],
+    nfiles: usize,
+    files: [*const libc::c_char; MAX_FILES],
 }
 
 impl Watchdog {
@@ -1061,6 +1066,17 @@ fn unmap((base, len): (usize, usize)) {
 /// `kill_fd`; after the kill it removes `dirs` (the session's cgroup
 /// directories, v2 first) once they are empty.
 pub fn spawn_watchdog(kill_fd: &OwnedFd, dirs: &[CString]) -> Result<Watchdog, LaunchError> {
+    spawn_watchdog_unlinking(kill_fd, dirs, &[])
+}
+
+/// [`spawn_watchdog`] that also unlinks `files` (at most two: the
+/// session's socket) when shieldd dies or [`Watchdog::stop`] fires it; a
+/// clean release ([`Watchdog::release_clean`]) leaves them to shieldd.
+pub fn spawn_watchdog_unlinking(
+    kill_fd: &OwnedFd,
+    dirs: &[CString],
+    files: &[CString],
+) -> Result<Watchdog, LaunchError> {
     let (life_r, life_w) = pipe_cloexec()?;
     let stack = Stack::new().ok_or_else(|| sys("map the watchdog's stack"))?;
     let mem = (stack.base as usize, stack.len);
@@ -1072,6 +1088,7 @@ pub fn spawn_watchdog(kill_fd: &OwnedFd, dirs: &[CString]) -> Result<Watchdog, L
         kill_fd.as_raw_fd(),
         life_w.as_raw_fd(),
         dirs,
+        files,
     ) else {
         unmap(mem);
         return Err(LaunchError::Sys {
@@ -1103,8 +1120,9 @@ fn write_ctx(
     kill: RawFd,
     life_w: RawFd,
     dirs: &[CString],
+    files: &[CString],
 ) -> Option<*const WatchdogCtx> {
-    if dirs.len() > MAX_DIRS {
+    if dirs.len() > MAX_DIRS || files.len() > MAX_FILES {
         return None;
     }
     let start = base.checked_add(4096)?;
@@ -1112,7 +1130,9 @@ fn write_ctx(
     let limit = base.checked_add(len / 2)?;
     let mut at = start.checked_add(std::mem::size_of::<WatchdogCtx>())?;
     let mut ptrs = [std::ptr::null::<libc::c_char>(); MAX_DIRS];
-    for (slot, d) in ptrs.iter_mut().zip(dirs) {
+    let mut fptrs = [std::ptr::null::<libc::c_char>(); MAX_FILES];
+    let slots = ptrs.iter_mut().zip(dirs).chain(fptrs.iter_mut().zip(files));
+    for (slot, d) in slots {
         let bytes = d.as_bytes_with_nul();
         let end = at.checked_add(bytes.len())?;
         if end > limit {
@@ -1130,6 +1150,8 @@ fn write_ctx(
         life_w,
         ndirs: dirs.len(),
         dirs: ptrs,
+        nfiles: files.len(),
+        files: fptrs,
     };
     // SAFETY: `start` is page-aligned, writable and in our mapping, with
     // room for the context (checked above).
@@ -1243,6 +1265,14 @@ unsafe fn watchdog_main(ctx: &WatchdogCtx) -> ! {
     raw::sys(libc::SYS_write, &[kill as usize, one.as_ptr() as usize, 1]);
     if done {
         raw::exit(0);
+    }
+    // shieldd died (or gave up on a clean end): nobody else removes the
+    // session's socket file.
+    for f in ctx.files.iter().take(ctx.nfiles) {
+        raw::sys(
+            libc::SYS_unlinkat,
+            &[libc::AT_FDCWD as usize, *f as usize, 0],
+        );
     }
     // A cgroup can be removed once its last task is gone (EBUSY until then).
     // After a normal exit shieldd has removed them already (ENOENT).
@@ -1419,7 +1449,9 @@ mod tests {
         let (mut cg, sleeper) = session_with_sleeper("fire");
         let dirs: Vec<std::path::PathBuf> = cg.dirs().cloned().collect();
         let kill = cg.open_kill_file().expect("cgroup.kill");
-        let w = spawn_watchdog(&kill, &dir_args(&cg)).expect("watchdog");
+        let sock = sock_file("fire");
+        let w =
+            spawn_watchdog_unlinking(&kill, &dir_args(&cg), &[c_path(&sock)]).expect("watchdog");
         let pid = w.pid;
         assert!(alive(pid), "the watchdog waits on its lifeline");
         assert!(alive(sleeper));
@@ -1429,7 +1461,19 @@ mod tests {
         for d in &dirs {
             assert!(!d.exists(), "{} left behind", d.display());
         }
+        assert!(!sock.exists(), "the session's socket is unlinked");
         let _ = cg.remove();
+    }
+
+    /// A file standing for the session's socket, made afresh.
+    fn sock_file(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("shieldd-wd-{tag}-{}.sock", std::process::id()));
+        std::fs::write(&p, b"").expect("socket stand-in");
+        p
+    }
+
+    fn c_path(p: &std::path::Path) -> CString {
+        CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL")
     }
 
     /// A clean release: the watchdog still kills (a process that somehow
@@ -1444,7 +1488,9 @@ mod tests {
         let (mut cg, sleeper) = session_with_sleeper("release");
         let dirs: Vec<std::path::PathBuf> = cg.dirs().cloned().collect();
         let kill = cg.open_kill_file().expect("cgroup.kill");
-        let w = spawn_watchdog(&kill, &dir_args(&cg)).expect("watchdog");
+        let sock = sock_file("release");
+        let w =
+            spawn_watchdog_unlinking(&kill, &dir_args(&cg), &[c_path(&sock)]).expect("watchdog");
         let pid = w.pid;
         let released = w.release_clean();
         assert!(eventually(|| !alive(sleeper)), "the kill still lands");
@@ -1454,6 +1500,11 @@ mod tests {
         for d in &dirs {
             assert!(d.exists(), "{} was removed", d.display());
         }
+        assert!(
+            sock.exists(),
+            "a clean release leaves the socket to shieldd"
+        );
+        let _ = std::fs::remove_file(&sock);
         released.reap();
         assert!(
             std::fs::metadata(format!("/proc/{pid}")).is_err(),

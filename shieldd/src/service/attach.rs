@@ -95,6 +95,10 @@ pub fn run_attached(mut client: Client, start: StartRequest) -> i32 {
             continue;
         }
         if msg.get("ok") == Some(&json!(true)) {
+            if let Some(why) = msg.pointer("/result/killed_by").and_then(Value::as_str) {
+                let s = session.as_deref().unwrap_or("?");
+                eprintln!("shieldd: session {s} killed by an operator ({why})");
+            }
             let st = msg
                 .pointer("/result/exit_status")
                 .and_then(Value::as_i64)

@@ -302,6 +302,7 @@ fn connection(stream: UnixStream, registry: Arc<Registry>, access: Access) {
                         attached = Some((session.clone(), ended.clone()));
                         let w2 = w.clone();
                         let id2 = id.clone();
+                        let reg2 = registry.clone();
                         std::thread::spawn(move || loop {
                             match rx.blocking_recv() {
                                 Ok(Signal::Violation {
@@ -321,10 +322,14 @@ fn connection(stream: UnixStream, registry: Arc<Registry>, access: Access) {
                                     if let Ok(mut e) = ended.lock() {
                                         *e = true;
                                     }
+                                    // An operator's kill is said, not left
+                                    // to be guessed from a 137.
+                                    let killed = reg2.killed_by(&s);
                                     send(
                                         &w2,
                                         &json!({"id": id2, "ok": true,
-                                                "result": {"session": s, "exit_status": exit_status}}),
+                                                "result": {"session": s, "exit_status": exit_status,
+                                                           "killed_by": killed}}),
                                     );
                                     break;
                                 }

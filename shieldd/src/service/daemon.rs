@@ -233,10 +233,16 @@ pub fn run_daemon_with(
     };
     // Agents of a previous instance: its watchdogs have killed them; make
     // sure, and put it on record.
-    for id in clean_up_previous(&trail, &audit) {
-        eprintln!(
-            "shieldd daemon: session {id} of a previous instance was killed (daemon restarted)"
-        );
+    for (id, found) in clean_up_previous(&trail, &audit) {
+        if found {
+            eprintln!(
+                "shieldd daemon: session {id} of a previous instance was killed (daemon restarted)"
+            );
+        } else {
+            eprintln!(
+                "shieldd daemon: session {id} of a previous instance had already ended with it (its cgroup was gone); recorded as killed (daemon restarted)"
+            );
+        }
     }
 
     let t0 = Instant::now();

@@ -209,6 +209,8 @@ struct Entry {
     grace: Duration,
     signalled: Option<Instant>,
     ended_at: Option<Instant>,
+    /// Why an operator killed it (`kill` op), told to the attached `run`.
+    killed: Option<String>,
 }
 
 /// The daemon's sessions.
@@ -282,6 +284,11 @@ impl Registry {
     /// The daemon's hooks.
     pub fn hooks(&self) -> &Arc<Hooks> {
         &self.hooks
+    }
+
+    /// The reason an operator gave when killing session `id`, if one did.
+    pub fn killed_by(&self, id: &str) -> Option<String> {
+        lock(&self.sessions).get(id).and_then(|e| e.killed.clone())
     }
 
     fn prune(&self, map: &mut HashMap<String, Entry>) {
@@ -555,6 +562,7 @@ impl Registry {
                     grace: opts.grace,
                     signalled: None,
                     ended_at: None,
+                    killed: None,
                 },
             );
         }
@@ -694,6 +702,9 @@ impl Manager for Registry {
             return Err(ControlError::InvalidState(format!(
                 "session {id} has ended"
             )));
+        }
+        if let Some(e) = lock(&self.sessions).get_mut(id) {
+            e.killed.get_or_insert_with(|| reason.to_string());
         }
         c.kill(reason);
         Ok(())
@@ -835,9 +846,11 @@ impl Registry {
 
 /// Sessions of the trail that started and never ended: a previous daemon
 /// died with them. Their cgroups (if the watchdog left any) are killed and
-/// removed, and each gets a `kill` record (reason "daemon restarted") and
-/// a `session_end`. Returns their ids.
-pub fn clean_up_previous(trail: &Path, audit: &Arc<Mutex<AuditLog>>) -> Vec<String> {
+/// removed, their private temp dirs are removed, and each gets a `kill`
+/// record (reason "daemon restarted") and a `session_end`. Returns their
+/// ids, each with whether its cgroup was still there (agents this daemon
+/// killed) or already gone (the previous daemon's watchdog had done it).
+pub fn clean_up_previous(trail: &Path, audit: &Arc<Mutex<AuditLog>>) -> Vec<(String, bool)> {
     use std::io::BufRead;
     let Ok(f) = std::fs::File::open(trail) else {
         return Vec::new();
@@ -883,6 +896,11 @@ pub fn clean_up_previous(trail: &Path, audit: &Arc<Mutex<AuditLog>>) -> Vec<Stri
                 let _ = std::fs::remove_dir(&dir);
             }
         }
+        // The id comes from our own trail; checked anyway, as it names a
+        // path removed as root.
+        if crate::sandbox::valid_session_id(&id) {
+            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("shieldd-{id}")));
+        }
         let mut a = lock(audit);
         let _ = a.record_for(
             &id,
@@ -896,7 +914,7 @@ pub fn clean_up_previous(trail: &Path, audit: &Arc<Mutex<AuditLog>>) -> Vec<Stri
             json!({"exit_status": 137, "signal": 9, "reason": "daemon restarted"}),
             true,
         );
-        done.push(id);
+        done.push((id, found));
     }
     done
 }
