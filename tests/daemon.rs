@@ -428,8 +428,16 @@ while True:
         .into_iter()
         .find(|r| r["event"] == "isolate")
         .expect("isolate record");
-    assert_eq!(rec["frozen"], true);
-    assert_eq!(rec["network_cut"], true);
+    assert_eq!(rec["reason"], "test");
+    assert_eq!(rec["actor"]["via"], "control");
+    // Freezing and the network cut both worked: nothing failed.
+    assert!(
+        daemon
+            .records("iso")
+            .iter()
+            .all(|r| r["event"] != "action_failed"),
+        "{rec}"
+    );
     // Isolate again is refused; release of a running session too (below).
     assert!(daemon
         .call(json!({"op": "isolate", "session": "iso"}))
@@ -1258,5 +1266,90 @@ fn a_daemon_without_its_capabilities_or_cgroups_refuses_clearly() {
     assert!(
         err.contains(&format!("{} read-only", cg.display())),
         "{err}"
+    );
+}
+
+#[test]
+fn control_kill_is_recorded_before_the_tree_exits_and_names_the_requester() {
+    if !privileged("control_kill_is_recorded_before_the_tree_exits_and_names_the_requester") {
+        return;
+    }
+    let _g = serial();
+    let d = TempDir::new("daemon-killorder");
+    let daemon = Daemon::start(d.path());
+    // A tree of two: the agent and a forked child, both waiting.
+    let code = "import os, time\n\
+c = os.fork()\n\
+if c == 0:\n    time.sleep(120)\n    os._exit(0)\n\
+print('tree', os.getpid(), c, flush=True)\n\
+time.sleep(120)\n";
+    let agent = daemon.run("killorder", None, &[PY, "-c", code]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pids: Vec<i64> = loop {
+        let line = agent
+            .lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .find(|l| l.starts_with("tree "))
+            .cloned();
+        if let Some(l) = line {
+            break l
+                .split_whitespace()
+                .skip(1)
+                .map(|p| p.parse().expect("pid"))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never printed its tree"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pids.len(), 2);
+    daemon
+        .call(json!({"op": "kill", "session": "killorder", "reason": "order"}))
+        .expect("kill");
+    let (st, _) = agent.finish();
+    assert_eq!(st, 137);
+    // Wait for both exits to reach the trail, then check the order.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (recs, exits) = loop {
+        let recs = daemon.records("killorder");
+        let exits: Vec<usize> = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r["event"] == "exit" && pids.iter().any(|p| r["pid"] == *p))
+            .map(|(i, _)| i)
+            .collect();
+        if exits.len() >= 2 || Instant::now() > deadline {
+            break (recs, exits);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        exits.len() >= 2,
+        "exit records of {pids:?} missing: {recs:?}"
+    );
+    let kill = recs
+        .iter()
+        .position(|r| r["event"] == "kill")
+        .expect("kill record");
+    assert!(
+        exits.iter().all(|&e| e > kill),
+        "kill at {kill}, exits at {exits:?}: {recs:?}"
+    );
+    // The requester: this test process, over the control socket.
+    let k = &recs[kill];
+    assert_eq!(k["reason"], "order");
+    assert_eq!(
+        k["actor"],
+        json!({"via": "control", "uid": 0, "pid": std::process::id()}),
+        "{k}"
+    );
+    // The kill itself worked: nothing failed.
+    assert!(
+        recs.iter().all(|r| r["event"] != "action_failed"),
+        "{recs:?}"
     );
 }

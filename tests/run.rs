@@ -792,6 +792,28 @@ fn sandbox_user_runs_the_agent_unprivileged() {
 }
 
 #[test]
+fn sandbox_user_unknown_on_this_host_fails_closed_with_one_line() {
+    if !privileged("sandbox_user_unknown_on_this_host_fails_closed_with_one_line") {
+        return;
+    }
+    let d = TempDir::new("nouser");
+    // check-policy accepts it (the user may exist on the target host)...
+    let policy = "version: 1\nsandbox:\n  user: shieldd-no-such-user\n";
+    let code = "print('RAN')\n";
+    let o = py(&d, Some(policy), code);
+    // ...but run refuses before the agent starts: 125, one clear line.
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(!stdout(&o).contains("RAN"));
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        ["shieldd: sandbox.user `shieldd-no-such-user` does not exist on this host"],
+        "{err}"
+    );
+}
+
+#[test]
 fn agent_cannot_signal_or_reach_abstract_sockets_outside() {
     if !privileged("agent_cannot_signal_or_reach_abstract_sockets_outside") {
         return;

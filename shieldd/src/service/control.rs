@@ -29,7 +29,7 @@ use nix::sys::socket::{
 use serde_json::{json, Value};
 
 use super::registry::{Registry, StartRequest};
-use super::{ControlError, Manager, Signal};
+use super::{Actor, ControlError, Manager, Signal};
 
 /// Longest request line.
 const MAX_LINE: usize = 4 << 20;
@@ -203,10 +203,15 @@ pub fn serve(listener: UnixListener, registry: Arc<Registry>, access: Access) {
 fn connection(stream: UnixStream, registry: Arc<Registry>, access: Access) {
     let Ok(w) = stream.try_clone() else { return };
     let w: Writer = Arc::new(Mutex::new(w));
-    let permitted = match getsockopt(&stream, sockopt::PeerCredentials) {
-        Ok(c) => access.permits(c.uid(), c.gid(), c.pid()),
-        Err(_) => false,
-    };
+    let creds = getsockopt(&stream, sockopt::PeerCredentials).ok();
+    let permitted = creds.is_some_and(|c| access.permits(c.uid(), c.gid(), c.pid()));
+    // Who asks, for the audit records of what they ask for.
+    let actor = creds.map(|c| Actor {
+        via: "control".into(),
+        uid: c.uid(),
+        pid: u32::try_from(c.pid()).ok(),
+    });
+    let actor = actor.as_ref();
     let mut reader = LineReader::new(&stream);
     // The session this connection started and is attached to.
     let mut attached: Option<(String, Arc<Mutex<bool>>)> = None;
@@ -252,9 +257,15 @@ fn connection(stream: UnixStream, registry: Arc<Registry>, access: Access) {
         match op {
             "sessions" => send(&w, &reply(Ok(json!(m.sessions())))),
             "session" => send(&w, &reply(m.session(&sid).map(|s| json!(s)))),
-            "kill" => send(&w, &reply(m.kill(&sid, &reason).map(|_| json!(null)))),
-            "isolate" => send(&w, &reply(m.isolate(&sid, &reason).map(|_| json!(null)))),
-            "release" => send(&w, &reply(m.release(&sid).map(|_| json!(null)))),
+            "kill" => send(
+                &w,
+                &reply(m.kill(&sid, &reason, actor).map(|_| json!(null))),
+            ),
+            "isolate" => send(
+                &w,
+                &reply(m.isolate(&sid, &reason, actor).map(|_| json!(null))),
+            ),
+            "release" => send(&w, &reply(m.release(&sid, actor).map(|_| json!(null)))),
             "reload_policy" => {
                 let path = req.get("path").and_then(Value::as_str).unwrap_or("");
                 send(&w, &reply(m.reload_policy(&sid, path).map(|_| json!(null))))
@@ -356,7 +367,7 @@ fn connection(stream: UnixStream, registry: Arc<Registry>, access: Access) {
     if let Some((session, ended)) = attached {
         let done = ended.lock().map(|e| *e).unwrap_or(true);
         if !done {
-            let _ = registry.kill(&session, "the attached shieldd run went away");
+            let _ = registry.kill(&session, "the attached shieldd run went away", actor);
         }
     }
 }

@@ -400,7 +400,7 @@ pub fn run_daemon_with(
     let _ = std::fs::remove_file(&cfg.control_socket);
     for s in registry.sessions() {
         if s.state != SessionState::Ended {
-            let _ = registry.kill(&s.id, "daemon stopping");
+            let _ = registry.kill(&s.id, "daemon stopping", None);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -39,7 +39,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{interface, proxy, Connection};
 
 use super::config::DbusConfig;
-use super::{ControlError, Manager, SessionInfo, SessionState, Signal};
+use super::{Actor, ControlError, Manager, SessionInfo, SessionState, Signal};
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.shieldd.Manager1";
@@ -224,7 +224,7 @@ struct Manager1 {
 impl Manager1 {
     /// uid 0 or a member of the admin group; the uid is returned for the
     /// audit reason.
-    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, MethodError> {
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, MethodError> {
         let sender = hdr
             .sender()
             .ok_or_else(|| MethodError::denied("the call has no sender"))?;
@@ -238,8 +238,13 @@ impl Manager1 {
         let uid = creds
             .unix_user_id()
             .ok_or_else(|| MethodError::denied("the bus does not know the caller's uid"))?;
+        let actor = Actor {
+            via: "dbus".into(),
+            uid,
+            pid: creds.process_id(),
+        };
         if uid == 0 {
-            return Ok(uid);
+            return Ok(actor);
         }
         if let Some(gid) = self.admin_gid {
             let member = match creds.unix_group_ids() {
@@ -248,7 +253,7 @@ impl Manager1 {
                 None => user_in_group(uid, gid),
             };
             if member {
-                return Ok(uid);
+                return Ok(actor);
             }
         }
         Err(MethodError::denied(format!(
@@ -331,9 +336,9 @@ impl Manager1 {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), MethodError> {
-        let uid = self.authorize(conn, &hdr).await?;
-        let why = reason_of(&reason, uid);
-        self.call(move |m| m.kill(&id, &why)).await
+        let actor = self.authorize(conn, &hdr).await?;
+        let why = reason_of(&reason, actor.uid);
+        self.call(move |m| m.kill(&id, &why, Some(&actor))).await
     }
 
     /// Freeze the session and cut its network.
@@ -344,9 +349,9 @@ impl Manager1 {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), MethodError> {
-        let uid = self.authorize(conn, &hdr).await?;
-        let why = reason_of(&reason, uid);
-        self.call(move |m| m.isolate(&id, &why)).await
+        let actor = self.authorize(conn, &hdr).await?;
+        let why = reason_of(&reason, actor.uid);
+        self.call(move |m| m.isolate(&id, &why, Some(&actor))).await
     }
 
     /// Undo isolate.
@@ -356,8 +361,8 @@ impl Manager1 {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), MethodError> {
-        self.authorize(conn, &hdr).await?;
-        self.call(move |m| m.release(&id)).await
+        let actor = self.authorize(conn, &hdr).await?;
+        self.call(move |m| m.release(&id, Some(&actor))).await
     }
 
     /// Replace the session's policy from a file.

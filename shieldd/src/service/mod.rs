@@ -108,6 +108,18 @@ pub enum ControlError {
     Failed(String),
 }
 
+/// Who asked for a control operation: the `actor` field of the `kill`,
+/// `isolate` and `release` records it causes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// How the request came: `control` (the socket) or `dbus`.
+    pub via: String,
+    /// The requester's uid (SO_PEERCRED, or the bus's word for D-Bus).
+    pub uid: u32,
+    /// The requester's pid, where known.
+    pub pid: Option<u32>,
+}
+
 /// What operators can do to the daemon's sessions. The registry implements
 /// it; the control socket and D-Bus call it after checking the caller.
 pub trait Manager: Send + Sync {
@@ -115,12 +127,13 @@ pub trait Manager: Send + Sync {
     fn sessions(&self) -> Vec<SessionInfo>;
     /// One session.
     fn session(&self, id: &str) -> Result<SessionInfo, ControlError>;
-    /// Kill the session's whole tree (recorded as `kill` with `reason`).
-    fn kill(&self, id: &str, reason: &str) -> Result<(), ControlError>;
+    /// Kill the session's whole tree (recorded as `kill` with `reason` and
+    /// `actor`, the requester; None when the daemon itself decides).
+    fn kill(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError>;
     /// Freeze the tree and cut its network (recorded as `isolate`).
-    fn isolate(&self, id: &str, reason: &str) -> Result<(), ControlError>;
+    fn isolate(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError>;
     /// Undo isolate (recorded as `release`).
-    fn release(&self, id: &str) -> Result<(), ControlError>;
+    fn release(&self, id: &str, actor: Option<&Actor>) -> Result<(), ControlError>;
     /// Replace the session's policy from a file: the tool and scan rules and
     /// the kernel maps; confinement set at launch (Landlock, seccomp) stays.
     fn reload_policy(&self, id: &str, path: &str) -> Result<(), ControlError>;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::hooks::Hooks;
 use super::osbytes::OsBytes;
-use super::{ControlError, Counters, Manager, Observer, SessionInfo, SessionState, Signal};
+use super::{Actor, ControlError, Counters, Manager, Observer, SessionInfo, SessionState, Signal};
 use crate::api::{Peer, Service, StreamScan};
 use crate::audit::{now_rfc3339, AuditLog};
 use crate::monitor::{pump, Monitor, MonitorRules};
@@ -696,7 +696,7 @@ impl Manager for Registry {
             .ok_or_else(|| ControlError::NoSuchSession(id.to_string()))
     }
 
-    fn kill(&self, id: &str, reason: &str) -> Result<(), ControlError> {
+    fn kill(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         let (c, state) = self.containment(id)?;
         if state == SessionState::Ended {
             return Err(ControlError::InvalidState(format!(
@@ -706,11 +706,11 @@ impl Manager for Registry {
         if let Some(e) = lock(&self.sessions).get_mut(id) {
             e.killed.get_or_insert_with(|| reason.to_string());
         }
-        c.kill(reason);
+        c.kill_by(reason, actor);
         Ok(())
     }
 
-    fn isolate(&self, id: &str, reason: &str) -> Result<(), ControlError> {
+    fn isolate(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         let (c, state) = self.containment(id)?;
         match state {
             SessionState::Ended => Err(ControlError::InvalidState(format!(
@@ -720,21 +720,21 @@ impl Manager for Registry {
                 "session {id} is isolated already"
             ))),
             SessionState::Running => {
-                c.isolate(reason);
+                c.isolate_by(reason, actor);
                 self.set_state(id, SessionState::Isolated);
                 Ok(())
             }
         }
     }
 
-    fn release(&self, id: &str) -> Result<(), ControlError> {
+    fn release(&self, id: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         let (c, state) = self.containment(id)?;
         if state != SessionState::Isolated {
             return Err(ControlError::InvalidState(format!(
                 "session {id} is not isolated"
             )));
         }
-        c.release();
+        c.release_by(actor);
         self.set_state(id, SessionState::Running);
         Ok(())
     }

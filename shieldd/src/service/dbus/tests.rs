@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 
 use super::*;
-use crate::service::{Alert, Counters, SessionInfo, SessionState};
+use crate::service::{Actor, Alert, Counters, SessionInfo, SessionState};
 
 /// A registry that only remembers what was asked of it.
 #[derive(Default)]
@@ -57,6 +57,12 @@ impl FakeManager {
         Ok(())
     }
 
+    fn log_actor(&self, a: Option<&Actor>) {
+        self.log(match a {
+            Some(a) => format!("actor {} uid {} pid {:?}", a.via, a.uid, a.pid),
+            None => "actor none".into(),
+        });
+    }
     fn log(&self, c: String) {
         if let Ok(mut v) = self.calls.lock() {
             v.push(c);
@@ -95,19 +101,22 @@ impl Manager for FakeManager {
     fn session(&self, id: &str) -> Result<SessionInfo, ControlError> {
         self.get(id)
     }
-    fn kill(&self, id: &str, reason: &str) -> Result<(), ControlError> {
+    fn kill(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         self.log(format!("kill {id} {reason}"));
+        self.log_actor(actor);
         self.set_state(id, SessionState::Ended)
     }
-    fn isolate(&self, id: &str, reason: &str) -> Result<(), ControlError> {
+    fn isolate(&self, id: &str, reason: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         self.log(format!("isolate {id} {reason}"));
+        self.log_actor(actor);
         self.set_state(id, SessionState::Isolated)
     }
-    fn release(&self, id: &str) -> Result<(), ControlError> {
+    fn release(&self, id: &str, actor: Option<&Actor>) -> Result<(), ControlError> {
         if self.get(id)?.state != SessionState::Isolated {
             return Err(ControlError::InvalidState(format!("{id} is not isolated")));
         }
         self.log(format!("release {id}"));
+        self.log_actor(actor);
         self.set_state(id, SessionState::Running)
     }
     fn reload_policy(&self, id: &str, path: &str) -> Result<(), ControlError> {
@@ -352,13 +361,18 @@ async fn dbus_zbus_proxy_methods_properties_and_signals() {
         .await
         .expect("ReloadPolicy");
     p.kill("s2", "").await.expect("Kill");
+    // The caller is this process (as root): the bus says who it is.
+    let me = format!("actor dbus uid 0 pid Some({})", std::process::id());
     assert_eq!(
         m.calls(),
         [
             "isolate s1 suspicious (D-Bus, uid 0)",
+            me.as_str(),
             "release s1",
+            me.as_str(),
             "reload s2 /etc/shieldd/p.yaml",
             "kill s2 D-Bus, uid 0",
+            me.as_str(),
         ]
     );
 
@@ -443,7 +457,14 @@ async fn dbus_busctl_root_and_non_admin_refused_by_shieldd() {
     )
     .await;
     assert!(ok, "{err}");
-    assert_eq!(m.calls(), ["isolate s1 look (D-Bus, uid 65534)"]);
+    let calls = m.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], "isolate s1 look (D-Bus, uid 65534)");
+    // The actor is busctl's process, as the bus reports it.
+    assert!(
+        calls[1].starts_with("actor dbus uid 65534 pid Some("),
+        "{calls:?}"
+    );
     // A member of another group is not.
     let (ok, _, _) = busctl(
         &bus,
@@ -452,7 +473,7 @@ async fn dbus_busctl_root_and_non_admin_refused_by_shieldd() {
     )
     .await;
     assert!(!ok);
-    assert_eq!(m.calls().len(), 1);
+    assert_eq!(m.calls().len(), 2);
 
     // Properties are for everyone.
     let (ok, out, err) = busctl(
@@ -595,7 +616,14 @@ async fn dbus_shipped_bus_policy_refuses_others_and_admits_admin_group() {
     )
     .await;
     assert!(ok, "{err}");
-    assert_eq!(m.calls(), ["kill s1 done (D-Bus, uid 65534)"]);
+    let calls = m.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], "kill s1 done (D-Bus, uid 65534)");
+    // The actor is busctl's process, as the bus reports it.
+    assert!(
+        calls[1].starts_with("actor dbus uid 65534 pid Some("),
+        "{calls:?}"
+    );
     // Only root may own the name: a second owner as nobody is refused.
     let (ok, _, _) = busctl(
         &bus,

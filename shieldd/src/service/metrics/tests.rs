@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::service::{ControlError, Counters, SessionInfo};
+use crate::service::{Actor, ControlError, Counters, SessionInfo};
 
 struct FixedManager;
 
@@ -17,13 +17,13 @@ impl Manager for FixedManager {
     fn session(&self, id: &str) -> Result<SessionInfo, ControlError> {
         Err(ControlError::NoSuchSession(id.into()))
     }
-    fn kill(&self, _: &str, _: &str) -> Result<(), ControlError> {
+    fn kill(&self, _: &str, _: &str, _: Option<&Actor>) -> Result<(), ControlError> {
         Ok(())
     }
-    fn isolate(&self, _: &str, _: &str) -> Result<(), ControlError> {
+    fn isolate(&self, _: &str, _: &str, _: Option<&Actor>) -> Result<(), ControlError> {
         Ok(())
     }
-    fn release(&self, _: &str) -> Result<(), ControlError> {
+    fn release(&self, _: &str, _: Option<&Actor>) -> Result<(), ControlError> {
         Ok(())
     }
     fn reload_policy(&self, _: &str, _: &str) -> Result<(), ControlError> {
