@@ -1460,3 +1460,47 @@ fn normal_exit_leaves_no_cgroup_and_no_process() {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
 }
+
+/// `sandbox.monitor.ring_bytes` sizes the session's event ring in the
+/// kernel: the same burst of recorded opens loses events in a one-page ring
+/// (each loss counted, records + lost = opens made) and none in the default.
+#[test]
+fn the_policys_ring_size_reaches_the_kernel() {
+    if !privileged("the_policys_ring_size_reaches_the_kernel") {
+        return;
+    }
+    let code =
+        "import os\nfor _ in range(3000):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))\n";
+    let lost_and_opens = |ring: &str| {
+        let d = TempDir::new("ring");
+        let policy = d.write(
+            "policy.yaml",
+            &format!(
+                "version: 1\nsandbox:\n  filesystem:\n    read: [/usr, /lib, /lib64, /etc]\n    write: [./]\n  monitor: {{ ring_bytes: {ring} }}\n"
+            ),
+        );
+        let ev = d.path().join("events.jsonl");
+        let o = run_in(
+            d.path(),
+            Some(&policy),
+            &["--standalone", "--events", ev.to_str().unwrap()],
+            &[PY, "-c", code],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&ev).expect("events");
+        let (mut lost, mut opens) = (0u64, 0u64);
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            match v["event"].as_str() {
+                Some("lost_events") => lost += v["count"].as_u64().unwrap_or(0),
+                Some("open") if v["path"] == "/etc/hostname" => opens += 1,
+                _ => {}
+            }
+        }
+        (lost, opens)
+    };
+    let (lost, opens) = lost_and_opens("4KiB");
+    assert!(lost > 0, "a one-page ring lost nothing ({opens} opens)");
+    let (lost, opens) = lost_and_opens("1MiB");
+    assert_eq!((lost, opens), (0, 3000));
+}

@@ -131,7 +131,8 @@ fn start_monitor(
     cgroup: &std::path::Path,
     quiet: bool,
 ) -> Result<(Monitor, Vec<crate::monitor::ConnectRule>), String> {
-    let mut m = Monitor::load_lazy(&MonitorConfig::default()).map_err(|e| e.to_string())?;
+    let cfg = MonitorConfig::default().with_sizes(&policy.sandbox.monitor);
+    let mut m = Monitor::load_lazy(&cfg).map_err(|e| e.to_string())?;
     let rules = MonitorRules::from_policy(&policy.sandbox, &policy.response, base, resolve_host)
         .map_err(|e| e.to_string())?;
     m.add_session(crate::monitor::DEFAULT_SLOT, Some(cgroup), &rules, quiet)

@@ -190,6 +190,23 @@ impl Default for MonitorConfig {
     }
 }
 
+impl MonitorConfig {
+    /// The defaults with the sizes a policy or daemon config sets.
+    pub fn with_sizes(mut self, sizes: &crate::policy::MonitorSizes) -> MonitorConfig {
+        let set = |field: &mut u32, v: Option<u32>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut self.ring_bytes, sizes.ring_bytes);
+        set(&mut self.max_tracked_pids, sizes.max_pids);
+        set(&mut self.max_path_rules, sizes.max_path_rules);
+        set(&mut self.max_net_rules, sizes.max_net_rules);
+        set(&mut self.max_bind_ports, sizes.max_bind_ports);
+        self
+    }
+}
+
 /// Why the monitor could not load, attach or be updated.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

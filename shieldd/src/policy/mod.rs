@@ -6,6 +6,7 @@
 //! -> the sandbox's Landlock/seccomp/cgroup settings.
 
 mod parse;
+pub(crate) use parse::parse_size;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,26 @@ pub struct Sandbox {
     pub limits: Limits,
     /// `env:` (extension): variables removed or marked as credentials.
     pub env: EnvPolicy,
+    /// `monitor:` (extension): sizes of the eBPF monitor's kernel maps.
+    pub monitor: MonitorSizes,
+}
+
+/// `sandbox.monitor:` (extension of SPEC section 2): sizes of the kernel
+/// maps and the event ring of a standalone session's monitor (a daemon
+/// loads its programs once for all sessions and takes the sizes from its
+/// own config). Unset fields keep the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MonitorSizes {
+    /// Event ring buffer bytes: a power of two from 4KiB to 1GiB.
+    pub ring_bytes: Option<u32>,
+    /// Processes of the tree tracked at once.
+    pub max_pids: Option<u32>,
+    /// Entries of each path trie (exec allowlist, deny list).
+    pub max_path_rules: Option<u32>,
+    /// Entries of the network allow trie.
+    pub max_net_rules: Option<u32>,
+    /// Ports in the bind allowlist.
+    pub max_bind_ports: Option<u32>,
 }
 
 /// A path as written in the policy: absolute, `~`-relative or `./`-relative.

@@ -388,8 +388,59 @@ fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// `sandbox.monitor:`: the ring as a size, the map entry counts as numbers
+/// (bounded so that a typo cannot ask the kernel for gigabytes of maps).
+fn monitor_sizes(ctx: &mut Ctx, n: &Node, out: &mut MonitorSizes) {
+    let keys = [
+        "ring_bytes",
+        "max_pids",
+        "max_path_rules",
+        "max_net_rules",
+        "max_bind_ports",
+    ];
+    for (k, v) in ctx.map(n, "sandbox.monitor", &keys) {
+        let what = format!("monitor.{k}");
+        if k == "ring_bytes" {
+            let Some(s) = ctx.string(v, &what) else {
+                continue;
+            };
+            match parse_size(&s) {
+                Some(b) if (4096..=1 << 30).contains(&b) && b.is_power_of_two() => {
+                    out.ring_bytes = u32::try_from(b).ok();
+                }
+                Some(_) => ctx.err(
+                    v,
+                    format!("`monitor.ring_bytes` must be a power of two from 4KiB to 1GiB, found `{s}`"),
+                    Some("for example 1MiB (the default), 4MiB, 16MiB".into()),
+                ),
+                None => ctx.err(
+                    v,
+                    format!("bad size `{s}` in `monitor.ring_bytes`"),
+                    Some("a power of two with a unit: 1MiB, 4MiB".into()),
+                ),
+            }
+            continue;
+        }
+        let max = if k == "max_pids" { 4_194_304 } else { 65_536 };
+        let Some(x) = ctx.uint(v, &what, max) else {
+            continue;
+        };
+        if x == 0 {
+            ctx.err(v, format!("`{what}` must be at least 1"), None);
+            continue;
+        }
+        let x = u32::try_from(x).ok();
+        match k {
+            "max_pids" => out.max_pids = x,
+            "max_path_rules" => out.max_path_rules = x,
+            "max_net_rules" => out.max_net_rules = x,
+            _ => out.max_bind_ports = x,
+        }
+    }
+}
+
 /// Parse a size like `2GiB`, `512M`, `1000000`.
-fn parse_size(s: &str) -> Option<u64> {
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -661,7 +712,15 @@ fn sandbox(ctx: &mut Ctx, n: &Node, out: &mut Sandbox) {
     for (k, v) in ctx.map(
         n,
         "sandbox",
-        &["user", "filesystem", "network", "exec", "limits", "env"],
+        &[
+            "user",
+            "filesystem",
+            "network",
+            "exec",
+            "limits",
+            "env",
+            "monitor",
+        ],
     ) {
         match k {
             "user" => out.user = ctx.string(v, "sandbox.user"),
@@ -725,6 +784,7 @@ fn sandbox(ctx: &mut Ctx, n: &Node, out: &mut Sandbox) {
                     }
                 }
             }
+            "monitor" => monitor_sizes(ctx, v, &mut out.monitor),
             "env" => {
                 for (k, v) in ctx.map(v, "sandbox.env", &["remove", "credentials"]) {
                     let list = ctx.string_list(v, &format!("env.{k}"));
@@ -1145,6 +1205,31 @@ response:
         assert!(d[0].message.contains("missing `version`"));
         let d = errs("");
         assert!(d[0].message.contains("empty policy"));
+    }
+
+    #[test]
+    fn monitor_sizes_parse_and_bad_ones_say_where() {
+        let p = parse_policy(
+            "version: 1\nsandbox:\n  monitor: { ring_bytes: 4MiB, max_pids: 100, max_bind_ports: 7 }\n",
+            "p.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.sandbox.monitor.ring_bytes, Some(4 << 20));
+        assert_eq!(p.sandbox.monitor.max_pids, Some(100));
+        assert_eq!(p.sandbox.monitor.max_bind_ports, Some(7));
+        assert_eq!(p.sandbox.monitor.max_path_rules, None);
+        let d = errs("version: 1\nsandbox:\n  monitor:\n    ring_bytes: 3000\n");
+        assert_eq!((d[0].line, d[0].column), (4, 17), "{d:?}");
+        assert!(d[0].message.contains("power of two"), "{d:?}");
+        let d = errs("version: 1\nsandbox:\n  monitor: { max_pids: 0 }\n");
+        assert!(d[0].message.contains("at least 1"), "{d:?}");
+        let d = errs("version: 1\nsandbox:\n  monitor: { max_net_rules: 100000000 }\n");
+        assert!(d[0].message.contains("larger than 65536"), "{d:?}");
+        let d = errs("version: 1\nsandbox:\n  monitor: { ring: 1MiB }\n");
+        assert!(
+            d[0].hint.as_deref().unwrap_or("").contains("ring_bytes"),
+            "{d:?}"
+        );
     }
 
     #[test]

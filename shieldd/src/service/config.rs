@@ -59,6 +59,73 @@ pub struct DaemonConfig {
     pub metrics: MetricsConfig,
     /// Alert rules.
     pub alerts: AlertsConfig,
+    /// Sizes of the eBPF monitor's kernel maps and event ring.
+    pub monitor: MonitorMaps,
+}
+
+/// `monitor:`: sizes of the kernel maps and the event ring, shared by every
+/// session (the daemon loads its programs once), with the keys of a
+/// policy's `sandbox.monitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorMaps {
+    /// Event ring bytes (`8MiB` or a number): a power of two, 4KiB to 1GiB.
+    #[serde(deserialize_with = "ring_size")]
+    pub ring_bytes: u32,
+    /// Processes tracked at once, all sessions together.
+    pub max_pids: u32,
+    /// Entries of each path trie, all sessions together.
+    pub max_path_rules: u32,
+    /// Entries of the network allow trie, all sessions together.
+    pub max_net_rules: u32,
+    /// Ports in the bind allowlist, all sessions together.
+    pub max_bind_ports: u32,
+}
+
+impl Default for MonitorMaps {
+    fn default() -> Self {
+        MonitorMaps {
+            ring_bytes: 8 << 20,
+            max_pids: 65536,
+            max_path_rules: 65536,
+            max_net_rules: 16384,
+            max_bind_ports: 4096,
+        }
+    }
+}
+
+impl MonitorMaps {
+    /// As the monitor takes them.
+    pub fn sizes(&self) -> crate::policy::MonitorSizes {
+        crate::policy::MonitorSizes {
+            ring_bytes: Some(self.ring_bytes),
+            max_pids: Some(self.max_pids),
+            max_path_rules: Some(self.max_path_rules),
+            max_net_rules: Some(self.max_net_rules),
+            max_bind_ports: Some(self.max_bind_ports),
+        }
+    }
+}
+
+fn ring_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    let b = match Raw::deserialize(d)? {
+        Raw::Bytes(b) => Some(b),
+        Raw::Text(t) => crate::policy::parse_size(&t),
+    };
+    match b {
+        Some(b) if (4096..=1 << 30).contains(&b) && b.is_power_of_two() => {
+            u32::try_from(b).map_err(serde::de::Error::custom)
+        }
+        _ => Err(serde::de::Error::custom(
+            "monitor.ring_bytes must be a power of two from 4KiB to 1GiB (e.g. 8MiB)",
+        )),
+    }
 }
 
 impl Default for DaemonConfig {
@@ -74,6 +141,7 @@ impl Default for DaemonConfig {
             dbus: DbusConfig::default(),
             metrics: MetricsConfig::default(),
             alerts: AlertsConfig::default(),
+            monitor: MonitorMaps::default(),
         }
     }
 }
@@ -243,6 +311,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("tool_denial") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn monitor_sizes_default_and_parse() {
+        let d = DaemonConfig::default().monitor;
+        assert_eq!(d.ring_bytes, 8 << 20);
+        let c = DaemonConfig::parse(
+            "monitor: { ring_bytes: 16MiB, max_pids: 1000 }\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.monitor.ring_bytes, 16 << 20);
+        assert_eq!(c.monitor.max_pids, 1000);
+        assert_eq!(c.monitor.max_net_rules, d.max_net_rules);
+        let c = DaemonConfig::parse("monitor: { ring_bytes: 65536 }\n", Path::new("c.yaml"));
+        assert_eq!(c.map(|c| c.monitor.ring_bytes).ok(), Some(65536));
+        for bad in [
+            "ring_bytes: 3000",
+            "ring_bytes: 2GiB",
+            "ring_bytes: lots",
+            "ring: 1MiB",
+        ] {
+            let e = DaemonConfig::parse(&format!("monitor: {{ {bad} }}\n"), Path::new("c.yaml"));
+            assert!(e.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -246,20 +246,15 @@ pub fn run_daemon_with(
     }
 
     let t0 = Instant::now();
-    let mut monitor = match Monitor::load(&MonitorConfig {
-        max_tracked_pids: 65536,
-        max_path_rules: 65536,
-        max_net_rules: 16384,
-        max_bind_ports: 4096,
-        ring_bytes: 8 << 20,
-    }) {
-        Ok(m) => m,
-        Err(e) => {
-            return fail(&format!(
-                "{e}; the daemon does not run without its kernel programs"
-            ))
-        }
-    };
+    let mut monitor =
+        match Monitor::load(&MonitorConfig::default().with_sizes(&cfg.monitor.sizes())) {
+            Ok(m) => m,
+            Err(e) => {
+                return fail(&format!(
+                    "{e}; the daemon does not run without its kernel programs"
+                ))
+            }
+        };
     tracing::info!(
         ms = t0.elapsed().as_millis() as u64,
         "kernel programs loaded"
