@@ -119,25 +119,7 @@ impl Daemon {
             c.arg("--policy").arg(p);
         }
         c.arg("--").args(argv).current_dir(&self.dir);
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn run");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let l2 = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                l2.lock().expect("lines").push(line);
-            }
-        });
-        Attached {
-            child,
-            lines,
-            log: self.dir.join("daemon.log"),
-        }
+        attach(c, self.dir.join("daemon.log"))
     }
 
     fn kill9(&mut self) {
@@ -146,6 +128,26 @@ impl Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Start `c` (a `shieldd run` through a daemon whose log is `log`) in the
+/// background; its stdout lines are collected.
+fn attach(mut c: Command, log: PathBuf) -> Attached {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = child.stdout.take().expect("stdout");
+    let l2 = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            l2.lock().expect("lines").push(line);
+        }
+    });
+    Attached { child, lines, log }
 }
 
 impl Drop for Daemon {
@@ -727,25 +729,7 @@ fn operator_kill_ignored_socket_and_relative_policy_through_the_daemon() {
         "mine.sock",
     ]);
     c.arg("--").args(sleeper()).current_dir(d.path());
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().expect("stdout");
-    let l2 = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            l2.lock().expect("lines").push(line);
-        }
-    });
-    let mut agent = Attached {
-        child,
-        lines,
-        log: d.path().join("daemon.log"),
-    };
+    let mut agent = attach(c, d.path().join("daemon.log"));
     agent.wait_line("ready");
     let info = daemon.session("opkill");
     assert_eq!(info["policy_source"], abs.display().to_string(), "{info}");
