@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import sys
+import time
 
 
 def shield(request):
@@ -81,11 +82,13 @@ def main():
         print(f"[agent] injected step '{step}': {results[step]}")
     # Under the default policy the refused connect is a network violation
     # whose response is `kill`: the kernel refused it at once, and the kill
-    # of the whole tree follows from user space within about a millisecond,
-    # so this line may or may not be reached.
+    # of the whole tree follows from user space within milliseconds, while
+    # the agent goes on to its next task (an agent does not stop by itself
+    # after a refused call); so the lines below are normally not reached.
     ok = all(v.startswith("refused") for v in results.values())
-    print("[agent] finished; every injected step was refused" if ok
-          else "[agent] finished; SOME INJECTED STEP SUCCEEDED")
+    print("[agent] every injected step was refused; on to the next task")
+    time.sleep(3)
+    print("[agent] finished" if ok else "[agent] finished; SOME INJECTED STEP SUCCEEDED")
     return 0 if ok else 1
 
 

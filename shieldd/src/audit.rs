@@ -133,6 +133,15 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Write out buffered records and fsync them.
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        self.flush()?;
+        self.file.get_ref().sync_data().map_err(|e| AuditError::Io {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
     /// Write out buffered records (not fsync'd).
     pub fn flush(&mut self) -> Result<(), AuditError> {
         self.file.flush().map_err(|e| AuditError::Io {

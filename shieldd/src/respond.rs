@@ -70,6 +70,28 @@ impl Containment {
         }
     }
 
+    /// Write out buffered records and fsync them.
+    fn sync(&self) {
+        if let Some(a) = &self.audit {
+            if let Ok(mut a) = a.lock() {
+                if let Err(e) = a.sync() {
+                    eprintln!("shieldd: {e}");
+                }
+            }
+        }
+    }
+
+    /// Record a containment action in the file before it is taken (so it
+    /// precedes the tree's own records), take it, then fsync: a disk flush
+    /// between decision and action would let the tree run on for
+    /// milliseconds (the demo's agent finished its work in that time).
+    fn recorded(&self, event: &str, fields: Value, act: impl FnOnce()) {
+        self.record(event, fields, false);
+        self.flush();
+        act();
+        self.sync();
+    }
+
     /// A violation of `rule` by `pid`: record, announce, respond.
     pub fn violation(&self, rule: &str, response: Response, pid: Option<u32>, detail: &str) {
         let action = match response {
@@ -104,14 +126,15 @@ impl Containment {
         self.kill_by(reason, None);
     }
 
-    /// Kill the whole tree at the request of `actor`. The record goes to
-    /// disk before `cgroup.kill`, so it precedes the tree's `exit` records;
-    /// a failed kill adds an `action_failed` record.
+    /// Kill the whole tree at the request of `actor`. The record is in the
+    /// file before `cgroup.kill` (fsync'd right after), so it precedes the
+    /// tree's `exit` records; a failed kill adds an `action_failed` record.
     pub fn kill_by(&self, reason: &str, actor: Option<&Actor>) {
-        self.record("kill", with_actor(json!({"reason": reason}), actor), true);
-        if let Err(e) = std::fs::write(self.cgroup.join("cgroup.kill"), "1") {
-            self.failed("kill", json!({"error": e.to_string()}));
-        }
+        self.recorded("kill", with_actor(json!({"reason": reason}), actor), || {
+            if let Err(e) = std::fs::write(self.cgroup.join("cgroup.kill"), "1") {
+                self.failed("kill", json!({"error": e.to_string()}));
+            }
+        });
     }
 
     /// Freeze the tree and cut its network; kept until release or kill.
@@ -122,11 +145,15 @@ impl Containment {
     /// [`Containment::isolate`] at the request of `actor`: recorded first,
     /// then acted on; a part that fails adds an `action_failed` record.
     pub fn isolate_by(&self, reason: &str, actor: Option<&Actor>) {
-        self.record(
+        self.recorded(
             "isolate",
             with_actor(json!({"reason": reason}), actor),
-            true,
+            || self.freeze_and_cut(),
         );
+    }
+
+    /// The acts of [`Containment::isolate_by`].
+    fn freeze_and_cut(&self) {
         let net = self
             .monitor
             .as_ref()
@@ -153,15 +180,16 @@ impl Containment {
 
     /// [`Containment::release`] at the request of `actor`: recorded first.
     pub fn release_by(&self, actor: Option<&Actor>) {
-        self.record("release", with_actor(json!({}), actor), true);
-        if let Some(m) = &self.monitor {
-            if let Ok(mut m) = m.lock() {
-                let _ = m.set_isolated_in(self.slot, false);
+        self.recorded("release", with_actor(json!({}), actor), || {
+            if let Some(m) = &self.monitor {
+                if let Ok(mut m) = m.lock() {
+                    let _ = m.set_isolated_in(self.slot, false);
+                }
             }
-        }
-        if let Err(e) = std::fs::write(self.cgroup.join("cgroup.freeze"), "0") {
-            self.failed("release", json!({"error": e.to_string()}));
-        }
+            if let Err(e) = std::fs::write(self.cgroup.join("cgroup.freeze"), "0") {
+                self.failed("release", json!({"error": e.to_string()}));
+            }
+        });
     }
 
     /// An `action_failed` record (fsync'd) and a stderr line.
