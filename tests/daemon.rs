@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,17 @@ impl Daemon {
         }
         c.arg("--").args(argv).current_dir(&self.dir);
         attach(c, self.dir.join("daemon.log"))
+    }
+
+    /// `shieldd ARGS --control <this daemon's socket>`, to completion.
+    fn ctl(&self, args: &[&str]) -> Output {
+        output_within(
+            Command::new(shieldd())
+                .args(args)
+                .arg("--control")
+                .arg(&self.control),
+            Duration::from_secs(20),
+        )
     }
 
     fn kill9(&mut self) {
@@ -340,12 +351,7 @@ fn concurrent_sessions_and_a_violation_in_one_leaves_the_others_running() {
         .any(|r| r["event"] == "kill" && r["reason"] == "test"));
     // b is still there; the CLI kills it.
     assert_eq!(daemon.session("multi-b")["state"], "running");
-    let o = output_within(
-        Command::new(shieldd())
-            .args(["kill", "multi-b", "--control"])
-            .arg(&daemon.control),
-        Duration::from_secs(20),
-    );
+    let o = daemon.ctl(&["kill", "multi-b"]);
     assert!(o.status.success(), "{o:?}");
     let (st, _) = b.finish();
     assert_eq!(st, 137);
@@ -461,12 +467,7 @@ while True:
     );
     std::fs::write(Path::new(&cgroup).join("cgroup.freeze"), "1").expect("refreeze");
 
-    let o = output_within(
-        Command::new(shieldd())
-            .args(["release", "iso", "--control"])
-            .arg(&daemon.control),
-        Duration::from_secs(20),
-    );
+    let o = daemon.ctl(&["release", "iso"]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(daemon.session("iso")["state"], "running");
     assert!(
@@ -570,12 +571,7 @@ fn run_through_the_daemon_returns_the_status_and_output() {
     assert_eq!(o.status.code(), Some(127), "{o:?}");
 
     // `sessions` lists it; --json is an array.
-    let o = output_within(
-        Command::new(shieldd())
-            .args(["sessions", "--json", "--control"])
-            .arg(&daemon.control),
-        Duration::from_secs(20),
-    );
+    let o = daemon.ctl(&["sessions", "--json"]);
     assert!(o.status.success(), "{o:?}");
     let v: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(v
@@ -608,12 +604,7 @@ fn control_needs_root_or_the_admin_group_and_a_daemon() {
         "{o:?}"
     );
     // Root may.
-    let o = output_within(
-        Command::new(shieldd())
-            .args(["sessions", "--control"])
-            .arg(&daemon.control),
-        Duration::from_secs(20),
-    );
+    let o = daemon.ctl(&["sessions"]);
     assert!(o.status.success(), "{o:?}");
     // No daemon: exit 1 and what to do.
     let o = output_within(
@@ -738,12 +729,7 @@ fn operator_kill_ignored_socket_and_relative_policy_through_the_daemon() {
         "the daemon's socket is used"
     );
 
-    let o = output_within(
-        Command::new(shieldd())
-            .args(["kill", "opkill", "--control"])
-            .arg(&daemon.control),
-        Duration::from_secs(20),
-    );
+    let o = daemon.ctl(&["kill", "opkill"]);
     assert!(o.status.success(), "{o:?}");
     let (st, err) = agent.finish();
     assert_eq!(st, 137, "{err}");
